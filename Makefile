@@ -1,0 +1,49 @@
+# modelcycle: the two commands of the README, and the lock that pins them.
+#   make demo   create the environment, install the pinned dependencies, run the demo
+#   make test   create the environment if needed, run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+STAMP := $(VENV)/.installed-stamp
+
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := true
+export MLFLOW_DISABLE_TELEMETRY := true
+
+.PHONY: demo test env lock clean-demo bench help
+
+help:
+	@echo "make demo   - build the environment and run the demo in ./demo"
+	@echo "make test   - build the environment if needed and run the test suite"
+	@echo "make lock   - re-resolve requirements.lock from pyproject.toml"
+	@echo "make bench  - run the demo benchmark (scripts/bench_demo.py)"
+
+env: $(STAMP)
+
+$(STAMP): requirements.lock requirements-bootstrap.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "modelcycle needs Python 3.11 or newer; set PYTHON=/path/to/python3.11"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-bootstrap.txt
+	$(UV) pip install --quiet --python $(BIN)/python --require-hashes -r requirements.lock
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/modelcycle demo demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench_demo.py
+
+lock: $(STAMP)
+	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+		--no-header --annotation-style line -o requirements.lock
+	$(UV) pip compile requirements-bootstrap.in --generate-hashes --python-version 3.11 \
+		--no-header --annotation-style line -o requirements-bootstrap.txt
+
+clean-demo:
+	rm -rf demo

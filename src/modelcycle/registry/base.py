@@ -1,0 +1,128 @@
+"""The registry interface the lifecycle talks to.
+
+Two implementations: :mod:`modelcycle.registry.mlflow` (MLflow 3 through an explicit
+``MlflowClient``: no global tracking URI, no active-run state, safe from parallel threads) and
+:mod:`modelcycle.registry.memory` (a fake for fast tests). Every method raises
+:class:`modelcycle.errors.RegistryError` (never an MLflow exception).
+
+Registry stages are deprecated in MLflow; modelcycle uses aliases only. The words users know
+from the seeds map onto them: ``Production`` -> ``champion``, ``Staging`` -> ``challenger``.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from modelcycle.errors import RegistryError
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+_SYNONYMS = {"production": CHAMPION, "staging": CHALLENGER, CHAMPION: CHAMPION, CHALLENGER: CHALLENGER}
+
+
+def canonical_alias(word: str) -> str:
+    """``Production``/``champion`` -> ``champion``; ``Staging``/``challenger`` -> ``challenger``."""
+    try:
+        return _SYNONYMS[word.strip().lower()]
+    except KeyError:
+        raise RegistryError(
+            f"'{word}' is not an alias modelcycle manages",
+            "use champion (or Production) or challenger (or Staging)",
+        ) from None
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: str
+    source: str
+    run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    created_ms: int | None = None
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    def predict(self, raw: pd.DataFrame) -> np.ndarray: ...
+
+
+class Registry(Protocol):
+    """Runs, metrics, models, versions and aliases of one tracking + registry backend."""
+
+    tracking_uri: str
+
+    # runs ---------------------------------------------------------------------------------
+    def start_run(self, *, experiment: str, run_name: str, tags: dict[str, str] | None = None,
+                  parent_run_id: str | None = None) -> str:
+        """Create a run and return its id. Nothing global is set: the run is addressed by id."""
+        ...
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        """Log params in one batch (nested dicts are flattened with dots)."""
+        ...
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
+        """Log metrics in one batch."""
+        ...
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None: ...
+
+    def log_dict(self, run_id: str, data: dict[str, Any], artifact_file: str) -> None: ...
+
+    def log_artifact(self, run_id: str, local_path: str, artifact_path: str | None = None) -> None: ...
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        """``status`` is FINISHED, FAILED or KILLED."""
+        ...
+
+    def system_metrics(self, run_id: str) -> AbstractContextManager[None]:
+        """Sample CPU/memory of this process into the run while the block runs."""
+        ...
+
+    # models -------------------------------------------------------------------------------
+    def save_model(self, pipeline: Any, path: str, *, input_example: pd.DataFrame) -> None:
+        """Write ``pipeline`` (a ModelPipeline) as an MLflow pyfunc model directory at ``path``,
+        with signature, input example and explicit pip requirements (never inferred)."""
+        ...
+
+    def log_model_dir(self, run_id: str, path: str, artifact_path: str = "model") -> str:
+        """Upload a saved model directory into the run; returns the model's artifact URI."""
+        ...
+
+    def load_model(self, uri: str) -> Predictor:
+        """Load a pyfunc model from a path, ``runs:/`` or ``models:/`` URI."""
+        ...
+
+    # registry -----------------------------------------------------------------------------
+    def register(self, name: str, source: str, run_id: str | None,
+                 tags: dict[str, str] | None = None) -> ModelVersion:
+        """Create a new version of registered model ``name`` (the model is created if new)."""
+        ...
+
+    def delete_version(self, name: str, version: str) -> None: ...
+
+    def get_version(self, name: str, version: str) -> ModelVersion: ...
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        """All versions, newest first."""
+        ...
+
+    def get_alias(self, name: str, alias: str) -> ModelVersion | None:
+        """The version an alias points at, or None (also when the model does not exist)."""
+        ...
+
+    def set_alias(self, name: str, alias: str, version: str) -> None: ...
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Remove an alias; a missing alias is not an error."""
+        ...
+
+    def load_alias(self, name: str, alias: str) -> Predictor:
+        """Load the model an alias points at; NoChampionError-like RegistryError if unset."""
+        ...

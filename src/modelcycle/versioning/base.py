@@ -1,0 +1,70 @@
+"""The versioning interface the lifecycle talks to.
+
+A cycle writes the outputs of the workspace's ``dvc.yaml`` stages (data window snapshots, the
+challenger model directory, reports) and then calls :meth:`Versioning.commit` to record them:
+DVC hashes them into its cache and ``dvc.lock``, git commits the small files that describe them
+and tags the commit. :meth:`Versioning.state` taken before the cycle and
+:meth:`Versioning.restore` on failure put everything back exactly: git HEAD (a reset, never a
+detached checkout), the tags, the bytes of the files the cycle rewrote, and the DVC-tracked
+outputs in the workspace.
+
+Implementations: :mod:`modelcycle.versioning.dvcgit` (real git + DVC) and
+:mod:`modelcycle.versioning.memory` (a fake for fast tests). Every method raises
+:class:`modelcycle.errors.VersioningError`, never a DVC or git exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class VersionState:
+    """What :meth:`Versioning.restore` needs to put the workspace back as it was.
+
+    ``files`` maps each file the cycle may rewrite (relative path) to its bytes, or None if
+    it did not exist. ``outputs`` maps each DVC stage output (relative path) to its content
+    hash, or None if it did not exist.
+    """
+
+    head: str | None
+    tags: frozenset[str]
+    files: dict[str, bytes | None] = field(default_factory=dict)
+    outputs: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The result of :meth:`Versioning.commit`."""
+
+    commit: str
+    tag: str | None
+    hashes: dict[str, str]  # output path -> DVC content hash (md5)
+    pushed: bool = False
+
+
+class Versioning(Protocol):
+    root: str
+
+    def state(self) -> VersionState:
+        """Capture HEAD, tags, the owned files' bytes and the outputs' hashes."""
+        ...
+
+    def commit(self, stages: list[str], message: str, tag: str | None = None) -> Snapshot:
+        """``dvc commit`` the named stages' outputs, git-commit dvc.lock / params.yaml /
+        .gitignore changes (and nothing else of the user's), tag the commit, push the DVC
+        cache to the configured remote. A tag that already exists is an error."""
+        ...
+
+    def restore(self, state: VersionState) -> None:
+        """Put HEAD, tags, owned files and stage outputs back to ``state``."""
+        ...
+
+    def head(self) -> str | None: ...
+
+    def tags(self, prefix: str = "") -> list[str]: ...
+
+    def hashes(self, paths: list[str]) -> dict[str, str | None]:
+        """Current DVC content hash of each workspace path (None if absent)."""
+        ...
