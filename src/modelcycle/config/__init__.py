@@ -1,0 +1,8 @@
+"""modelcycle.yaml and params.yaml: models, loading, windows. Imports nothing above it."""
+
+from modelcycle.config.load import CONFIG_FILE, PARAMS_FILE, STATE_DIR, Workspace, load_config, load_params
+from modelcycle.config.models import Params, ProjectConfig
+from modelcycle.config.window import Window, month_range
+
+__all__ = ["CONFIG_FILE", "PARAMS_FILE", "STATE_DIR", "Params", "ProjectConfig", "Window",
+           "Workspace", "load_config", "load_params", "month_range"]

@@ -1,0 +1,183 @@
+"""Read modelcycle.yaml and params.yaml into validated models; find and describe a workspace."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from modelcycle.config.models import Params, ProjectConfig
+from modelcycle.errors import ConfigError, WorkspaceError
+
+CONFIG_FILE = "modelcycle.yaml"
+PARAMS_FILE = "params.yaml"
+STATE_DIR = ".modelcycle"
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path} is not valid YAML{where}: {problem}",
+                          "fix the indentation or quoting there") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of keys to values, not a {type(data).__name__}")
+    return data
+
+
+def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names valid at ``loc`` (the path of the offending key), for suggestions."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or current is None:
+            return []
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ()) or ()
+        candidates = [annotation, *args]
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return list(getattr(current, "model_fields", {}) or [])
+
+
+def validation_error(path: Path, exc: ValidationError, model: type[BaseModel]) -> ConfigError:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err.get("loc", ()))
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        if err.get("type") == "extra_forbidden":
+            known = _known_keys(model, loc)
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else (
+                f" (known keys here: {', '.join(known)})" if known else "")
+            lines.append(f"  {key}: unknown key{hint}")
+        elif err.get("type") == "missing":
+            lines.append(f"  {key}: required but missing")
+        else:
+            msg = err.get("msg", "invalid").removeprefix("Value error, ")
+            lines.append(f"  {key}: {msg}")
+    return ConfigError(f"{path} has {len(lines)} problem(s):\n" + "\n".join(lines),
+                       "fix the key(s) named above; `modelcycle config` describes every key")
+
+
+def load_config(path: Path) -> ProjectConfig:
+    data = read_yaml(path)
+    try:
+        return ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(path, exc, ProjectConfig) from None
+
+
+def load_params(path: Path) -> Params:
+    data = read_yaml(path) if path.exists() else {}
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(path, exc, Params) from None
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest directory at or above ``start`` holding modelcycle.yaml."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+    raise WorkspaceError(
+        f"no {CONFIG_FILE} in {here} or any folder above it",
+        "run this inside a workspace, pass --workspace DIR, or create one with "
+        "`modelcycle init DIR --example taxifare`",
+    )
+
+
+def _sqlite_absolute(uri: str, root: Path) -> str:
+    """sqlite:///relative/path -> sqlite:////abs/path (relative to the workspace)."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str((root / uri[len(prefix):]).resolve())
+    return uri
+
+
+def _is_url(text: str) -> bool:
+    return "://" in text
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A loaded workspace: its root, config and params, and its resolved backend addresses."""
+
+    root: Path
+    config: ProjectConfig
+    params: Params
+
+    @classmethod
+    def load(cls, start: Path | None = None) -> Workspace:
+        root = find_root(start)
+        return cls(root, load_config(root / CONFIG_FILE), load_params(root / PARAMS_FILE))
+
+    def reload_params(self) -> Workspace:
+        return Workspace(self.root, self.config, load_params(self.root / PARAMS_FILE))
+
+    # paths --------------------------------------------------------------------------------
+    def path(self, relative: str | os.PathLike[str]) -> Path:
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.state_dir / "prefect"
+
+    # backends (environment variables win over the file) ------------------------------------
+    @property
+    def tracking_uri(self) -> str:
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or self.config.backends.mlflow_tracking_uri
+        return _sqlite_absolute(uri, self.root)
+
+    @property
+    def registry_uri(self) -> str:
+        uri = os.environ.get("MLFLOW_REGISTRY_URI") or self.config.backends.mlflow_registry_uri
+        return _sqlite_absolute(uri, self.root) if uri else self.tracking_uri
+
+    @property
+    def artifact_location(self) -> str:
+        loc = self.config.backends.mlflow_artifacts
+        return loc if _is_url(loc) else self.path(loc).resolve().as_uri()
+
+    @property
+    def prefect_api_url(self) -> str | None:
+        return os.environ.get("PREFECT_API_URL") or self.config.backends.prefect_api_url
+
+    @property
+    def dvc_remote(self) -> str | None:
+        remote = os.environ.get("MODELCYCLE_DVC_REMOTE") or self.config.backends.dvc_remote
+        if not remote:
+            return None
+        return remote if _is_url(remote) else str(self.path(remote).resolve())
+
+    def backend_origins(self) -> dict[str, str]:
+        """Where each backend address came from (for `status`)."""
+        env = {"mlflow": "MLFLOW_TRACKING_URI", "prefect": "PREFECT_API_URL",
+               "dvc": "MODELCYCLE_DVC_REMOTE"}
+        return {k: (f"${v}" if os.environ.get(v) else CONFIG_FILE) for k, v in env.items()}

@@ -1,0 +1,252 @@
+"""pydantic models of ``modelcycle.yaml`` and ``params.yaml``.
+
+One model per section, every field described (the descriptions are the text of
+``modelcycle config``), ``extra="forbid"`` so a misspelt key is an error that names the key and
+the file. Paths are relative to the workspace root.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ColumnType = Literal["float", "int", "datetime", "str", "bool", "category"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(Section):
+    """Where the rows come from. Every source is queried by time window."""
+
+    kind: Literal["duckdb", "sql", "files"] = Field(
+        description="duckdb: a DuckDB database file; sql: any SQLAlchemy URL (postgresql://, "
+        "sqlite:///, ...); files: Parquet or CSV files matched by a glob.")
+    url: str = Field(
+        description="duckdb: path of the database file; sql: the SQLAlchemy URL; files: a glob "
+        "such as data/rides-*.csv. Relative paths are relative to the workspace.")
+    table: str | None = Field(
+        default=None, description="duckdb/sql: the table (or view) to read. Give this or `query`.")
+    query: str | None = Field(
+        default=None,
+        description="duckdb/sql: a SELECT to read from instead of `table`; modelcycle wraps it "
+        "and filters it by the window on the timestamp column.")
+    format: Literal["csv", "parquet"] | None = Field(
+        default=None, description="files: the file format; guessed from the suffix when absent.")
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> SourceConfig:
+        if self.kind in ("duckdb", "sql") and not (self.table or self.query):
+            raise ValueError(f"a '{self.kind}' source needs `table` or `query`")
+        if self.table and self.query:
+            raise ValueError("give `table` or `query`, not both")
+        return self
+
+
+class RuleConfig(Section):
+    """Value rules of one column. Rows that break one are dropped and counted."""
+
+    min: float | None = Field(default=None, description="smallest allowed value (inclusive)")
+    max: float | None = Field(default=None, description="largest allowed value (inclusive)")
+    allowed: list[Any] | None = Field(default=None, description="the only values allowed")
+    not_null: bool = Field(default=True, description="drop rows where the column is empty")
+
+
+class DataConfig(Section):
+    """The table's contract: timestamp, target, task, schema and cleaning rules."""
+
+    timestamp: str = Field(description="the column that places a row in time (windows filter on it)")
+    target: str = Field(description="the column the model predicts")
+    task: Literal["regression", "classification"] = Field(
+        default="regression", description="regression or classification")
+    columns: dict[str, ColumnType] = Field(
+        description="the schema: every column the cycle needs, with its type (float, int, "
+        "datetime, str, bool, category). A missing column or one of another type stops the cycle.")
+    rules: dict[str, RuleConfig] = Field(
+        default_factory=dict,
+        description="value rules per column (min, max, allowed, not_null); rows that break them "
+        "are dropped, counted and reported")
+    max_invalid_fraction: float = Field(
+        default=0.1, ge=0.0, le=1.0,
+        description="if more than this share of a window's rows is dropped, the data is suspect: "
+        "the cycle does not promote and acts as `gate.on_bad_data` says")
+
+    @model_validator(mode="after")
+    def _columns_known(self) -> DataConfig:
+        for name, what in ((self.timestamp, "timestamp"), (self.target, "target")):
+            if name not in self.columns:
+                raise ValueError(f"the {what} column '{name}' is not listed in `columns`")
+        if self.columns[self.timestamp] != "datetime":
+            raise ValueError(f"the timestamp column '{self.timestamp}' must have type datetime")
+        unknown = sorted(set(self.rules) - set(self.columns))
+        if unknown:
+            raise ValueError(f"`rules` name column(s) not in `columns`: {', '.join(unknown)}")
+        return self
+
+
+class FeaturesConfig(Section):
+    """How raw rows become model inputs."""
+
+    builder: str | None = Field(
+        default=None,
+        description="import path of a function frame -> feature frame, e.g. "
+        "'modelcycle.steps.features:taxi_features' or 'features:build' for a features.py in the "
+        "workspace; it is packaged inside the logged model")
+    columns: list[str] | None = Field(
+        default=None,
+        description="without a builder: the raw columns to use as features (default: every "
+        "schema column except the target and the timestamp)")
+
+
+class ModelConfig(Section):
+    """The estimator. Its hyper-parameters live in params.yaml under `model:`."""
+
+    estimator: str = Field(
+        default="lightgbm:LGBMRegressor",
+        description="import path of a scikit-learn style estimator class, e.g. "
+        "'lightgbm:LGBMRegressor', 'sklearn.ensemble:HistGradientBoostingClassifier'")
+
+
+Metric = Literal["mae", "rmse", "mape", "r2", "accuracy", "f1", "log_loss", "roc_auc"]
+
+
+class GateConfig(Section):
+    """When a challenger replaces the champion."""
+
+    threshold: float = Field(
+        description="the absolute bar a serving model must meet on the metric (e.g. MAE <= 2.5)")
+    min_improvement: float = Field(
+        default=0.0, ge=0.0,
+        description="how much better (relative, 0.02 = 2%) the challenger must score than the "
+        "champion on the same held-out rows to replace it")
+    on_bad_data: Literal["escalate", "keep"] = Field(
+        default="escalate",
+        description="what to decide when more than data.max_invalid_fraction of the window fails "
+        "validation: escalate to a human or keep the champion")
+
+
+class NotifyConfig(Section):
+    """Where decisions are announced."""
+
+    console: bool = Field(default=True, description="print each decision")
+    file: str | None = Field(
+        default=".modelcycle/notifications.log",
+        description="append each decision as a JSON line to this file (null: off)")
+    urls: list[str] = Field(
+        default_factory=list,
+        description="Apprise URLs (slack://, mailto://, json://...); needs modelcycle[notify]")
+
+
+class ScheduleConfig(Section):
+    """When cycles run unattended."""
+
+    cron: str | None = Field(default=None, description="a cron expression for scheduled cycles")
+    window: Literal["previous_month"] = Field(
+        default="previous_month", description="which window a scheduled cycle evaluates")
+
+
+class ServeConfig(Section):
+    """The prediction server."""
+
+    host: str = Field(default="127.0.0.1", description="interface to listen on")
+    port: int = Field(default=8000, ge=1, le=65535, description="port to listen on")
+
+
+class BackendsConfig(Section):
+    """Where tracking, orchestration and data versions live. Defaults are embedded in the
+    workspace; point them at a team's servers by changing URLs (or the environment variables
+    MLFLOW_TRACKING_URI, MLFLOW_REGISTRY_URI, PREFECT_API_URL, MODELCYCLE_DVC_REMOTE, which win)."""
+
+    mlflow_tracking_uri: str = Field(
+        default="sqlite:///.modelcycle/mlflow.db",
+        description="MLflow tracking URI: sqlite:///path, http(s)://server, postgresql://...")
+    mlflow_registry_uri: str | None = Field(
+        default=None, description="MLflow registry URI (default: the tracking URI)")
+    mlflow_artifacts: str = Field(
+        default=".modelcycle/mlartifacts",
+        description="where a new experiment stores artifacts (a folder, s3://..., ...)")
+    prefect_api_url: str | None = Field(
+        default=None,
+        description="a running Prefect server's API URL; null runs Prefect locally with its "
+        "home in .modelcycle/prefect")
+    dvc_remote: str | None = Field(
+        default=".modelcycle/dvc-remote",
+        description="DVC remote for data and model snapshots: a folder, s3://, gs://, azure://")
+
+
+class SimulationConfig(Section):
+    """Present in the demo workspace: the warehouse holds simulated rides, so each cycle can
+    state its metric as a ratio to the simulator's irreducible error."""
+
+    seed: int = Field(default=7, description="the simulator's seed")
+    rows_per_month: int = Field(gt=0, description="rows simulated per month")
+    start: str = Field(default="2009-01", description="first simulated month")
+    end: str = Field(default="2015-06", description="last simulated month")
+
+
+class ProjectConfig(Section):
+    """modelcycle.yaml: the lifecycle of one model."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$",
+        description="the model's name: registered model and experiment in MLflow, tag prefix in git")
+    source: SourceConfig
+    data: DataConfig
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    metric: Metric = Field(description="the metric both models are scored with")
+    gate: GateConfig
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    backends: BackendsConfig = Field(default_factory=BackendsConfig)
+    simulation: SimulationConfig | None = Field(
+        default=None, description="set by `modelcycle init --example taxifare`")
+
+    @model_validator(mode="after")
+    def _metric_fits_task(self) -> ProjectConfig:
+        regression = {"mae", "rmse", "mape", "r2"}
+        if (self.metric in regression) != (self.data.task == "regression"):
+            raise ValueError(f"metric '{self.metric}' does not fit a {self.data.task} task")
+        if self.features.columns:
+            missing = [c for c in self.features.columns if c not in self.data.columns]
+            if missing:
+                raise ValueError(f"features.columns name column(s) not in data.columns: {', '.join(missing)}")
+        return self
+
+
+# params.yaml ----------------------------------------------------------------------------------
+
+
+class ParamsSection(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(ParamsSection):
+    history_months: int = Field(
+        default=6, ge=0, description="months before the window the challenger also trains on")
+
+
+class SplitParams(ParamsSection):
+    holdout_fraction: float = Field(
+        default=0.3, gt=0.0, lt=1.0,
+        description="the latest share of the window held out to score both models")
+
+
+class Params(BaseModel):
+    """params.yaml: what the pipeline steps read (DVC params)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    window: str | None = Field(default=None, description="the window of the latest cycle (set by the cycle)")
+    seed: int = Field(default=42, description="random seed for training")
+    data: DataParams = Field(default_factory=DataParams)
+    split: SplitParams = Field(default_factory=SplitParams)
+    model: dict[str, Any] = Field(default_factory=dict, description="estimator hyper-parameters")
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window_str(cls, v: Any) -> Any:
+        return None if v is None else str(v)
