@@ -1,0 +1,5 @@
+"""The gate: a pure decision from two scores, a threshold and a policy. It touches nothing."""
+
+from modelcycle.gate.decide import Decision, Outcome, Policy, decide
+
+__all__ = ["Decision", "Outcome", "Policy", "decide"]

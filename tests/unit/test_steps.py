@@ -1,0 +1,154 @@
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelcycle.config.models import DataConfig
+from modelcycle.errors import ConfigError, DataError, EmptyWindowError, SchemaError
+from modelcycle.steps import evaluate as ev
+from modelcycle.steps.split import chronological
+from modelcycle.steps.train import TrainSpec, fit
+from modelcycle.steps.validate import validate
+
+DATA = DataConfig(timestamp="ts", target="y", columns={"ts": "datetime", "y": "float", "x": "float", "n": "int"},
+                  rules={"y": {"min": 0}, "n": {"min": 1, "max": 8}})
+
+
+def frame(n=200, start="2015-02-01", freq="4h", seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 10, n)
+    return pd.DataFrame({"ts": pd.date_range(start, periods=n, freq=freq), "x": x,
+                         "n": rng.integers(1, 5, n), "y": 2 * x + rng.normal(0, 0.1, n)})
+
+
+def test_validate_drops_and_counts_per_rule():
+    f = frame()
+    f.loc[0:4, "y"] = -1.0
+    f.loc[5:6, "n"] = 9
+    f.loc[7, "x"] = np.nan  # x has no rule: kept
+    f.loc[8, "y"] = np.nan  # the target may never be empty
+    clean, report = validate(f, DATA, window_start=datetime(2015, 3, 1))
+    assert report.rows_in == 200 and report.rows_out == 192
+    assert report.dropped == {"y < 0": 5, "n > 8": 2, "y is empty": 1}
+    assert clean["ts"].is_monotonic_increasing
+    assert report.window_rows_in == int((f.ts >= "2015-03-01").sum())
+
+
+def test_schema_missing_column_names_it():
+    with pytest.raises(SchemaError) as err:
+        validate(frame().drop(columns=["x"]), DATA, where="(window 2015-03)")
+    assert err.value.column == "x" and err.value.rule == "required"
+    assert "column 'x' (window 2015-03) is missing" in err.value.message
+
+
+def test_schema_wrong_type_names_column_and_rule():
+    f = frame()
+    f["x"] = f["x"].astype(str)
+    f.loc[3, "x"] = "n/a"
+    with pytest.raises(SchemaError) as err:
+        validate(f, DATA)
+    assert err.value.column == "x" and err.value.rule == "type float"
+    assert "'n/a'" in err.value.message
+
+
+def test_schema_coerces_string_timestamps_and_numeric_text():
+    f = frame()
+    f["ts"] = f["ts"].dt.strftime("%Y-%m-%d %H:%M:%S UTC")
+    f["x"] = f["x"].astype(str)
+    clean, _ = validate(f, DATA)
+    assert str(clean["ts"].dtype) == "datetime64[ns]" and clean["x"].dtype == "float64"
+
+
+def test_nan_flood_in_window_is_an_empty_window_error():
+    f = frame()
+    f.loc[f.ts >= "2015-03-01", "y"] = np.nan
+    with pytest.raises(EmptyWindowError, match="y is empty"):
+        validate(f, DATA, window_start=datetime(2015, 3, 1))
+
+
+def test_chronological_split_never_leaks_the_future():
+    f = frame(n=400, start="2015-02-01", freq="3h")
+    s = chronological(f, timestamp="ts", window_start=datetime(2015, 3, 1), window_end=datetime(2015, 4, 1),
+                      holdout_fraction=0.3)
+    assert s.train["ts"].max() < s.holdout["ts"].min()
+    window_rows = int(((f.ts >= "2015-03-01") & (f.ts < "2015-04-01")).sum())
+    assert abs(len(s.holdout) - 0.3 * window_rows) <= 1
+    assert s.history_rows == int((f.ts < "2015-03-01").sum())
+    assert (s.holdout["ts"] < "2015-04-01").all()
+
+
+def test_split_refuses_a_tiny_window():
+    f = frame(n=60, start="2015-02-20", freq="12h")
+    with pytest.raises(DataError, match="at least 30"):
+        chronological(f, timestamp="ts", window_start=datetime(2015, 3, 1), window_end=datetime(2015, 4, 1),
+                      holdout_fraction=0.3, window_label="2015-03")
+
+
+def spec(**kw):
+    base = dict(estimator="sklearn.linear_model:LinearRegression", target="y", task="regression",
+                input_columns=["ts", "x", "n", "y"], feature_columns=["x"])
+    base.update(kw)
+    return TrainSpec(**base)
+
+
+def test_fit_and_evaluate_regression():
+    f = frame()
+    trained = fit(f, spec())
+    assert trained.rows == 200 and trained.fit_seconds >= 0
+    pred = trained.model.predict(f.drop(columns=["y"]))
+    assert np.allclose(pred, 2 * f["x"], atol=0.1)
+    s = ev.evaluate(trained.model, f, target="y", metric="mae")
+    assert s.value < 0.15 and s.rows == 200 and len(s.per_row) == 200
+    assert np.isclose(s.value, s.per_row.mean())
+
+
+def test_fit_reports_bad_estimator_and_params():
+    with pytest.raises(ConfigError, match="cannot import module"):
+        fit(frame(), spec(estimator="nosuchlib:Model"))
+    with pytest.raises(ConfigError, match="does not accept"):
+        fit(frame(), spec(params={"no_such_param": 1}))
+
+
+def test_fit_with_lightgbm_sets_seed_and_is_deterministic():
+    f = frame(n=300)
+    a = fit(f, spec(estimator="lightgbm:LGBMRegressor", params={"n_estimators": 20}))
+    b = fit(f, spec(estimator="lightgbm:LGBMRegressor", params={"n_estimators": 20}))
+    raw = f.drop(columns=["y"])
+    assert np.array_equal(a.model.predict(raw), b.model.predict(raw))
+    assert a.model.estimator.get_params()["random_state"] == 42
+
+
+def test_classification_metrics():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=300)
+    f = pd.DataFrame({"ts": pd.date_range("2015-01-01", periods=300, freq="h"), "x": x,
+                      "n": 1, "y": np.where(x > 0, "yes", "no")})
+    s = spec(estimator="sklearn.linear_model:LogisticRegression", task="classification")
+    trained = fit(f, s)
+    assert trained.model.classes == ["no", "yes"]
+    acc = ev.evaluate(trained.model, f, target="y", metric="accuracy")
+    assert acc.value > 0.95 and ev.METRICS["accuracy"].greater_is_better
+    ll = ev.evaluate(trained.model, f, target="y", metric="log_loss")
+    assert 0 < ll.value < 0.3
+    auc = ev.evaluate(trained.model, f, target="y", metric="roc_auc")
+    assert auc.value > 0.99
+
+
+def test_metric_values_known_answers():
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    p = np.array([2.0, 2.0, 3.0, 2.0])
+    assert ev.metric_value("mae", y, p)[0] == pytest.approx(0.75)
+    assert ev.metric_value("rmse", y, p)[0] == pytest.approx(np.sqrt(5 / 4))
+    assert ev.metric_value("r2", y, p)[0] == pytest.approx(1 - 5 / 5)
+
+
+def test_nan_predictions_are_a_model_error():
+    class Broken:
+        def predict(self, raw):
+            return np.full(len(raw), np.nan)
+
+    from modelcycle.errors import ModelError
+
+    with pytest.raises(ModelError, match="NaN"):
+        ev.evaluate(Broken(), frame(), target="y", metric="mae")
