@@ -25,13 +25,17 @@ class VersionState:
 
     ``files`` maps each file the cycle may rewrite (relative path) to its bytes, or None if
     it did not exist. ``outputs`` maps each DVC stage output (relative path) to its content
-    hash, or None if it did not exist.
+    hash, or None if it did not exist. ``branch`` is the branch HEAD was on (None if detached
+    or unknown); ``index`` maps each owned file to its git index entry (``"<mode> <blob>"``,
+    None if not in the index), so a restore puts the staging area back too.
     """
 
     head: str | None
     tags: frozenset[str]
     files: dict[str, bytes | None] = field(default_factory=dict)
     outputs: dict[str, str | None] = field(default_factory=dict)
+    branch: str | None = None
+    index: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
