@@ -11,6 +11,8 @@ from the seeds map onto them: ``Production`` -> ``champion``, ``Staging`` -> ``c
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -20,6 +22,7 @@ import pandas as pd
 
 from modelcycle.errors import RegistryError
 
+PROMOTE_HINT = "run `modelcycle run` once, or `modelcycle promote --version N`"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 _SYNONYMS = {"production": CHAMPION, "staging": CHALLENGER, CHAMPION: CHAMPION, CHALLENGER: CHALLENGER}
@@ -34,6 +37,59 @@ def canonical_alias(word: str) -> str:
             f"'{word}' is not an alias modelcycle manages",
             "use champion (or Production) or challenger (or Staging)",
         ) from None
+
+
+@dataclass
+class RunRecord:
+    """What a run holds, as both registries report it (``get_run``)."""
+
+    run_id: str
+    experiment: str
+    name: str
+    status: str = "RUNNING"
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    metric_history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    parent_run_id: str | None = None
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    model_ids: list[str] = field(default_factory=list)
+
+
+def alias_name(word: str) -> str:
+    """Production/Staging map to champion/challenger; other aliases pass through."""
+    try:
+        return canonical_alias(word)
+    except RegistryError:
+        return word
+
+
+def flatten_params(params: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``{"model": {"lr": 0.1}}`` -> ``("model.lr", 0.1)``."""
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            yield from flatten_params(value, name + ".")
+        else:
+            yield name, value
+
+
+def param_text(value: Any) -> str:
+    """How a param or tag value is written: strings as they are, lists/dicts as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple, dict, set)):
+        try:
+            return json.dumps(list(value) if isinstance(value, set) else value, default=str)
+        except (TypeError, ValueError):
+            return str(value)
+    if isinstance(value, np.generic):
+        return str(value.item())
+    return str(value)
+
+
+def truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 12] + "…[truncated]"
 
 
 @dataclass(frozen=True)
@@ -118,6 +174,14 @@ class Registry(Protocol):
         ...
 
     def set_alias(self, name: str, alias: str, version: str) -> None: ...
+
+    def set_version_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        """Add or overwrite tags of a registered version."""
+        ...
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """What a run holds: params, latest metrics, tags, status, artifacts."""
+        ...
 
     def delete_alias(self, name: str, alias: str) -> None:
         """Remove an alias; a missing alias is not an error."""

@@ -1,0 +1,129 @@
+"""The MLflow pyfunc wrapper around a :class:`modelcycle.steps.model.ModelPipeline`.
+
+This file has two lives:
+
+* imported as ``modelcycle.registry.pyfunc`` it is an ordinary module: the registry uses
+  :data:`PIPELINE_ARTIFACT` and :func:`dump_pipeline`, and tests may use :class:`ModelcyclePyfunc`;
+* given to ``mlflow.pyfunc.save_model(python_model=<this file>)`` it is the model's code
+  ("models from code", MLflow's recommended format): MLflow copies the file into the model
+  directory and, when any MLflow client loads the model, executes it under a generated module
+  name, so the last lines register a fresh :class:`ModelcyclePyfunc` with
+  ``mlflow.models.set_model``. Nothing here is pickled by MLflow (no "python_model.pkl"), so
+  no CloudPickle warning at save time and no dependence on ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION``.
+
+The fitted pipeline itself is the artifact ``artifacts/pipeline.pkl`` (CloudPickle, which
+stores importable classes by reference and classes defined in ``__main__`` by value). The
+``modelcycle`` package travels with the model in its ``code/`` directory, which MLflow puts
+first on ``sys.path`` before running this file, so the model loads in any environment that has
+MLflow and the estimator's library, with or without modelcycle installed.
+
+Keep this file importable without side effects beyond the guarded ``set_model`` at the end,
+and with no ``from __future__ import annotations``: MLflow reads the ``predict`` type hints at
+runtime (``pd.DataFrame`` means "no schema from hints, use the saved signature").
+"""
+
+import os
+import warnings
+from typing import Any
+
+import cloudpickle
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+#: Name of the pipeline in the model's ``artifacts`` (``context.artifacts[PIPELINE_ARTIFACT]``).
+PIPELINE_ARTIFACT = "pipeline"
+PIPELINE_FILE = "pipeline.pkl"
+
+
+#: ``model_config`` key: raw datetime columns of the training data -> their time zone (or None).
+DATETIME_COLUMNS = "datetime_columns"
+
+
+def normalise_datetimes(frame: pd.DataFrame, columns: dict[str, str | None]) -> pd.DataFrame:
+    """Parse datetime columns that arrive as text (JSON/CSV clients; pandas 3 ``str`` columns,
+    which MLflow's own schema enforcement refuses) and align their time zone with the training
+    data: naive training times take an aware input converted to UTC, aware ones take naive input
+    localised to their zone."""
+    todo = [c for c in columns if c in frame.columns]
+    if not todo:
+        return frame
+    frame = frame.copy(deep=False)
+    for column in todo:
+        values = frame[column]
+        if not pd.api.types.is_datetime64_any_dtype(values):
+            try:
+                values = pd.to_datetime(values, format="ISO8601")
+            except (ValueError, TypeError):
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", UserWarning)  # "could not infer format"
+                        values = pd.to_datetime(values)
+                except (ValueError, TypeError) as exc:
+                    raise ValueError(f"column '{column}' must hold dates and times: {exc}") from exc
+        zone = columns[column]
+        current = getattr(values.dt, "tz", None)
+        if zone is None and current is not None:
+            values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+        elif zone is not None:
+            values = values.dt.tz_localize(zone) if current is None else values.dt.tz_convert(zone)
+        frame[column] = values
+    return frame
+
+
+class ModelcyclePyfunc(PythonModel):
+    """Raw records in, predictions out: features are built inside the model."""
+
+    def __init__(self) -> None:
+        self.pipeline: Any = None
+        self.datetime_columns: dict[str, str | None] = {}
+
+    def load_context(self, context: Any) -> None:
+        config = getattr(context, "model_config", None) or {}
+        self.datetime_columns = dict(config.get(DATETIME_COLUMNS) or {})
+        path = context.artifacts[PIPELINE_ARTIFACT]
+        try:
+            with open(path, "rb") as fh:
+                self.pipeline = cloudpickle.load(fh)
+        except Exception as exc:
+            # Raised as a plain exception type so that any MLflow client (with or without
+            # modelcycle installed) shows a readable message; modelcycle's registry translates it.
+            raise RuntimeError(
+                f"the model pipeline file {path} cannot be read ({type(exc).__name__}: {exc}); "
+                "the artifact is truncated or corrupt, or was written by an incompatible version "
+                "of the estimator library: register the model again, or point the alias at "
+                "another version"
+            ) from exc
+        if not hasattr(self.pipeline, "predict"):
+            raise RuntimeError(f"{path} does not hold a model pipeline (no predict method)")
+
+    def predict(self, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:
+        if self.pipeline is None:
+            raise RuntimeError("the model pipeline is not loaded: call load_context first")
+        if not isinstance(model_input, pd.DataFrame):
+            model_input = pd.DataFrame(model_input)
+        model_input = normalise_datetimes(model_input, self.datetime_columns)
+        return np.asarray(self.pipeline.predict(model_input))
+
+
+def dump_pipeline(pipeline: Any, path: str | os.PathLike[str], *, on_object: Any = None) -> None:
+    """Write ``pipeline`` with CloudPickle to ``path``.
+
+    ``on_object`` (optional) is called with every object the pickler visits, which lets the
+    registry find out which libraries the pickle refers to (its pip requirements).
+    """
+
+    class _Pickler(cloudpickle.Pickler):
+        def persistent_id(self, obj: Any) -> None:  # noqa: D401 - pickle protocol hook
+            if on_object is not None:
+                on_object(obj)
+            return None
+
+    with open(path, "wb") as fh:
+        _Pickler(fh, protocol=cloudpickle.DEFAULT_PROTOCOL).dump(pipeline)
+
+
+# Run by MLflow as the model's code (module name "code_model_<hex>"), not on a normal import.
+if __name__ != "modelcycle.registry.pyfunc":
+    mlflow.models.set_model(ModelcyclePyfunc())
