@@ -1,0 +1,50 @@
+"""modelcycle backtest: replay the cycle month by month."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from modelcycle.cli import common
+from modelcycle.console import console
+
+
+def backtest(
+    first: str = typer.Option(..., "--from", help="First month (YYYY-MM)."),
+    last: str = typer.Option(..., "--to", help="Last month (YYYY-MM), included."),
+    plot: Optional[Path] = typer.Option(
+        None, "--plot", help="Where to write the timeline PNG (default: reports/backtest-FROM-TO.png)."),
+) -> None:
+    """Replay the cycle over history, one month at a time, exactly as scheduled runs would have:
+    each month is a real cycle (versioned, registered, notified). Prints each month's decision
+    and writes a timeline picture: champion and challenger per month, the threshold, the noise
+    floor when the data is simulated, decisions marked."""
+    from modelcycle.config import month_range
+
+    ws = common.workspace()
+    windows = month_range(first, last)
+    common.prepare_prefect(ws)
+    from modelcycle.cli.render import results_table
+    from modelcycle.lifecycle import flows, timeline
+
+    with common.cycle_progress(len(windows), "starting (Prefect's local server takes a few seconds)"):
+        results = flows.backtest(ws.root, first, last)
+    console.print(results_table(results))
+    out = plot or ws.path(f"reports/backtest-{first}-{last}.png")
+    timeline.draw(results, out, name=ws.config.name, metric=ws.config.metric,
+                  threshold=ws.config.gate.threshold)
+    table = out.with_suffix(".json")
+    table.write_text(json.dumps([r.to_dict() for r in results], indent=2, default=str) + "\n", encoding="utf-8")
+    console.print(f"timeline: [path]{out}[/path]  (table: {table.name})")
+    failed = [r.window for r in results if r.outcome == "failed"]
+    if failed:
+        console.print(f"[error]{len(failed)} month(s) failed:[/error] {', '.join(failed)}; "
+                      "their reasons are in the table and the notifications log")
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backtest")(backtest)

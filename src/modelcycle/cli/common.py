@@ -1,0 +1,58 @@
+"""Helpers the verbs share: find the workspace, set Prefect up, show progress."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from modelcycle.cli.main import State
+from modelcycle.config import Workspace
+from modelcycle.console import err_console
+
+
+def workspace() -> Workspace:
+    return Workspace.load(State.workspace)
+
+
+def prepare_prefect(ws: Workspace) -> None:
+    """Point Prefect at the workspace's home (or the configured server) before importing it."""
+    from modelcycle.lifecycle import runtime
+
+    runtime.configure(prefect_home=ws.prefect_home, api_url=ws.prefect_api_url, verbose=State.verbose)
+
+
+@contextlib.contextmanager
+def cycle_progress(total: int, title: str) -> Iterator[Progress]:
+    """A progress bar over windows, whose text follows the stage each cycle is in."""
+    from modelcycle.lifecycle import services
+
+    progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.fields[window]}[/bold]"),
+                        TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=err_console, transient=False)
+    task_id = progress.add_task(title, total=total, window="")
+
+    def on_progress(window: str, text: str) -> None:
+        progress.update(task_id, window=window, description=text)
+
+    def on_event(event: dict[str, Any]) -> None:
+        from modelcycle.cli.render import decision_line
+
+        progress.advance(task_id)
+        if event.get("outcome") == "failed" and total == 1:
+            return  # the error itself is printed next, as one paragraph
+        progress.console.print(decision_line(event), soft_wrap=True)
+
+    services.set_ui(echo=on_event, progress=on_progress)
+    with progress:
+        try:
+            yield progress
+        finally:
+            services.set_ui()
+
+
+def resolve_input_path(text: str) -> Path:
+    return Path(text).expanduser()

@@ -1,0 +1,110 @@
+"""modelcycle init: create a workspace."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from modelcycle.console import console, err_console
+from modelcycle.errors import ConfigError
+
+EXAMPLES = ("taxifare",)
+
+
+def init(
+    directory: Path = typer.Argument(..., help="Folder to create the workspace in (new or empty).",
+                                     file_okay=False),
+    example: Optional[str] = typer.Option(
+        None, "--example", "-e", help="Start from an example: taxifare (simulated New York cab rides "
+        "2009-2015 in a DuckDB warehouse, the seeds' 2.5 MAE gate)."),
+    source: Optional[str] = typer.Option(
+        None, "--source", help="Your own data: a glob of CSV/Parquet files, a DuckDB file (with "
+        "--table) or a SQLAlchemy URL (with --table)."),
+    table: Optional[str] = typer.Option(None, "--table", help="The table, for a DuckDB or SQL source."),
+    timestamp: Optional[str] = typer.Option(None, "--timestamp", help="The column placing a row in time."),
+    target: Optional[str] = typer.Option(None, "--target", help="The column to predict."),
+    task: str = typer.Option("regression", "--task", help="regression or classification."),
+    metric: Optional[str] = typer.Option(
+        None, "--metric", help="mae, rmse, mape, r2 (regression); accuracy, f1, log_loss, roc_auc "
+        "(classification). Default: mae or accuracy."),
+    threshold: Optional[float] = typer.Option(
+        None, "--threshold", help="The bar a serving model must meet on the metric (e.g. 2.5 for MAE)."),
+    name: Optional[str] = typer.Option(None, "--name", help="The model's name (default: the folder's name)."),
+    rows_per_month: Optional[int] = typer.Option(
+        None, "--rows-per-month", min=1000, help="taxifare: rides simulated per month."),
+    force: bool = typer.Option(False, "--force", help="Allow a non-empty folder (nothing is overwritten)."),
+) -> None:
+    """Create a workspace: a git repository with DVC, modelcycle.yaml, params.yaml, dvc.yaml and
+    embedded MLflow, Prefect and DVC-remote backends under .modelcycle/.
+
+    Either --example taxifare, or your own data with --source, --timestamp, --target, --threshold:
+
+      modelcycle init rides --example taxifare
+
+      modelcycle init prices --source "data/*.csv" --timestamp sold_at --target price --threshold 25000
+    """
+    from modelcycle.lifecycle import workspace as wsmod
+
+    root = directory.expanduser().resolve()
+
+    def progress(text: str) -> None:
+        err_console.print(f"[muted]· {text}[/muted]")
+
+    if example and source:
+        raise ConfigError("give --example or --source, not both")
+    if example:
+        if example not in EXAMPLES:
+            raise ConfigError(f"there is no example '{example}'", f"examples: {', '.join(EXAMPLES)}")
+        ws = wsmod.create_taxifare(root, rows_per_month=rows_per_month, force=force, progress=progress)
+    elif source:
+        missing = [flag for flag, v in (("--timestamp", timestamp), ("--target", target),
+                                        ("--threshold", threshold)) if v is None]
+        if missing:
+            raise ConfigError(f"a workspace for your own data needs {', '.join(missing)}",
+                              "for example: modelcycle init prices --source 'data/*.csv' --timestamp sold_at "
+                              "--target price --threshold 25000")
+        kind, url = _source_kind(source, table, root)
+        ws = wsmod.create_from_source(
+            root, name=name or _name(root), kind=kind, url=url, table=table, timestamp=timestamp,
+            target=target, task=task, metric=metric or ("mae" if task == "regression" else "accuracy"),
+            threshold=threshold, force=force, progress=progress)
+    else:
+        raise ConfigError("say what the workspace is for",
+                          "use --example taxifare, or --source with --timestamp, --target and --threshold")
+    console.print(f"[promote]created[/promote] workspace [path]{ws.root}[/path] for model "
+                  f"[bold]{ws.config.name}[/bold]")
+    console.print(f"next: [bold]cd {os.path.relpath(ws.root)} && modelcycle run --window "
+                  f"{'2014-12' if example else 'YYYY-MM'}[/bold]")
+
+
+def _name(root: Path) -> str:
+    import re
+
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "-", root.name).strip("-.") or "model"
+    return cleaned if cleaned[0].isalpha() else f"m-{cleaned}"
+
+
+def _source_kind(source: str, table: str | None, root: Path) -> tuple[str, str]:
+    """Guess the kind of source, and write file paths relative to the workspace when inside it."""
+    if "://" in source and not source.startswith("duckdb://"):
+        if not table:
+            raise ConfigError("a SQL source needs --table")
+        return "sql", source
+    path = Path(source.removeprefix("duckdb:///")).expanduser()
+    absolute = path if path.is_absolute() else Path.cwd() / path
+    try:
+        shown = str(absolute.resolve().relative_to(root))
+    except ValueError:
+        shown = str(absolute.resolve()) if not any(c in source for c in "*?[") else str(absolute)
+    if source.endswith((".duckdb", ".db")) or source.startswith("duckdb://"):
+        if not table:
+            raise ConfigError("a DuckDB source needs --table")
+        return "duckdb", shown
+    return "files", shown
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)

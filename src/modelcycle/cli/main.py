@@ -1,0 +1,141 @@
+"""The ``modelcycle`` command: one verb per module, one place that maps errors to exit codes.
+
+A verb parses its options, calls one function of the layers below and renders the result.
+Errors a user can cause are :class:`~modelcycle.errors.ModelcycleError`: they print as one
+paragraph (what happened, what to do) with a non-zero exit code; tracebacks only with
+``--verbose``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from modelcycle import __version__
+from rich.markup import escape
+
+from modelcycle.console import err_console
+
+app = typer.Typer(
+    name="modelcycle",
+    help="Keep a machine-learning model good over time: fetch fresh data, validate it, train a "
+    "challenger while scoring the champion on the same held-out rows, decide, version and "
+    "register in one transaction, and notify.\n\n"
+    "Start with [bold]modelcycle demo[/bold], or [bold]modelcycle init DIR --example taxifare[/bold].",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (it may be replaced after start-up)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:  # noqa: ANN001
+        pass
+
+
+class _NotPrefect(logging.Filter):
+    """Prefect's records (a failed task's traceback among them) go to its API and UI; without
+    --verbose the terminal shows modelcycle's one-paragraph errors instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return State.verbose or not record.name.startswith("prefect")
+
+
+_HANDLER = _StderrHandler()
+_HANDLER.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+_HANDLER.addFilter(_NotPrefect())
+
+
+class State:
+    verbose: bool = False
+    workspace: Optional[Path] = None
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"modelcycle {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show library logs and full tracebacks."),
+    workspace: Optional[Path] = typer.Option(
+        None, "--workspace", "-w", help="The workspace folder (default: the nearest folder at or above "
+        "the current one holding modelcycle.yaml).", file_okay=False),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    State.verbose = verbose
+    State.workspace = workspace
+    # a handler-level filter: Prefect's loggers carry their own levels and propagate to the root
+    _HANDLER.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    root = logging.getLogger()
+    if _HANDLER not in root.handlers:
+        root.addHandler(_HANDLER)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    if not verbose:
+        for noisy in ("alembic", "mlflow", "dvc", "urllib3", "git", "scmrepo", "lightgbm"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+_registered = False
+
+
+def _register() -> None:
+    global _registered
+    if _registered:
+        return
+    from modelcycle.cli import backtest, config, demo, doctor, init, predict, promote, run, status, step
+
+    for module in (demo, init, run, backtest, status, predict, promote, step, doctor, config):
+        module.register(app)
+    _registered = True
+
+
+def main(argv: list[str] | None = None) -> None:
+    from modelcycle.errors import ModelcycleError
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    _register()
+    try:
+        app(args=argv, standalone_mode=True)
+    except ModelcycleError as exc:
+        if State.verbose:
+            err_console.print_exception(show_locals=False)
+        err_console.print(f"[error]error:[/error] {escape(exc.message)}", highlight=False, soft_wrap=True)
+        if exc.hint:
+            err_console.print(f"[hint]{escape(exc.hint)}[/hint]", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("[error]interrupted[/error]; a half-done cycle is repaired by the next "
+                          "run or `modelcycle doctor`")
+        sys.exit(130)
+    except Exception as exc:  # a bug in modelcycle or a library: say so plainly
+        if State.verbose:
+            err_console.print_exception(show_locals=False)
+        else:
+            err_console.print(f"[error]unexpected error:[/error] {escape(f'{type(exc).__name__}: {exc}')}",
+                              highlight=False, soft_wrap=True)
+            err_console.print("[hint]run again with --verbose for the traceback, and please report it[/hint]")
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()

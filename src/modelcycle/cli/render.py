@@ -1,0 +1,67 @@
+"""Tables and lines the verbs print."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+ICONS = {"promote": "▲ promote", "keep": "● keep", "escalate": "◆ escalate", "failed": "✕ failed"}
+STYLES = {"promote": "promote", "keep": "keep", "escalate": "escalate", "failed": "error"}
+
+
+def outcome_text(outcome: str) -> Text:
+    return Text(ICONS.get(outcome, outcome), style=STYLES.get(outcome, ""))
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def decision_line(event: dict[str, Any]) -> Text:
+    line = Text()
+    line.append(f"{event.get('window', '?')}  ", style="bold")
+    line.append_text(outcome_text(str(event.get("outcome"))))
+    metric = str(event.get("metric") or "").upper()
+    if event.get("champion_score") is not None or event.get("challenger_score") is not None:
+        line.append(f"  champion {metric} {_num(event.get('champion_score'))}"
+                    f"  challenger {_num(event.get('challenger_score'))}", style="muted")
+    reasons = event.get("reasons") or []
+    if reasons:
+        line.append("\n   " + "\n   ".join(str(r) for r in reasons), style="muted")
+    return line
+
+
+def results_table(results: list[Any], *, truth: dict[str, str] | None = None) -> Table:
+    """One row per cycle: rows, both scores on the same held-out rows, the floor, the decision."""
+    metric = next((r.metric for r in results if r.metric), "metric").upper()
+    has_floor = any(r.noise_floor for r in results)
+    table = Table(title=f"{metric} on each window's held-out rows", header_style="bold", title_style="bold",
+                  pad_edge=False, collapse_padding=True)
+    table.add_column("window", no_wrap=True)
+    table.add_column("rows", justify="right", no_wrap=True)
+    table.add_column("champion", justify="right", no_wrap=True)
+    table.add_column("challenger", justify="right", no_wrap=True)
+    if has_floor:
+        table.add_column("floor", justify="right", no_wrap=True)
+        table.add_column("÷floor", justify="right", no_wrap=True)
+    table.add_column("decision", no_wrap=True)
+    if truth is not None:
+        table.add_column("what happened")
+    table.add_column("serving", justify="right", no_wrap=True)
+    for r in results:
+        rows, valid = r.rows.get("window_in"), r.rows.get("window_valid")
+        shown_rows = "—" if rows is None else (f"{rows}" if rows == valid else f"{valid}/{rows}")
+        champ = ("" if not r.champion_version else f"v{r.champion_version} ") + _num(r.champion_score)
+        chall = ("" if not r.challenger_version else f"v{r.challenger_version} ") + _num(r.challenger_score)
+        cells: list[Any] = [r.window, shown_rows, champ, chall]
+        if has_floor:
+            ratio = (r.challenger_score / r.noise_floor) if (r.noise_floor and r.challenger_score) else None
+            cells += [_num(r.noise_floor), _num(ratio, 2)]
+        cells.append(outcome_text(r.outcome))
+        if truth is not None:
+            cells.append(truth.get(r.window, ""))
+        cells.append(f"v{r.serving_version}" if r.serving_version else "—")
+        table.add_row(*cells)
+    return table

@@ -1,0 +1,46 @@
+"""modelcycle run: one cycle for one window."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from modelcycle.cli import common
+from modelcycle.console import console
+from modelcycle.errors import ConfigError
+
+
+def run(
+    window: Optional[str] = typer.Option(
+        None, "--window", help="The window to evaluate: a month (2015-03) or a range "
+        "(2015-03-01..2015-03-16, end excluded). Default: the month after the last cycle's."),
+) -> None:
+    """Run one cycle: fetch the window, validate it, score the champion on its latest rows while a
+    challenger trains on the rest (plus history), decide, and act: version the data and the
+    model (DVC + git), register the challenger in MLflow and move the aliases, all in one
+    transaction that rolls back on any failure. Then notify."""
+    from modelcycle.config import Window
+
+    ws = common.workspace()
+    if window is None:
+        if not ws.params.window:
+            raise ConfigError("no --window given and no cycle has run yet",
+                              "name the month to evaluate, e.g. `modelcycle run --window 2015-01`")
+        window = Window.parse(ws.params.window).next().label
+    Window.parse(window)  # a typo fails before anything starts
+    common.prepare_prefect(ws)
+    from modelcycle.cli.render import results_table
+    from modelcycle.lifecycle import flows
+
+    with common.cycle_progress(1, "starting (Prefect's local server takes a few seconds)"):
+        result = flows.run(ws.root, window)
+    console.print(results_table([result]))
+    if result.git_tag:
+        console.print(f"[muted]versioned as git tag {result.git_tag} ({(result.git_commit or '')[:10]}); "
+                      f"challenger registered as {ws.config.name} v{result.challenger_version}; "
+                      f"MLflow run {result.mlflow_run_id}[/muted]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)

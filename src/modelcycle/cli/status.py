@@ -1,0 +1,65 @@
+"""modelcycle status: the champion, its lineage, and recent decisions."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from modelcycle.cli import common
+from modelcycle.console import console
+
+
+def status(
+    last: int = typer.Option(8, "--last", min=1, help="How many recent decisions to show."),
+) -> None:
+    """Show the champion and challenger versions with their lineage (window, git commit, DVC data
+    hash, MLflow run, Prefect flow run), the backends in use, and the latest decisions."""
+    from modelcycle.lifecycle import journal
+    from modelcycle.registry.base import CHALLENGER, CHAMPION
+    from modelcycle.registry.mlflow import MlflowRegistry
+
+    ws = common.workspace()
+    reg = MlflowRegistry(ws.tracking_uri, registry_uri=ws.registry_uri, artifact_location=ws.artifact_location)
+    name = ws.config.name
+    console.print(f"[bold]{name}[/bold]  workspace [path]{ws.root}[/path]")
+    table = Table(header_style="bold", show_edge=False)
+    for col in ("alias", "version", "window", "git commit", "data (DVC md5)", "decision", "MLflow run"):
+        table.add_column(col)
+    for alias in (CHAMPION, CHALLENGER):
+        mv = reg.get_alias(name, alias)
+        if mv is None:
+            table.add_row(alias, "—", "", "", "", "", "")
+            continue
+        t = mv.tags
+        table.add_row(alias, f"v{mv.version}", t.get("window", ""), t.get("git_commit", "")[:10],
+                      t.get("dvc_data_hash", "")[:12], t.get("decision", ""), (mv.run_id or "")[:12])
+    console.print(table)
+    if reg.get_alias(name, CHAMPION) is None:
+        console.print("[hint]no champion yet: run `modelcycle run --window YYYY-MM` once, or "
+                      "`modelcycle promote --version N`[/hint]")
+    origins = ws.backend_origins()
+    console.print(f"[muted]MLflow   {ws.tracking_uri}  (from {origins['mlflow']})\n"
+                  f"Prefect  {ws.prefect_api_url or 'local, home ' + str(ws.prefect_home)}  "
+                  f"(from {origins['prefect']})\n"
+                  f"DVC      {ws.dvc_remote or 'no remote'}  (from {origins['dvc']})[/muted]")
+    if journal.pending(ws):
+        console.print("[escalate]a cycle stopped midway; the next run repairs it, or run "
+                      "`modelcycle doctor` now[/escalate]")
+    log = ws.path(ws.config.notify.file) if ws.config.notify.file else None
+    if log and log.exists():
+        lines = log.read_text(encoding="utf-8").splitlines()[-last:]
+        if lines:
+            from modelcycle.cli.render import decision_line
+
+            console.print("\n[bold]recent decisions[/bold]")
+            for line in lines:
+                try:
+                    console.print(decision_line(json.loads(line)))
+                except ValueError:
+                    continue
+
+
+def register(app: typer.Typer) -> None:
+    app.command("status")(status)

@@ -1,0 +1,23 @@
+"""modelcycle step: one stage of dvc.yaml (what `dvc repro` runs)."""
+
+from __future__ import annotations
+
+import typer
+
+from modelcycle.cli import common
+from modelcycle.console import console
+
+
+def step(
+    stage: str = typer.Argument(..., help="fetch, validate, prepare, train or evaluate."),
+) -> None:
+    """Run one pipeline stage from files, for `dvc repro` and `dvc exp run`: the window comes from
+    params.yaml, inputs from the stage before, outputs where dvc.yaml declares them."""
+    from modelcycle.lifecycle import stages
+
+    ws = common.workspace()
+    console.print(stages.run_stage(ws, stage))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("step")(step)

@@ -1,0 +1,208 @@
+"""The cycle's stages as file-producing functions.
+
+Each stage reads what the one before wrote and writes the outputs that the workspace's
+``dvc.yaml`` declares, so DVC can version them (``dvc commit``) and ``dvc repro`` / ``dvc exp
+run`` can re-run them (through ``modelcycle step <stage>``). The Prefect flow calls the same
+functions and passes the frames along in memory as well.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from modelcycle.config import PARAMS_FILE, Window, Workspace
+from modelcycle.errors import ConfigError, EmptyWindowError
+from modelcycle.sources import Source
+from modelcycle.steps import evaluate as ev
+from modelcycle.steps import split as sp
+from modelcycle.steps import train as tr
+from modelcycle.steps import validate as va
+
+log = logging.getLogger(__name__)
+
+RAW = "data/raw.parquet"
+CLEAN = "data/clean.parquet"
+TRAIN = "data/train.parquet"
+HOLDOUT = "data/holdout.parquet"
+MODEL = "models/challenger"
+VALIDATION = "reports/validation.json"
+METRICS = "reports/metrics.json"
+STAGES = ["fetch", "validate", "prepare", "train", "evaluate"]
+
+
+def _write_parquet(ws: Workspace, frame: pd.DataFrame, rel: str) -> None:
+    path = ws.path(rel)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+
+
+def _read_parquet(ws: Workspace, rel: str, stage: str) -> pd.DataFrame:
+    path = ws.path(rel)
+    if not path.exists():
+        raise ConfigError(f"{rel} does not exist, so the '{stage}' stage has no input",
+                          "run the stages before it first: `dvc repro` runs them in order")
+    return pd.read_parquet(path)
+
+
+def write_json(ws: Workspace, rel: str, payload: dict[str, Any]) -> None:
+    path = ws.path(rel)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+
+
+def set_window(ws: Workspace, window: Window) -> Workspace:
+    """Record the cycle's window in params.yaml (keeping the user's comments and order)."""
+    from ruamel.yaml import YAML
+
+    path = ws.path(PARAMS_FILE)
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    data = yaml.load(path.read_text(encoding="utf-8")) if path.exists() else None
+    if data is None:
+        from ruamel.yaml.comments import CommentedMap
+
+        data = CommentedMap()
+    if data.get("window") != window.label:
+        data["window"] = window.label
+        with path.open("w", encoding="utf-8") as fh:
+            yaml.dump(data, fh)
+    return ws.reload_params()
+
+
+def params_window(ws: Workspace) -> Window:
+    if not ws.params.window:
+        raise ConfigError(f"{PARAMS_FILE} has no `window:`",
+                          "set one (window: 2015-03) or run `modelcycle run --window 2015-03`")
+    return Window.parse(ws.params.window)
+
+
+def train_spec(ws: Workspace) -> tr.TrainSpec:
+    c = ws.config
+    return tr.TrainSpec(
+        estimator=c.model.estimator, target=c.data.target, task=c.data.task,
+        input_columns=list(c.data.columns), features=c.features.builder,
+        feature_columns=c.features.columns or (
+            None if c.features.builder else
+            [k for k in c.data.columns if k not in (c.data.target, c.data.timestamp)]),
+        params=dict(ws.params.model), seed=ws.params.seed)
+
+
+# stages ----------------------------------------------------------------------------------------
+
+
+def fetch(ws: Workspace, source: Source, window: Window) -> pd.DataFrame:
+    """History + window rows from the source -> data/raw.parquet."""
+    start = window.history_start(ws.params.data.history_months)
+    raw = source.fetch(start, window.end)
+    ts = ws.config.data.timestamp
+    in_window = 0
+    if len(raw):
+        stamps = pd.to_datetime(raw[ts], errors="coerce", utc=True).dt.tz_localize(None)
+        in_window = int((stamps >= pd.Timestamp(window.start)).sum())
+    if not in_window:
+        raise EmptyWindowError(
+            f"{source.describe()} has no rows for window {window} "
+            f"({window.start:%Y-%m-%d} to {window.end:%Y-%m-%d}, end excluded)",
+            "pick a window the source covers; `modelcycle status` shows the last window run")
+    _write_parquet(ws, raw, RAW)
+    return raw
+
+
+def validate(ws: Workspace, raw: pd.DataFrame, window: Window) -> tuple[pd.DataFrame, va.ValidationReport]:
+    """Schema check and value rules -> data/clean.parquet + reports/validation.json."""
+    clean, report = va.validate(raw, ws.config.data, window_start=window.start,
+                                where=f"(window {window})")
+    _write_parquet(ws, clean, CLEAN)
+    write_json(ws, VALIDATION, report.to_dict())
+    return clean, report
+
+
+def prepare(ws: Workspace, clean: pd.DataFrame, window: Window) -> sp.Split:
+    """Chronological split -> data/train.parquet + data/holdout.parquet."""
+    split = sp.chronological(clean, timestamp=ws.config.data.timestamp, window_start=window.start,
+                             window_end=window.end,
+                             holdout_fraction=ws.params.split.holdout_fraction,
+                             window_label=window.label)
+    _write_parquet(ws, split.train, TRAIN)
+    _write_parquet(ws, split.holdout, HOLDOUT)
+    return split
+
+
+def train(ws: Workspace, train_rows: pd.DataFrame, save_model: Any) -> tr.Trained:
+    """Fit the challenger -> models/challenger (an MLflow pyfunc model directory).
+
+    ``save_model(pipeline, path, input_example=...)`` is the registry's writer.
+    """
+    import shutil
+
+    trained = tr.fit(train_rows, train_spec(ws))
+    path = ws.path(MODEL)
+    if path.exists():
+        shutil.rmtree(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = train_rows.drop(columns=[ws.config.data.target]).tail(5).reset_index(drop=True)
+    save_model(trained.model, str(path), input_example=example)
+    return trained
+
+
+def evaluate(ws: Workspace, model: Any, holdout: pd.DataFrame) -> ev.Scores:
+    return ev.evaluate(model, holdout, target=ws.config.data.target, metric=ws.config.metric)
+
+
+@dataclass
+class FloorReport:
+    noise_floor: float
+    seconds: float
+
+
+def noise_floor(ws: Workspace, holdout: pd.DataFrame) -> FloorReport | None:
+    """The simulator's irreducible error on these rows (demo workspaces only)."""
+    import time
+
+    sim = ws.config.simulation
+    if sim is None or ws.config.metric != "mae":
+        return None
+    from modelcycle.sources.simulator import TaxiSimulator
+
+    started = time.perf_counter()
+    floor = TaxiSimulator(seed=sim.seed, rows_per_month=sim.rows_per_month).noise_floor(holdout)
+    return FloorReport(float(floor), time.perf_counter() - started)
+
+
+# `modelcycle step <stage>`: the dvc.yaml commands ---------------------------------------------
+
+
+def run_stage(ws: Workspace, stage: str) -> str:
+    """Run one stage from files (as `dvc repro` does); returns a one-line summary."""
+    from modelcycle.registry.mlflow import MlflowRegistry
+    from modelcycle.sources import build_source
+
+    window = params_window(ws)
+    if stage == "fetch":
+        raw = fetch(ws, build_source(ws.config, ws.root), window)
+        return f"fetched {len(raw)} rows ({window} and {ws.params.data.history_months} months before) -> {RAW}"
+    if stage == "validate":
+        _, report = validate(ws, _read_parquet(ws, RAW, stage), window)
+        return f"{report.summary()} -> {CLEAN}"
+    if stage == "prepare":
+        split = prepare(ws, _read_parquet(ws, CLEAN, stage), window)
+        return f"{split.describe()} -> {TRAIN}, {HOLDOUT}"
+    if stage == "train":
+        registry = MlflowRegistry(ws.tracking_uri, registry_uri=ws.registry_uri,
+                                  artifact_location=ws.artifact_location)
+        trained = train(ws, _read_parquet(ws, TRAIN, stage), registry.save_model)
+        return f"trained {ws.config.model.estimator} on {trained.rows} rows in {trained.fit_seconds:.1f}s -> {MODEL}"
+    if stage == "evaluate":
+        registry = MlflowRegistry(ws.tracking_uri, registry_uri=ws.registry_uri,
+                                  artifact_location=ws.artifact_location)
+        model = registry.load_model(str(ws.path(MODEL)))
+        scores = evaluate(ws, model, _read_parquet(ws, HOLDOUT, stage))
+        write_json(ws, METRICS, {"window": window.label, "challenger": scores.to_dict()})
+        return f"challenger {scores.metric} {scores.value:.4f} on {scores.rows} held-out rows -> {METRICS}"
+    raise ConfigError(f"there is no stage '{stage}'", f"the stages are: {', '.join(STAGES)}")

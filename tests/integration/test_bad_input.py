@@ -1,0 +1,158 @@
+"""Bad input: one-paragraph errors naming the file/field/window, non-zero exit, no traceback,
+no promotion, nothing already versioned lost."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from modelcycle.cli.main import main
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_:
+        main(list(args))
+    out = capsys.readouterr()
+    code = exit_.value.code if isinstance(exit_.value.code, int) else (0 if exit_.value.code is None else 1)
+    return code, out.out, out.err
+
+
+def head(root: Path) -> tuple[str, str]:
+    run = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True).stdout.strip()  # noqa: E731
+    return run("rev-parse", "HEAD"), run("tag")
+
+
+def edit(root: Path, old: str, new: str, name: str = "modelcycle.yaml") -> None:
+    p = root / name
+    text = p.read_text()
+    assert old in text
+    p.write_text(text.replace(old, new))
+
+
+@pytest.fixture
+def with_champion(taxi_ws: Path, capsys) -> Path:
+    code, _, err = cli(capsys, "-w", str(taxi_ws), "run", "--window", "2014-12")
+    assert code == 0, err
+    return taxi_ws
+
+
+def assert_clean_failure(code: int, err: str, *words: str) -> None:
+    assert code != 0
+    assert "Traceback" not in err
+    for w in words:
+        assert w in err, err
+
+
+def test_misspelt_config_key(taxi_ws, capsys):
+    edit(taxi_ws, "  threshold: 2.5", "  treshold: 2.5")
+    code, _, err = cli(capsys, "-w", str(taxi_ws), "run", "--window", "2015-01")
+    assert_clean_failure(code, err, "modelcycle.yaml", "gate.treshold", "did you mean 'threshold'")
+    assert code == 2
+
+
+def test_source_that_does_not_open(taxi_ws, capsys):
+    edit(taxi_ws, "url: .modelcycle/warehouse.duckdb", "url: .modelcycle/nowhere.duckdb")
+    code, _, err = cli(capsys, "-w", str(taxi_ws), "run", "--window", "2015-01")
+    assert_clean_failure(code, err, "nowhere.duckdb", "does not exist", "source.url")
+
+
+def test_window_with_no_rows_keeps_everything(with_champion, capsys):
+    before = head(with_champion)
+    code, _, err = cli(capsys, "-w", str(with_champion), "run", "--window", "2016-01")
+    assert_clean_failure(code, err, "no rows for window 2016-01")
+    assert head(with_champion) == before
+
+
+def test_bad_window_text(taxi_ws, capsys):
+    code, _, err = cli(capsys, "-w", str(taxi_ws), "run", "--window", "January")
+    assert_clean_failure(code, err, "'January' is not a window", "YYYY-MM")
+
+
+def _mutate_warehouse(root: Path, sql: str) -> None:
+    con = duckdb.connect(str(root / ".modelcycle/warehouse.duckdb"))
+    con.execute(sql)
+    con.close()
+
+
+def test_missing_column(with_champion, capsys):
+    _mutate_warehouse(with_champion, "ALTER TABLE rides DROP COLUMN passenger_count")
+    before = head(with_champion)
+    code, _, err = cli(capsys, "-w", str(with_champion), "run", "--window", "2015-01")
+    assert_clean_failure(code, err, "passenger_count", "missing", "2015-01")
+    assert head(with_champion) == before
+
+
+def test_wrong_type(with_champion, capsys):
+    _mutate_warehouse(with_champion, "ALTER TABLE rides ALTER COLUMN fare_amount TYPE VARCHAR; "
+                      "UPDATE rides SET fare_amount = 'about ten' WHERE pickup_datetime >= '2015-01-10' "
+                      "AND pickup_datetime < '2015-01-11'")
+    code, _, err = cli(capsys, "-w", str(with_champion), "run", "--window", "2015-01")
+    assert_clean_failure(code, err, "fare_amount", "should be float", "about ten")
+
+
+def test_nan_flood_does_not_promote(with_champion, capsys):
+    """A third of the window's fares empty: rows dropped, counted, the gate refuses to promote."""
+    _mutate_warehouse(with_champion, "UPDATE rides SET fare_amount = NULL WHERE pickup_datetime >= '2015-01-01' "
+                      "AND pickup_datetime < '2015-02-01' AND hash(pickup_datetime) % 3 = 0")
+    code, out, err = cli(capsys, "-w", str(with_champion), "run", "--window", "2015-01")
+    assert code == 0, err
+    assert "fare_amount is empty" in err or "failed validation" in err
+    from modelcycle.config import Workspace
+    from modelcycle.registry.mlflow import MlflowRegistry
+
+    ws = Workspace.load(with_champion)
+    reg = MlflowRegistry(ws.tracking_uri, artifact_location=ws.artifact_location)
+    assert reg.get_alias("taxifare", "champion").version == "1"
+
+
+def test_all_nan_window_is_an_error(with_champion, capsys):
+    _mutate_warehouse(with_champion, "UPDATE rides SET fare_amount = NULL WHERE pickup_datetime >= '2015-01-01' "
+                      "AND pickup_datetime < '2015-02-01'")
+    before = head(with_champion)
+    code, _, err = cli(capsys, "-w", str(with_champion), "run", "--window", "2015-01")
+    assert_clean_failure(code, err, "failed validation", "fare_amount is empty")
+    assert head(with_champion) == before
+
+
+def test_corrupt_champion_artifact(with_champion, capsys):
+    pickles = [p for p in (with_champion / ".modelcycle/mlartifacts").rglob("*.pkl")]
+    assert pickles
+    for p in pickles:
+        p.write_bytes(p.read_bytes()[:100])
+    before = head(with_champion)
+    code, _, err = cli(capsys, "-w", str(with_champion), "run", "--window", "2015-01")
+    assert_clean_failure(code, err, "champion")
+    assert head(with_champion) == before
+
+
+def test_predict_from_the_champion_and_bad_records(with_champion, capsys, tmp_path):
+    import pandas as pd
+
+    rides = pd.read_parquet(with_champion / "data/holdout.parquet").head(5).drop(columns=["fare_amount"])
+    rides.to_csv(tmp_path / "rides.csv", index=False)
+    code, out, err = cli(capsys, "-w", str(with_champion), "predict", str(tmp_path / "rides.csv"),
+                         "--alias", "Production")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].endswith("prediction") and len(lines) == 6
+    rides.drop(columns=["pickup_latitude"]).to_csv(tmp_path / "bad.csv", index=False)
+    code, _, err = cli(capsys, "-w", str(with_champion), "predict", str(tmp_path / "bad.csv"))
+    assert_clean_failure(code, err, "pickup_latitude", "missing")
+
+
+def test_console_script_help_and_error_without_traceback(tmp_path):
+    exe = Path(sys.executable).with_name("modelcycle")
+    helptext = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=120)
+    assert helptext.returncode == 0
+    for verb in ("demo", "init", "run", "backtest", "predict", "status", "step", "promote", "doctor"):
+        assert verb in helptext.stdout
+    proc = subprocess.run([str(exe), "-w", str(tmp_path), "status"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "modelcycle init" in proc.stderr
