@@ -152,3 +152,18 @@ def test_nan_predictions_are_a_model_error():
 
     with pytest.raises(ModelError, match="NaN"):
         ev.evaluate(Broken(), frame(), target="y", metric="mae")
+
+
+def test_text_features_become_categories_with_training_codes():
+    rng = np.random.default_rng(3)
+    n = 400
+    district = rng.choice(["north", "south", "centre"], n)
+    f = pd.DataFrame({"ts": pd.date_range("2015-01-01", periods=n, freq="h"), "x": rng.uniform(0, 1, n),
+                      "d": pd.array(district, dtype="string"), "n": 1,
+                      "y": np.where(district == "centre", 10.0, 0.0)})
+    s = spec(estimator="lightgbm:LGBMRegressor", feature_columns=["x", "d"], params={"n_estimators": 30, "min_child_samples": 5})
+    trained = fit(f, s)
+    assert trained.model.categories == {"d": ["centre", "north", "south"]}
+    new = pd.DataFrame({"ts": f.ts[:3], "x": [0.5, 0.5, 0.5], "n": 1, "d": ["centre", "south", "unheard-of"]})
+    pred = trained.model.predict(new)
+    assert pred[0] > 8 and pred[1] < 2  # the same codes as in training; an unseen value still predicts

@@ -18,11 +18,28 @@ def workspace() -> Workspace:
     return Workspace.load(State.workspace)
 
 
-def prepare_prefect(ws: Workspace) -> None:
-    """Point Prefect at the workspace's home (or the configured server) before importing it."""
+def begin_prefect(prefect_home: Path, api_url: str | None) -> Any:
+    """Point Prefect at the workspace's home (or the configured server) before importing it, and
+    start the local server in the background; returns what :func:`await_prefect` waits for."""
     from modelcycle.lifecycle import runtime
 
-    runtime.configure(prefect_home=ws.prefect_home, api_url=ws.prefect_api_url, verbose=State.verbose)
+    runtime.configure(prefect_home=prefect_home, api_url=api_url, verbose=State.verbose)
+    return runtime.start_local_server()
+
+
+def await_prefect(server: Any) -> None:
+    """Import the lifecycle (Prefect, MLflow, DVC, LightGBM: seconds) while the server starts."""
+    from modelcycle.lifecycle import flows  # noqa: F401
+    from modelcycle.versioning import dvcgit
+
+    dvcgit.prewarm().join()
+    if server is not None:
+        with err_console.status("starting Prefect's local server (its first start creates its database)"):
+            server.join()
+
+
+def prepare_prefect(ws: Workspace) -> None:
+    await_prefect(begin_prefect(ws.prefect_home, ws.prefect_api_url))
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -44,10 +45,14 @@ def demo(
                                  "pick another folder: the demo rebuilds its folder from scratch")
         err_console.print(f"[muted]· removing the previous demo in {root}[/muted]")
         shutil.rmtree(root)
-    ws = wsmod.create_taxifare(root, rows_per_month=rows_per_month,
+    # Prefect's local server takes a while to start: let it come up while the workspace is built
+    prefect_home = root / ".modelcycle" / "prefect"
+    prefect_home.mkdir(parents=True)
+    server = common.begin_prefect(prefect_home, os.environ.get("PREFECT_API_URL"))
+    ws = wsmod.create_taxifare(root, rows_per_month=rows_per_month, force=True,
                                progress=lambda t: err_console.print(f"[muted]· {t}[/muted]"))
     State.workspace = root
-    common.prepare_prefect(ws)
+    common.await_prefect(server)
     from modelcycle.cli.render import results_table
     from modelcycle.lifecycle import flows, timeline
 

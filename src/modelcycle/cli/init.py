@@ -95,10 +95,8 @@ def _source_kind(source: str, table: str | None, root: Path) -> tuple[str, str]:
         return "sql", source
     path = Path(source.removeprefix("duckdb:///")).expanduser()
     absolute = path if path.is_absolute() else Path.cwd() / path
-    try:
-        shown = str(absolute.resolve().relative_to(root))
-    except ValueError:
-        shown = str(absolute.resolve()) if not any(c in source for c in "*?[") else str(absolute)
+    # relative to the workspace (its config resolves paths from there), so both can move together
+    shown = os.path.relpath(os.path.abspath(absolute), root)
     if source.endswith((".duckdb", ".db")) or source.startswith("duckdb://"):
         if not table:
             raise ConfigError("a DuckDB source needs --table")

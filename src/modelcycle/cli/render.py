@@ -16,7 +16,9 @@ def outcome_text(outcome: str) -> Text:
 
 
 def _num(value: float | None, digits: int = 3) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
+    if value is None:
+        return "—"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}f}"
 
 
 def decision_line(event: dict[str, Any]) -> Text:

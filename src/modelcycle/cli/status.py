@@ -25,16 +25,16 @@ def status(
     name = ws.config.name
     console.print(f"[bold]{name}[/bold]  workspace [path]{ws.root}[/path]")
     table = Table(header_style="bold", show_edge=False)
-    for col in ("alias", "version", "window", "git commit", "data (DVC md5)", "decision", "MLflow run"):
-        table.add_column(col)
+    for col in ("alias", "version", "window", "commit", "data md5", "decision", "MLflow run"):
+        table.add_column(col, no_wrap=True)
     for alias in (CHAMPION, CHALLENGER):
         mv = reg.get_alias(name, alias)
         if mv is None:
             table.add_row(alias, "—", "", "", "", "", "")
             continue
         t = mv.tags
-        table.add_row(alias, f"v{mv.version}", t.get("window", ""), t.get("git_commit", "")[:10],
-                      t.get("dvc_data_hash", "")[:12], t.get("decision", ""), (mv.run_id or "")[:12])
+        table.add_row(alias, f"v{mv.version}", t.get("window", ""), t.get("git_commit", "")[:8],
+                      t.get("dvc_data_hash", "")[:8], t.get("decision", ""), (mv.run_id or "")[:8])
     console.print(table)
     if reg.get_alias(name, CHAMPION) is None:
         console.print("[hint]no champion yet: run `modelcycle run --window YYYY-MM` once, or "

@@ -62,15 +62,19 @@ class Decision:
                 **self.details}
 
 
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
 def _fmt(policy: Policy, value: float) -> str:
-    return f"{METRICS[policy.metric].label or policy.metric} {value:.4g}"
+    return f"{METRICS[policy.metric].label or policy.metric} {_number(value)}"
 
 
 def decide(champion: Scores | None, challenger: Scores, policy: Policy, *,
            data_problem: str | None = None) -> Decision:
     """The gate. ``data_problem`` is a sentence when the window's data is suspect, else None."""
     ch = challenger.value
-    bar = ("≥" if policy.greater_is_better else "≤") + f" {policy.threshold:g}"
+    bar = ("≥" if policy.greater_is_better else "≤") + f" {_number(policy.threshold)}"
     ch_meets = policy.meets(ch)
     ch_says = f"challenger {_fmt(policy, ch)} {'meets' if ch_meets else 'misses'} the threshold ({bar})"
 

@@ -14,7 +14,9 @@ A team server (``PREFECT_API_URL``) keeps all of Prefect's defaults.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from pathlib import Path
 
 EMBEDDED_SERVER_SETTINGS = {
@@ -51,6 +53,26 @@ def configure(*, prefect_home: Path | None, api_url: str | None, verbose: bool =
 
 
 _team_server = False
+
+
+def start_local_server() -> threading.Thread | None:
+    """Start Prefect's temporary server in the background (it takes 8-20 s), so that it comes up
+    while the caller does other work. Join the thread before the first flow runs; a server that
+    failed to start here is started (and its error reported) by that first flow."""
+    if team_server() or os.environ.get("PREFECT_API_URL"):
+        return None
+
+    def _start() -> None:
+        try:
+            from prefect.server.api.server import SubprocessASGIServer
+
+            SubprocessASGIServer().start()
+        except Exception:  # the first flow starts it again and reports the reason
+            logging.getLogger(__name__).debug("early start of Prefect's server failed", exc_info=True)
+
+    thread = threading.Thread(target=_start, name="prefect-server-start", daemon=True)
+    thread.start()
+    return thread
 
 
 def team_server() -> bool:

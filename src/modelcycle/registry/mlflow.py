@@ -592,8 +592,7 @@ class MlflowRegistry:
         if scheme.startswith("postgres"):
             # SQLAlchemy 2.1 made psycopg (v3) the driver of plain postgresql:// URIs.
             return ("check the host, database and credentials, and that the driver is installed: "
-                    "`pip install 'psycopg[binary]'` for postgresql://, or psycopg2-binary "
-                    "(modelcycle[postgres]) with postgresql+psycopg2://")
+                    "`pip install 'modelcycle[postgres]'` (psycopg 3) for postgresql://")
         return "check tracking_uri in modelcycle.yaml or MLFLOW_TRACKING_URI"
 
     def _preflight(self, uri: str) -> None:

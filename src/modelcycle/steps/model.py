@@ -17,6 +17,32 @@ import pandas as pd
 from modelcycle.errors import DataError
 
 
+def learn_categories(frame: pd.DataFrame) -> dict[str, list[Any]]:
+    """The categories of each text (or categorical) feature column, as seen in training."""
+    out: dict[str, list[Any]] = {}
+    for name in frame.columns:
+        col = frame[name]
+        if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            continue
+        if pd.api.types.is_datetime64_any_dtype(col):
+            continue
+        out[str(name)] = sorted(col.dropna().astype(str).unique().tolist())
+    return out
+
+
+def encode_categories(frame: pd.DataFrame, categories: dict[str, list[Any]]) -> pd.DataFrame:
+    """Text columns as pandas categoricals with the training categories (an unseen value
+    becomes missing), so tree models that take categoricals see the same codes every time."""
+    if not categories:
+        return frame
+    frame = frame.copy()
+    for name, cats in categories.items():
+        if name in frame.columns:
+            values = frame[name].astype("string").astype(object).where(frame[name].notna(), None)
+            frame[name] = pd.Categorical(values, categories=cats)
+    return frame
+
+
 @dataclass
 class ModelPipeline:
     """Feature building + a fitted estimator.
@@ -34,6 +60,7 @@ class ModelPipeline:
     features: str | None = None
     classes: list[Any] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    categories: dict[str, list[Any]] = field(default_factory=dict)
 
     def transform(self, raw: pd.DataFrame) -> pd.DataFrame:
         missing = [c for c in self.input_columns if c not in raw.columns]
@@ -49,7 +76,7 @@ class ModelPipeline:
             frame = build(raw)
         else:
             frame = raw
-        return frame[self.feature_names]
+        return encode_categories(frame[self.feature_names], self.categories)
 
     def predict(self, raw: pd.DataFrame) -> np.ndarray:
         """Predictions for raw records (a regression value or a class label per row)."""

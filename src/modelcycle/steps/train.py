@@ -13,7 +13,7 @@ import pandas as pd
 
 from modelcycle.errors import ConfigError, DataError, ModelError
 from modelcycle.steps.imports import resolve
-from modelcycle.steps.model import ModelPipeline
+from modelcycle.steps.model import ModelPipeline, encode_categories, learn_categories
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,8 @@ def fit(train: pd.DataFrame, spec: TrainSpec) -> Trained:
     if spec.task == "classification" and y.nunique() < 2:
         raise DataError(f"the training rows hold a single class of '{spec.target}' ({y.iloc[0]!r})",
                         "a classifier needs at least two classes: widen the window or the history")
+    categories = learn_categories(X)
+    X = encode_categories(X, categories)
     estimator = build_estimator(spec)
     try:
         with warnings.catch_warnings():
@@ -98,6 +100,6 @@ def fit(train: pd.DataFrame, spec: TrainSpec) -> Trained:
     model = ModelPipeline(
         estimator=estimator, target=spec.target, task=spec.task,
         input_columns=[c for c in spec.input_columns if c != spec.target],
-        feature_names=names, features=spec.features, classes=classes,
+        feature_names=names, features=spec.features, classes=classes, categories=categories,
         metadata={"estimator": spec.estimator, "params": dict(spec.params), "train_rows": len(train)})
     return Trained(model=model, fit_seconds=seconds, rows=len(train))

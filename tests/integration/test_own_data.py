@@ -1,0 +1,61 @@
+"""Bring your own data: a CSV glob becomes a workspace whose cycles run for real."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.integration.test_bad_input import cli
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
+
+
+def sales(n: int = 6000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    size = rng.uniform(30, 200, n)
+    rooms = rng.integers(1, 6, n)
+    district = rng.choice(["north", "south", "centre"], n)
+    price = 2000 * size + 15000 * rooms + np.where(district == "centre", 60000, 0) + rng.normal(0, 20000, n)
+    return pd.DataFrame({"sold_at": pd.date_range("2023-07-01", "2024-02-28", periods=n).strftime("%Y-%m-%d %H:%M:%S"),
+                         "size_m2": size.round(1), "rooms": rooms, "district": district, "price": price.round(0)})
+
+
+def test_csv_workspace_end_to_end(tmp_path, capsys, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    frame = sales()
+    frame.iloc[:3000].to_csv(data / "sales-a.csv", index=False)
+    frame.iloc[3000:].to_csv(data / "sales-b.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(capsys, "init", "prices", "--source", "data/*.csv", "--timestamp", "sold_at",
+                         "--target", "price", "--threshold", "25000")
+    assert code == 0, err
+    config = (tmp_path / "prices/modelcycle.yaml").read_text()
+    assert "url: ../data/*.csv" in config
+    for line in ("sold_at: datetime", "size_m2: float", "rooms: int", "district: str", "price: float"):
+        assert line in config
+
+    code, out, err = cli(capsys, "-w", str(tmp_path / "prices"), "run", "--window", "2024-01")
+    assert code == 0, err
+    assert "promote" in out and "v1" in out
+    code, out, err = cli(capsys, "-w", str(tmp_path / "prices"), "run")  # the next month
+    assert code == 0, err
+    assert "2024-02" in out
+
+    frame.drop(columns=["price"]).head(4).to_json(tmp_path / "new.json", orient="records")
+    code, out, err = cli(capsys, "-w", str(tmp_path / "prices"), "predict", str(tmp_path / "new.json"),
+                         "-o", str(tmp_path / "pred.csv"))
+    assert code == 0, err
+    pred = pd.read_csv(tmp_path / "pred.csv")
+    assert len(pred) == 4 and pred["prediction"].between(50_000, 600_000).all()
+
+
+def test_init_names_missing_options_and_columns(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sales(100).to_csv(tmp_path / "s.csv", index=False)
+    code, _, err = cli(capsys, "init", "p", "--source", "s.csv", "--timestamp", "sold_at", "--target", "price")
+    assert code == 2 and "--threshold" in err and "Traceback" not in err
+    code, _, err = cli(capsys, "init", "p", "--source", "s.csv", "--timestamp", "sold_at", "--target", "cost",
+                       "--threshold", "1")
+    assert code == 2 and "no column 'cost'" in err and "price" in err
