@@ -47,4 +47,4 @@ def backtest(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("backtest")(backtest)
+    app.command("backtest", short_help='Replay the cycle month by month; print the decisions, draw the timeline.')(backtest)

@@ -44,4 +44,4 @@ def config(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("config")(config)
+    app.command("config", short_help='Describe every key of modelcycle.yaml or params.yaml.')(config)

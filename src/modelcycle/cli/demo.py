@@ -82,4 +82,4 @@ def demo(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("demo")(demo)
+    app.command("demo", short_help='The whole lifecycle on simulated New York cab rides, offline (about a minute).')(demo)

@@ -30,4 +30,4 @@ def doctor() -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("doctor")(doctor)
+    app.command("doctor", short_help='Repair a cycle that was killed midway, then check the backends.')(doctor)

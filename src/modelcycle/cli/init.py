@@ -105,4 +105,4 @@ def _source_kind(source: str, table: str | None, root: Path) -> tuple[str, str]:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("init")(init)
+    app.command("init", short_help='Create a workspace (git + DVC, config, embedded MLflow/Prefect/DVC remote).')(init)

@@ -78,4 +78,4 @@ def predict(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("predict")(predict)
+    app.command("predict", short_help='Predict with the champion (or any version) for records in a file.')(predict)

@@ -38,4 +38,4 @@ def promote(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("promote")(promote)
+    app.command("promote", short_help="Point the champion (or challenger) alias at a model version: a human's decision.")(promote)

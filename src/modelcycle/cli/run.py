@@ -43,4 +43,4 @@ def run(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run")(run)
+    app.command("run", short_help='Run one cycle for a window: validate, compare, decide, version, register, notify.')(run)

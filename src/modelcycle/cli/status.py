@@ -62,4 +62,4 @@ def status(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("status")(status)
+    app.command("status", short_help='Show the champion and challenger with their lineage, and recent decisions.')(status)

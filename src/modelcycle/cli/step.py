@@ -20,4 +20,4 @@ def step(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("step")(step)
+    app.command("step", short_help='Run one dvc.yaml stage (what `dvc repro` and `dvc exp run` call).')(step)

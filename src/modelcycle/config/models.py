@@ -139,21 +139,6 @@ class NotifyConfig(Section):
         description="Apprise URLs (slack://, mailto://, json://...); needs modelcycle[notify]")
 
 
-class ScheduleConfig(Section):
-    """When cycles run unattended."""
-
-    cron: str | None = Field(default=None, description="a cron expression for scheduled cycles")
-    window: Literal["previous_month"] = Field(
-        default="previous_month", description="which window a scheduled cycle evaluates")
-
-
-class ServeConfig(Section):
-    """The prediction server."""
-
-    host: str = Field(default="127.0.0.1", description="interface to listen on")
-    port: int = Field(default=8000, ge=1, le=65535, description="port to listen on")
-
-
 class BackendsConfig(Section):
     """Where tracking, orchestration and data versions live. Defaults are embedded in the
     workspace; point them at a team's servers by changing URLs (or the environment variables
@@ -199,8 +184,6 @@ class ProjectConfig(Section):
     metric: Metric = Field(description="the metric both models are scored with")
     gate: GateConfig
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
-    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
-    serve: ServeConfig = Field(default_factory=ServeConfig)
     backends: BackendsConfig = Field(default_factory=BackendsConfig)
     simulation: SimulationConfig | None = Field(
         default=None, description="set by `modelcycle init --example taxifare`")

@@ -82,7 +82,25 @@ def params_window(ws: Workspace) -> Window:
     return Window.parse(ws.params.window)
 
 
+def workspace_code(ws: Workspace) -> list[Path]:
+    """The user's own modules a model needs: the feature builder's module when it lives in the
+    workspace (``features:build`` for a ``features.py`` beside modelcycle.yaml). The workspace
+    is put on ``sys.path`` so it imports, and the module ships inside the logged model."""
+    import sys
+
+    builder = ws.config.features.builder
+    if not builder:
+        return []
+    module = builder.partition(":")[0] if ":" in builder else builder.rpartition(".")[0]
+    top = module.split(".")[0]
+    found = [p for p in (ws.root / f"{top}.py", ws.root / top) if p.exists()]
+    if found and str(ws.root) not in sys.path:
+        sys.path.insert(0, str(ws.root))
+    return found[:1]
+
+
 def train_spec(ws: Workspace) -> tr.TrainSpec:
+    workspace_code(ws)
     c = ws.config
     return tr.TrainSpec(
         estimator=c.model.estimator, target=c.data.target, task=c.data.task,
@@ -147,7 +165,7 @@ def train(ws: Workspace, train_rows: pd.DataFrame, save_model: Any) -> tr.Traine
         shutil.rmtree(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     example = train_rows.drop(columns=[ws.config.data.target]).tail(5).reset_index(drop=True)
-    save_model(trained.model, str(path), input_example=example)
+    save_model(trained.model, str(path), input_example=example, extra_code_paths=workspace_code(ws) or None)
     return trained
 
 
