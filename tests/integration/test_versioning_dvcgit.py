@@ -18,21 +18,9 @@ from modelcycle.versioning.base import VersionState
 from modelcycle.versioning.dvcgit import DvcGitVersioning, init_workspace_repo, prewarm
 from modelcycle.versioning.memory import MemoryVersioning
 
-STAGES = ["fetch", "validate", "prepare", "train", "evaluate"]
-TAG = "modelcycle/taxifare/2015-03"
-DVC_YAML = """\
-stages:
-  fetch:    {cmd: modelcycle step fetch, deps: [modelcycle.yaml], params: [window, data], outs: [data/raw.parquet]}
-  validate: {cmd: modelcycle step validate, deps: [data/raw.parquet, modelcycle.yaml], outs: [data/clean.parquet], metrics: [{reports/validation.json: {cache: false}}]}
-  prepare:  {cmd: modelcycle step prepare, deps: [data/clean.parquet], params: [window, split], outs: [data/train.parquet, data/holdout.parquet]}
-  train:    {cmd: modelcycle step train, deps: [data/train.parquet], params: [model, seed], outs: [models/challenger]}
-  evaluate: {cmd: modelcycle step evaluate, deps: [models/challenger, data/holdout.parquet], metrics: [{reports/metrics.json: {cache: false}}]}
-"""
+from tests.pipeline_fixture import CACHED, DVC_YAML, OWNED_COMMIT, REPORTS, STAGES, TAG  # noqa: E402
+
 PARAMS = "window: '2015-01'\ndata: {table: rides}\nsplit: {holdout: 0.2}\nmodel: {kind: lgbm}\nseed: 0\n"
-CACHED = ["data/raw.parquet", "data/clean.parquet", "data/train.parquet", "data/holdout.parquet",
-          "models/challenger"]
-REPORTS = ["reports/validation.json", "reports/metrics.json"]
-OWNED_COMMIT = {"dvc.lock", "params.yaml", "dvc.yaml", "data/.gitignore", "models/.gitignore", *REPORTS}
 
 
 # ---------------------------------------------------------------------------------- helpers
