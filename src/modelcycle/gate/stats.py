@@ -1,0 +1,255 @@
+"""Paired resampling of two models' scores on the same held-out rows.
+
+The gate asks one question: *how much better is the challenger, and how sure are we?* Both
+models are scored on the same rows, so the comparison is paired: every resample weights the
+same rows for both models, and the row-to-row noise that both models share cancels out.
+
+Metrics are written as functions of **weighted column sums** of per-row quantities (MAE is
+``sum(w*|e|) / sum(w)``; RMSE the square root of ``sum(w*e**2) / sum(w)``; R² needs
+``sum(w*e**2)``, ``sum(w*y)`` and ``sum(w*y**2)``; F1 needs weighted counts of true
+positives, false positives and false negatives). A resample is a vector of row weights, so a
+bootstrap needs only the weighted sums of a few columns per resample.
+
+Two resampling schemes:
+
+``double-or-nothing`` (the default)
+    Each row gets weight 0 or 2 with probability 1/2, independently (the "double-or-nothing"
+    bootstrap of Owen & Eckles, 2012). Weights have mean 1 and variance 1, as the classic
+    bootstrap's counts do (approximately), so a resampled mean has the classic bootstrap's
+    variance. Since a weight is one random bit, groups of 4 rows map to 16 possible partial sums,
+    which are precomputed; a resample then costs one table lookup per 4 rows and column, and
+    needs n/8 random bytes. 100,000 rows x 2,000 resamples take well under a second on one core
+    (``scripts/bench_gate.py`` measures it).
+
+``multinomial``
+    The classic bootstrap: n rows drawn with replacement, as row counts. Exact, about five
+    times slower; for users who want the textbook method and for checking the default against it.
+
+The interval is the percentile interval of the resampled relative improvement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from modelcycle.steps.evaluate import METRICS, Scores
+
+METHODS = ("double-or-nothing", "multinomial")
+_CHUNK_BYTES = 8000000  # working memory of one chunk of resamples
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The challenger's relative improvement over the champion (positive = better), with a
+    two-sided ``confidence`` percentile interval from ``resamples`` paired resamples."""
+
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+    resamples: int
+    method: str
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"improvement": self.estimate, "ci_low": self.low, "ci_high": self.high,
+                "confidence": self.confidence, "resamples": self.resamples, "method": self.method,
+                "rows": self.rows}
+
+
+# metrics as functions of weighted column sums -------------------------------------------------
+
+Columns = Callable[[Scores], np.ndarray]          # (n, k) per-row quantities of one model
+Value = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (..., k) sums, (...) weights -> metric
+
+
+def _err(s: Scores) -> np.ndarray:
+    return s.y_true.astype("float64") - s.y_pred.astype("float64")
+
+
+def _f1_columns(s: Scores) -> np.ndarray:
+    classes = list(s.classes or np.unique(np.concatenate([s.y_true, s.y_pred])))
+    labels = [classes[1]] if len(classes) == 2 else classes
+    cols = []
+    for c in labels:
+        t, p = s.y_true == c, s.y_pred == c
+        cols += [t & p, ~t & p, t & ~p]
+    return np.column_stack(cols).astype("float64")
+
+
+def _f1_value(sums: np.ndarray, _w: np.ndarray) -> np.ndarray:
+    tp, fp, fn = sums[..., 0::3], sums[..., 1::3], sums[..., 2::3]
+    denom = 2 * tp + fp + fn
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return f1.mean(axis=-1)
+
+
+def _log_loss_columns(s: Scores) -> np.ndarray:
+    if s.proba is None or s.classes is None:
+        raise ValueError("log loss needs class probabilities")
+    index = {c: i for i, c in enumerate(s.classes)}
+    rows = np.array([index.get(v, -1) for v in s.y_true])
+    p = np.where(rows >= 0, s.proba[np.arange(len(rows)), np.maximum(rows, 0)], 0.0)
+    return (-np.log(np.clip(p, 1e-15, 1.0)))[:, None]
+
+
+COLUMNS: dict[str, tuple[Columns, Value]] = {
+    "mae": (lambda s: np.abs(_err(s))[:, None], lambda S, w: S[..., 0] / w),
+    "rmse": (lambda s: (_err(s) ** 2)[:, None], lambda S, w: np.sqrt(S[..., 0] / w)),
+    "mape": (lambda s: (np.abs(_err(s)) / np.maximum(np.abs(s.y_true.astype("float64")), 1e-9))[:, None],
+             lambda S, w: S[..., 0] / w),
+    "r2": (lambda s: np.column_stack([_err(s) ** 2, s.y_true.astype("float64"), s.y_true.astype("float64") ** 2]),
+           lambda S, w: 1.0 - S[..., 0] / np.maximum(S[..., 2] - S[..., 1] ** 2 / w, 1e-300)),
+    "accuracy": (lambda s: (s.y_true == s.y_pred).astype("float64")[:, None], lambda S, w: S[..., 0] / w),
+    "f1": (_f1_columns, _f1_value),
+    "log_loss": (_log_loss_columns, lambda S, w: S[..., 0] / w),
+}
+
+
+# weighted sums of resamples ---------------------------------------------------------------------
+
+
+def _valid_bits(n: int, nbytes: int) -> np.ndarray:
+    """Per random byte, the bits that belong to real rows (row r is bit r % 8 of byte r // 8)."""
+    mask = np.full(nbytes, 255, dtype=np.uint8)
+    full, rest = divmod(n, 8)
+    if full < nbytes:
+        mask[full] = (1 << rest) - 1
+        mask[full + 1:] = 0
+    return mask
+
+
+def _double_or_nothing(X: np.ndarray, resamples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted column sums for ``resamples`` double-or-nothing weight vectors (0/2 per row).
+
+    Rows are taken 4 at a time: a 4-bit nibble of random bits chooses which of the 4 rows count,
+    and a table holds the 16 possible partial sums of each group, so a resample costs one lookup
+    per group and column."""
+    n, k = X.shape
+    nbytes = -(-n // 8)
+    groups = nbytes * 2
+    padded = np.zeros((groups * 4, k))
+    padded[:n] = X
+    pick = ((np.arange(16)[:, None] >> np.arange(4)) & 1).astype("float64")   # (16, 4)
+    # one contiguous table per column: tables[c][16 * g + v] = sum of column c over the rows of
+    # group g whose bits are set in v
+    tables = np.ascontiguousarray(np.einsum("vb,gbk->kgv", pick, padded.reshape(groups, 4, k)).reshape(k, groups * 16))
+    base = np.arange(groups, dtype=np.intp) * 16
+    valid = _valid_bits(n, nbytes)
+    chunk = max(1, min(resamples, _CHUNK_BYTES // max(1, groups * 16)))
+    sums = np.empty((resamples, k))
+    counts = np.empty(resamples)
+    nib = np.empty((chunk, groups), dtype=np.intp)
+    gathered = np.empty((chunk, groups))
+    for start in range(0, resamples, chunk):   # a loop over chunks of resamples, not resamples
+        m = min(chunk, resamples - start)
+        raw = np.frombuffer(rng.bytes(m * nbytes), dtype=np.uint8).reshape(m, nbytes) & valid
+        nib[:m, 0::2] = raw & 15
+        nib[:m, 1::2] = raw >> 4
+        nib[:m] += base
+        for c in range(k):                     # a handful of columns
+            np.take(tables[c], nib[:m], out=gathered[:m])
+            sums[start:start + m, c] = 2.0 * gathered[:m].sum(axis=1)
+        counts[start:start + m] = 2.0 * np.bitwise_count(raw).sum(axis=1, dtype=np.int64)
+    return sums, counts
+
+
+def _weights(n: int, resamples: int, rng: np.random.Generator, method: str):  # noqa: ANN202
+    """Explicit row weights, a chunk of resamples at a time (for metrics that are not sums)."""
+    chunk = max(1, min(resamples, _CHUNK_BYTES // max(1, n * 24)))
+    nbytes = -(-n // 8)
+    valid = _valid_bits(n, nbytes)
+    for start in range(0, resamples, chunk):
+        m = min(chunk, resamples - start)
+        if method == "double-or-nothing":
+            raw = np.frombuffer(rng.bytes(m * nbytes), dtype=np.uint8).reshape(m, nbytes) & valid
+            yield 2.0 * np.unpackbits(raw, axis=1, bitorder="little")[:, :n]
+        else:
+            idx = rng.integers(0, n, size=(m, n)) + (np.arange(m)[:, None] * n)
+            yield np.bincount(idx.ravel(), minlength=m * n).reshape(m, n).astype("float64")
+
+
+def _weighted_auc(y: np.ndarray, score: np.ndarray, positive: Any, W: np.ndarray) -> np.ndarray:
+    """Binary ROC AUC of ``score`` under each row-weight vector in ``W`` (ties count half)."""
+    order = np.argsort(score, kind="stable")
+    s, pos = score[order], (y[order] == positive)
+    Wo = W[:, order]
+    wneg = np.where(pos, 0.0, Wo)
+    wpos = np.where(pos, Wo, 0.0)
+    _, first, inverse = np.unique(s, return_index=True, return_inverse=True)
+    below = np.cumsum(wneg, axis=1) - wneg                    # negatives strictly before, in this order
+    group_start_below = below[:, first][:, inverse]           # negatives below the tie group
+    tie_neg = np.add.reduceat(wneg, first, axis=1)[:, inverse]
+    credit = (wpos * (group_start_below + 0.5 * tie_neg)).sum(axis=1)
+    return credit / np.maximum(wpos.sum(axis=1) * wneg.sum(axis=1), 1e-300)
+
+
+def _multinomial(X: np.ndarray, resamples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted column sums for ``resamples`` classic bootstrap resamples (row counts)."""
+    n, k = X.shape
+    chunk = max(1, min(resamples, _CHUNK_BYTES // max(1, n * 8)))
+    sums = np.empty((resamples, k))
+    for start in range(0, resamples, chunk):
+        m = min(chunk, resamples - start)
+        idx = rng.integers(0, n, size=(m, n), dtype=np.int32 if n < 2**31 else np.int64)
+        sums[start:start + m] = np.take(X, idx.ravel(), axis=0).reshape(m, n, k).sum(axis=1)
+    return sums, np.full(resamples, float(n))
+
+
+def improvement_interval(champion: Scores, challenger: Scores, *, confidence: float = 0.95,
+                         resamples: int = 2000, seed: int = 0,
+                         method: str = "double-or-nothing") -> Interval:
+    """Paired resampled interval of the challenger's relative improvement over the champion."""
+    if champion.metric != challenger.metric:
+        raise ValueError("both models must be scored with the same metric")
+    if champion.rows != challenger.rows or not np.array_equal(champion.y_true, challenger.y_true):
+        raise ValueError("champion and challenger must be scored on the same held-out rows")
+    if method not in METHODS:
+        raise ValueError(f"unknown resampling method '{method}'")
+    metric = champion.metric
+    higher = METRICS[metric].greater_is_better
+    rng = np.random.default_rng(seed)
+    if metric == "roc_auc":
+        return _auc_interval(champion, challenger, confidence, resamples, rng, method)
+    columns, value = COLUMNS[metric]
+    a, b = columns(champion), columns(challenger)
+    k = a.shape[1]
+    X = np.hstack([a, b])
+    sums, weights = (_double_or_nothing if method == "double-or-nothing" else _multinomial)(X, resamples, rng)
+    full = np.ones(1) * len(X)
+    estimate = float(_relative(value(X.sum(axis=0)[None, :k], full), value(X.sum(axis=0)[None, k:], full), higher)[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dist = _relative(value(sums[:, :k], weights), value(sums[:, k:], weights), higher)
+    return _interval(estimate, dist, confidence, resamples, method, len(X))
+
+
+def _relative(m_champ: np.ndarray, m_chall: np.ndarray, higher: bool) -> np.ndarray:
+    gain = (m_chall - m_champ) if higher else (m_champ - m_chall)
+    return gain / np.maximum(np.abs(m_champ), 1e-12)
+
+
+def _interval(estimate: float, dist: np.ndarray, confidence: float, resamples: int, method: str,
+              rows: int) -> Interval:
+    dist = dist[np.isfinite(dist)]
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(dist, [tail, 1.0 - tail]) if len(dist) else (np.nan, np.nan)
+    return Interval(estimate=estimate, low=float(low), high=float(high), confidence=confidence,
+                    resamples=resamples, method=method, rows=rows)
+
+
+def _auc_interval(champion: Scores, challenger: Scores, confidence: float, resamples: int,
+                  rng: np.random.Generator, method: str) -> Interval:
+    if champion.proba is None or challenger.proba is None or champion.proba.shape[1] != 2:
+        raise ValueError("a paired interval of ROC AUC needs binary class probabilities")
+    y = champion.y_true
+    positive = (champion.classes or [0, 1])[1]
+    a, b = champion.proba[:, 1], challenger.proba[:, 1]
+    ones = np.ones((1, len(y)))
+    estimate = float(_relative(_weighted_auc(y, a, positive, ones), _weighted_auc(y, b, positive, ones), True)[0])
+    parts = [_relative(_weighted_auc(y, a, positive, W), _weighted_auc(y, b, positive, W), True)
+             for W in _weights(len(y), resamples, rng, method)]
+    return _interval(estimate, np.concatenate(parts), confidence, resamples, method, len(y))
