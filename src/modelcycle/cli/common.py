@@ -20,26 +20,33 @@ def workspace() -> Workspace:
 
 def begin_prefect(prefect_home: Path, api_url: str | None) -> Any:
     """Point Prefect at the workspace's home (or the configured server) before importing it, and
-    start the local server in the background; returns what :func:`await_prefect` waits for."""
+    start the local server; returns what :func:`await_prefect` waits for."""
     from modelcycle.lifecycle import runtime
 
     runtime.configure(prefect_home=prefect_home, api_url=api_url, verbose=State.verbose)
     return runtime.start_local_server()
 
 
-def await_prefect(server: Any) -> None:
-    """Import the lifecycle (Prefect, MLflow, DVC, LightGBM: seconds) while the server starts."""
-    from modelcycle.lifecycle import flows  # noqa: F401
+def await_prefect(server: Any, ws: Workspace) -> None:
+    """Import what the cycles use (Prefect, MLflow, DVC, the estimator's library: seconds of one
+    core) while the server starts on the other, then wait until it answers."""
+    from modelcycle.errors import WorkspaceError
+    from modelcycle.lifecycle import flows, stages  # noqa: F401
     from modelcycle.versioning import dvcgit
 
     dvcgit.prewarm().join()
+    stages.warm_up(ws)
     if server is not None:
-        with err_console.status("starting Prefect's local server (its first start creates its database)"):
-            server.join()
+        with err_console.status("starting Prefect's local server"):
+            try:
+                server.wait()
+            except RuntimeError as exc:
+                raise WorkspaceError(str(exc), "run again with --verbose; or point backends.prefect_api_url "
+                                     "(or PREFECT_API_URL) at a running Prefect server") from exc
 
 
 def prepare_prefect(ws: Workspace) -> None:
-    await_prefect(begin_prefect(ws.prefect_home, ws.prefect_api_url))
+    await_prefect(begin_prefect(ws.prefect_home, ws.prefect_api_url), ws)
 
 
 @contextlib.contextmanager

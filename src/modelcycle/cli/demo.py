@@ -52,7 +52,7 @@ def demo(
     ws = wsmod.create_taxifare(root, rows_per_month=rows_per_month, force=True,
                                progress=lambda t: err_console.print(f"[muted]· {t}[/muted]"))
     State.workspace = root
-    common.await_prefect(server)
+    common.await_prefect(server, ws)
     from modelcycle.cli.render import results_table
     from modelcycle.lifecycle import flows, timeline
 

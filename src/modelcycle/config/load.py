@@ -95,9 +95,9 @@ def load_params(path: Path) -> Params:
         raise validation_error(path, exc, Params) from None
 
 
-def find_root(start: Path | None = None) -> Path:
+def find_root(start: str | os.PathLike[str] | None = None) -> Path:
     """The nearest directory at or above ``start`` holding modelcycle.yaml."""
-    here = (start or Path.cwd()).resolve()
+    here = Path(start or Path.cwd()).resolve()
     for candidate in (here, *here.parents):
         if (candidate / CONFIG_FILE).is_file():
             return candidate
@@ -129,7 +129,7 @@ class Workspace:
     params: Params
 
     @classmethod
-    def load(cls, start: Path | None = None) -> Workspace:
+    def load(cls, start: str | os.PathLike[str] | None = None) -> Workspace:
         root = find_root(start)
         return cls(root, load_config(root / CONFIG_FILE), load_params(root / PARAMS_FILE))
 

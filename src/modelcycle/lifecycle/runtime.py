@@ -1,23 +1,45 @@
-"""Prefect's settings for a workspace, set before Prefect is imported.
+"""Prefect's settings and local server for a workspace, set up before Prefect is imported.
 
-With no ``backends.prefect_api_url`` (and no ``PREFECT_API_URL``), Prefect runs locally with its
-home, database and UI data in ``.modelcycle/prefect``: the process starts Prefect's temporary
-server on first use and stops it on exit. Two settings make that server fit short cycles:
+With no ``backends.prefect_api_url`` (and no ``PREFECT_API_URL``), Prefect runs locally: its
+home, database and run history live in ``.modelcycle/prefect``, and a local server runs for as
+long as the command does. That server is Prefect's own server application
+(``prefect.server.api.server:create_app`` under uvicorn, the command Prefect's temporary server
+runs), started by :class:`LocalServer` *before* this process imports Prefect. Prefect's built-in
+temporary server would first import the whole server package into this process (7-8 s of one
+core) and only then start it; started here, it comes up on the other core while this process
+imports the rest and builds or reads the workspace.
+
+Three settings make it fit short cycles:
 
 * the task-run recorder batches its writes (Prefect's default writes once per event, and on
   SQLite those writes collide with the next flow's creation, costing a 2 s client retry);
-* flow-run heartbeats are off (they detect crashed runs of a long-lived server; a temporary
-  server ends with the process, and the heartbeat thread costs up to a second per flow run).
+* flow-run heartbeats are off (they detect crashed runs of a long-lived server; this server
+  ends with the command, and the heartbeat thread costs up to a second per flow run);
+* a new workspace's database starts from a cached, already migrated empty one
+  (:mod:`modelcycle.dbcache`), which saves Prefect's ~10 s of migrations.
 
-A team server (``PREFECT_API_URL``) keeps all of Prefect's defaults.
+A team server (``PREFECT_API_URL`` or ``backends.prefect_api_url``) keeps Prefect's defaults.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import importlib.util
 import logging
 import os
-import threading
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+
+from modelcycle import dbcache
+
+log = logging.getLogger(__name__)
 
 EMBEDDED_SERVER_SETTINGS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -25,13 +47,18 @@ EMBEDDED_SERVER_SETTINGS = {
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "3",
     "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "500",
     "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "3",
-    # a fresh database runs its migrations first: give the temporary server time to start
+    # if Prefect starts its own temporary server (a fresh database migrates first), wait for it
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
 }
+STARTUP_TIMEOUT_S = 180.0
+
+_team_server = False
+_local: LocalServer | None = None
 
 
 def configure(*, prefect_home: Path | None, api_url: str | None, verbose: bool = False) -> None:
     """Set Prefect's environment for this process. Call before the first ``import prefect``."""
+    global _team_server
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     if not verbose:
@@ -40,9 +67,11 @@ def configure(*, prefect_home: Path | None, api_url: str | None, verbose: bool =
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "CRITICAL")
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "CRITICAL")
-    global _team_server
     if api_url:
         os.environ["PREFECT_API_URL"] = api_url
+        _team_server = True
+        return
+    if os.environ.get("PREFECT_API_URL") and (_local is None or os.environ["PREFECT_API_URL"] != _local.api_url):
         _team_server = True
         return
     if prefect_home is not None and "PREFECT_HOME" not in os.environ:
@@ -52,29 +81,115 @@ def configure(*, prefect_home: Path | None, api_url: str | None, verbose: bool =
         os.environ.setdefault(key, value)
 
 
-_team_server = False
-
-
-def start_local_server() -> threading.Thread | None:
-    """Start Prefect's temporary server in the background (it takes 8-20 s), so that it comes up
-    while the caller does other work. Join the thread before the first flow runs; a server that
-    failed to start here is started (and its error reported) by that first flow."""
-    if team_server() or os.environ.get("PREFECT_API_URL"):
-        return None
-
-    def _start() -> None:
-        try:
-            from prefect.server.api.server import SubprocessASGIServer
-
-            SubprocessASGIServer().start()
-        except Exception:  # the first flow starts it again and reports the reason
-            logging.getLogger(__name__).debug("early start of Prefect's server failed", exc_info=True)
-
-    thread = threading.Thread(target=_start, name="prefect-server-start", daemon=True)
-    thread.start()
-    return thread
-
-
 def team_server() -> bool:
     """True when the user pointed modelcycle at a Prefect server (config or PREFECT_API_URL)."""
-    return _team_server or bool(os.environ.get("PREFECT_API_URL"))
+    return _team_server
+
+
+def _free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: the server ends if modelcycle is killed (it would otherwise outlive it)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+class LocalServer:
+    """Prefect's server application in a subprocess on a free loopback port."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = _free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = home / "server.log"
+        self._fresh_db = False
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def start(self) -> None:
+        spec = importlib.util.find_spec("prefect")
+        if spec is None or spec.origin is None:
+            raise RuntimeError("Prefect is not installed")
+        app_dir = Path(spec.origin).parent.parent
+        db = self.home / "prefect.db"
+        own_db = any(os.environ.get(k) for k in ("PREFECT_API_DATABASE_CONNECTION_URL",
+                                                "PREFECT_SERVER_DATABASE_CONNECTION_URL"))
+        self._fresh_db = not own_db and not db.exists() and not dbcache.seed("prefect", db)
+        env = {**os.environ, "PREFECT_HOME": str(self.home), "PREFECT_UI_ENABLED": "0",
+               "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+        env.pop("PREFECT_API_URL", None)
+        self.home.mkdir(parents=True, exist_ok=True)
+        log_file = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps writing to it
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir), "--factory",
+             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
+             "--log-level", "error", "--lifespan", "on"],
+            env=env, stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+        log_file.close()
+        atexit.register(self.stop)
+
+    def wait(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
+        """Block until the API answers; raise RuntimeError with the server's log if it cannot."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        if self._fresh_db:  # migrated and still empty: keep it for the next workspace
+                            dbcache.remember("prefect", self.home / "prefect.db")
+                            self._fresh_db = False
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        tail = ""
+        with contextlib.suppress(OSError):
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+        code = self.process.poll() if self.process else None
+        raise RuntimeError(f"Prefect's local server did not start ({'exit code ' + str(code) if code is not None else 'timed out'})"
+                           + (f"; its log {self.log_path} ends with:\n{tail}" if tail else ""))
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def start_local_server() -> LocalServer | None:
+    """Start the local server for this process unless a server is configured or Prefect is
+    already imported (its settings are then fixed, for example under a test harness). The caller
+    calls ``wait()`` before the first flow runs."""
+    global _local
+    if _team_server or os.environ.get("PREFECT_API_URL") or "prefect" in sys.modules:
+        return None
+    if _local is not None:
+        return _local
+    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+    server = LocalServer(home)
+    try:
+        server.start()
+    except (OSError, RuntimeError):
+        log.debug("could not start Prefect's server; Prefect will start its own", exc_info=True)
+        return None
+    os.environ["PREFECT_API_URL"] = server.api_url  # read when Prefect is imported
+    _local = server
+    return server

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,10 +38,57 @@ METRICS = "reports/metrics.json"
 STAGES = ["fetch", "validate", "prepare", "train", "evaluate"]
 
 
+class _BackgroundWrites:
+    """Writes stage outputs on a spare core while the cycle goes on (training uses one core)."""
+
+    def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelcycle-writes")
+        self._pending: list[Any] = []
+
+    def submit(self, fn: Any) -> None:
+        self._pending.append(self._pool.submit(fn))
+
+    def wait(self) -> None:
+        """Block until every write is on disk; re-raise the first write error."""
+        pending, self._pending = self._pending, []
+        errors = [f.exception() for f in pending]
+        first = next((e for e in errors if e is not None), None)
+        if first is not None:
+            raise first
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+
+_writes: _BackgroundWrites | None = None
+
+
+@contextmanager
+def background_writes() -> Iterator[_BackgroundWrites]:
+    """Within the block, parquet outputs are written in the background; ``wait()`` (and leaving
+    the block, also on an error) makes sure they are all on disk."""
+    global _writes
+    writer = _BackgroundWrites()
+    previous, _writes = _writes, writer
+    try:
+        yield writer
+    finally:
+        _writes = previous
+        writer.close()
+
+
 def _write_parquet(ws: Workspace, frame: pd.DataFrame, rel: str) -> None:
     path = ws.path(rel)
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
+    if _writes is not None:
+        _writes.submit(lambda: frame.to_parquet(path, index=False))
+    else:
+        frame.to_parquet(path, index=False)
 
 
 def _read_parquet(ws: Workspace, rel: str, stage: str) -> pd.DataFrame:
@@ -97,6 +146,22 @@ def workspace_code(ws: Workspace) -> list[Path]:
     if found and str(ws.root) not in sys.path:
         sys.path.insert(0, str(ws.root))
     return found[:1]
+
+
+def warm_up(ws: Workspace) -> None:
+    """Import the estimator's and the feature builder's modules and MLflow's model code now (a
+    cycle would import them inside its first fit or save, seconds of one core)."""
+    from modelcycle.errors import ConfigError
+    from modelcycle.steps.imports import resolve
+
+    workspace_code(ws)
+    for path, what in ((ws.config.model.estimator, "estimator"), (ws.config.features.builder, "feature builder")):
+        if path:
+            try:
+                resolve(path, what=what)
+            except ConfigError:
+                pass  # the cycle reports it where it happens
+    import mlflow.pyfunc  # noqa: F401
 
 
 def train_spec(ws: Workspace) -> tr.TrainSpec:

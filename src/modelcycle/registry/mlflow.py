@@ -60,6 +60,7 @@ from urllib.parse import urlparse, urlsplit, urlunsplit
 import numpy as np
 import pandas as pd
 
+from modelcycle import dbcache
 from modelcycle.errors import DataError, ModelcycleError, ModelError, NoChampionError, RegistryError
 from modelcycle.registry.base import CHALLENGER, CHAMPION, ModelVersion
 from modelcycle.registry.base import PROMOTE_HINT, RunRecord
@@ -567,11 +568,20 @@ class MlflowRegistry:
         self._lock = threading.Lock()
         for uri in {self.tracking_uri, self.registry_uri}:
             self._preflight(uri)
+        # a new SQLite store starts from the cached empty schema (MLflow's migrations take seconds)
+        fresh = [db for uri in {self.tracking_uri, self.registry_uri}
+                 if (db := _sqlite_path(uri)) is not None and not db.expanduser().exists()
+                 and not dbcache.seed("mlflow", db.expanduser())]
         from mlflow import MlflowClient
 
         with _translate(f"cannot open the MLflow store {redact_uri(self.tracking_uri)}",
                         self._open_hint()):
             self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+            if fresh:
+                self._client.search_experiments(max_results=1)      # runs the migrations now
+                self._client.search_registered_models(max_results=1)
+        for db in fresh:
+            dbcache.remember("mlflow", db.expanduser())
 
     def __repr__(self) -> str:
         return f"MlflowRegistry({redact_uri(self.tracking_uri)!r})"
