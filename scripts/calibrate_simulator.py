@@ -1,9 +1,9 @@
 """Calibration figures of the taxi simulator (not a test; prints a table).
 
 For each window 2015-01 .. 2015-06 it replays what a monthly cycle does: fetch the window and the
-6 months before it, drop rows that fail the NYC bounds checks (as validation would), split the
+12 months before it, drop rows that fail the NYC bounds checks (as validation would), split the
 window chronologically (first 70 % for training, last 30 % held out), train a LightGBM model on
-``taxi_features`` of the 6 months + the first 70 %, and score on the holdout:
+``taxi_features`` of the 12 months + the first 70 %, and score on the holdout:
 
 - floor      the simulator's noise floor on the holdout (MAE of its conditional median)
 - oracle     MAE of the meter fed with the hidden route and duration (unreachable)
@@ -37,7 +37,7 @@ from modelcycle.sources.simulator import (
 from modelcycle.steps.features import taxi_features
 
 WINDOWS = ["2015-01", "2015-02", "2015-03", "2015-04", "2015-05", "2015-06"]
-HISTORY_MONTHS = 6
+HISTORY_MONTHS = 12  # as the demo workspace (params.yaml data.history_months)
 TRAIN_SHARE = 0.7
 
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     t_generate = time.perf_counter() - t0
     del full
 
-    data = sim.generate("2014-06", "2015-06", with_hidden=True)
+    data = sim.generate("2013-12", "2015-06", with_hidden=True)
     month_of = data["pickup_datetime"].dt.strftime("%Y-%m")
     months = sorted(month_of.unique())
 

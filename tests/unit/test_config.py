@@ -27,7 +27,7 @@ def write(tmp_path: Path, text: str, name: str = "modelcycle.yaml") -> Path:
 def test_good_config_loads_with_defaults(tmp_path):
     cfg = load_config(write(tmp_path, GOOD))
     assert cfg.name == "rides"
-    assert cfg.gate.min_improvement == 0.0
+    assert cfg.gate.min_effect == 0.01 and cfg.gate.test == "bootstrap" and cfg.gate.resamples == 2000
     assert cfg.backends.mlflow_tracking_uri == "sqlite:///.modelcycle/mlflow.db"
     assert cfg.model.estimator == "lightgbm:LGBMRegressor"
 

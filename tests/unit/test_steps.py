@@ -99,8 +99,8 @@ def test_fit_and_evaluate_regression():
     pred = trained.model.predict(f.drop(columns=["y"]))
     assert np.allclose(pred, 2 * f["x"], atol=0.1)
     s = ev.evaluate(trained.model, f, target="y", metric="mae")
-    assert s.value < 0.15 and s.rows == 200 and len(s.per_row) == 200
-    assert np.isclose(s.value, s.per_row.mean())
+    assert s.value < 0.15 and s.rows == 200 and len(s.y_pred) == 200
+    assert np.isclose(s.value, np.abs(s.y_true - s.y_pred).mean())
 
 
 def test_fit_reports_bad_estimator_and_params():

@@ -113,14 +113,29 @@ Metric = Literal["mae", "rmse", "mape", "r2", "accuracy", "f1", "log_loss", "roc
 
 
 class GateConfig(Section):
-    """When a challenger replaces the champion."""
+    """When a challenger replaces the champion: on evidence, not on a difference of two numbers."""
 
     threshold: float = Field(
         description="the absolute bar a serving model must meet on the metric (e.g. MAE <= 2.5)")
-    min_improvement: float = Field(
-        default=0.0, ge=0.0,
-        description="how much better (relative, 0.02 = 2%) the challenger must score than the "
-        "champion on the same held-out rows to replace it")
+    min_effect: float = Field(
+        default=0.01, ge=0.0,
+        description="the smallest relative improvement worth a deployment (0.01 = 1%): the challenger "
+        "is promoted only when the interval of its improvement over the champion, on the same "
+        "held-out rows, lies above this")
+    confidence: float = Field(
+        default=0.95, gt=0.5, lt=1.0,
+        description="confidence of the two-sided interval of the improvement")
+    resamples: int = Field(
+        default=2000, ge=100, le=100_000, description="paired bootstrap resamples")
+    seed: int = Field(default=0, description="seed of the resampling (decisions are reproducible)")
+    test: Literal["bootstrap", "none"] = Field(
+        default="bootstrap",
+        description="bootstrap: a paired bootstrap interval of the improvement; none: compare the two "
+        "numbers only (what most tools do; on small holdouts noise then promotes models)")
+    method: Literal["double-or-nothing", "multinomial"] = Field(
+        default="double-or-nothing",
+        description="bootstrap weights: double-or-nothing (each row weighted 0 or 2; fast) or "
+        "multinomial (rows drawn with replacement; the textbook bootstrap, about 5x slower)")
     on_bad_data: Literal["escalate", "keep"] = Field(
         default="escalate",
         description="what to decide when more than data.max_invalid_fraction of the window fails "

@@ -1,15 +1,20 @@
-"""Decide between the champion and the challenger.
+"""Decide between the champion and the challenger, on evidence.
 
-``decide`` is a pure function of the two scores (taken on the same held-out rows), the policy
-and the data's health. It returns an outcome and the reasons in plain words:
+``decide`` is a pure function of the two models' scores on the same held-out rows, the policy
+and the data's health. It touches nothing and returns an outcome with its reasons in plain words.
+
+With the default test (``bootstrap``), "the challenger is better" means: the paired resampled
+interval of its relative improvement (:mod:`modelcycle.gate.stats`) lies above the minimum
+effect. A difference of two single numbers is not enough, because on a few thousand rows two
+equally good models differ by chance. The outcomes:
 
 * the window's data is suspect (too many rows failed validation): never promote; keep or
   escalate as the policy says;
 * no champion yet: promote the challenger if it meets the threshold, else escalate;
-* the challenger beats the champion by the minimum improvement and meets the threshold: promote;
-* the champion no longer meets the threshold but the challenger does: promote;
+* the challenger is better by at least the minimum effect and meets the threshold: promote;
 * otherwise, the champion still meets the threshold: keep;
-* neither meets the threshold: escalate to a human.
+* the champion misses the threshold and the challenger is not shown to be better, or neither
+  meets the threshold: escalate to a human.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from modelcycle.gate.stats import Interval, improvement_interval
 from modelcycle.steps.evaluate import METRICS, Scores
 
 
@@ -29,9 +35,16 @@ class Outcome(str, Enum):
 
 @dataclass(frozen=True)
 class Policy:
+    """The gate's settings (modelcycle.yaml ``gate:``)."""
+
     metric: str
     threshold: float
-    min_improvement: float = 0.0
+    min_effect: float = 0.01
+    confidence: float = 0.95
+    resamples: int = 2000
+    seed: int = 0
+    test: str = "bootstrap"          # "bootstrap", or "none": compare the two numbers only
+    method: str = "double-or-nothing"
     on_bad_data: str = "escalate"
 
     @property
@@ -70,6 +83,18 @@ def _fmt(policy: Policy, value: float) -> str:
     return f"{METRICS[policy.metric].label or policy.metric} {_number(value)}"
 
 
+def _rel(x: float) -> str:
+    """0.031 -> '3.1% better', -0.004 -> '0.4% worse'."""
+    if abs(x) < 0.0005:
+        return "no different"
+    return f"{abs(x):.1%} {'better' if x > 0 else 'worse'}"
+
+
+def _shown(interval: Interval, policy: Policy) -> bool:
+    """The interval shows an improvement of at least the minimum effect."""
+    return interval.low > 0 and interval.low >= policy.min_effect
+
+
 def decide(champion: Scores | None, challenger: Scores, policy: Policy, *,
            data_problem: str | None = None) -> Decision:
     """The gate. ``data_problem`` is a sentence when the window's data is suspect, else None."""
@@ -97,21 +122,35 @@ def decide(champion: Scores | None, challenger: Scores, policy: Policy, *,
 
     cv = champion.value
     cv_meets = policy.meets(cv)
-    gain = policy.improvement(cv, ch)
-    cmp = (f"challenger {_fmt(policy, ch)} vs champion {_fmt(policy, cv)} on the same "
-           f"{challenger.rows} held-out rows ({gain:+.1%})")
-    details = {"improvement": gain}
-    if ch_meets and gain > 0 and gain >= policy.min_improvement:
-        margin = f" (needed {policy.min_improvement:.1%})" if policy.min_improvement else ""
-        return out(Outcome.PROMOTE, cmp + f": challenger better{margin}", ch_says, **details)
-    if ch_meets and not cv_meets:
-        return out(Outcome.PROMOTE, cmp,
-                   f"champion {_fmt(policy, cv)} no longer meets the threshold ({bar})", ch_says, **details)
+    need = f"at least {policy.min_effect:.1%} better" if policy.min_effect > 0 else "better"
+    head = (f"challenger {_fmt(policy, ch)} vs champion {_fmt(policy, cv)} on the same "
+            f"{challenger.rows} held-out rows")
+    details: dict[str, Any] = {"improvement": policy.improvement(cv, ch)}
+    if policy.test == "bootstrap":
+        iv = improvement_interval(champion, challenger, confidence=policy.confidence,
+                                  resamples=policy.resamples, seed=policy.seed, method=policy.method)
+        details.update(iv.to_dict())
+        better = _shown(iv, policy)
+        evidence = (f"{head}: {_rel(iv.estimate)} ({iv.confidence:.0%} interval: {_rel(iv.low)} "
+                    f"to {_rel(iv.high)})")
+        verdict = (f"the interval shows the challenger {need}" if better else
+                   f"the interval does not show the challenger {need}")
+    else:
+        gain = details["improvement"]
+        better = gain > 0 and gain >= policy.min_effect
+        evidence = f"{head}: {_rel(gain)} (single numbers, no test)"
+        verdict = f"the challenger is {need}" if better else f"the challenger is not {need}"
+
+    champ_says = (f"champion {'meets' if cv_meets else 'misses'} the threshold ({bar})")
+    if ch_meets and better:
+        return out(Outcome.PROMOTE, f"{evidence}: {verdict}", ch_says, **details)
     if cv_meets:
-        why = ("challenger not better" if gain <= 0 else
-               f"improvement below the required {policy.min_improvement:.1%}" if ch_meets else
-               "challenger misses the threshold")
-        return out(Outcome.KEEP, cmp + f": {why}", f"champion meets the threshold ({bar})", **details)
-    return out(Outcome.ESCALATE, cmp,
+        why = verdict if ch_meets else ch_says
+        return out(Outcome.KEEP, f"{evidence}: {why}", champ_says, **details)
+    if ch_meets:
+        return out(Outcome.ESCALATE, f"{evidence}: {verdict}", champ_says,
+                   "the champion misses the threshold and the challenger is not shown to be better: "
+                   "a human must decide", **details)
+    return out(Outcome.ESCALATE, evidence,
                f"neither meets the threshold ({bar}): a human must approve the challenger or keep the champion",
                **details)

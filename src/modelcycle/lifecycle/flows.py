@@ -71,6 +71,7 @@ class CycleResult:
     flow_run_id: str | None = None
     error: str | None = None
     notify_problems: list[str] = field(default_factory=list)
+    approved: bool = False                  # an escalation approved afterwards (backtest option)
 
     @property
     def compute_seconds(self) -> float:
@@ -120,6 +121,11 @@ def train_challenger_task(svc: Services, train_rows: pd.DataFrame) -> Trained:
 @task(name="evaluate-challenger", **TASK)
 def evaluate_challenger_task(svc: Services, trained: Trained, holdout: pd.DataFrame) -> Scores:
     return stages.evaluate(svc.ws, trained.model, holdout)
+
+
+@task(name="noise-floor", **TASK)
+def noise_floor_task(svc: Services, holdout: pd.DataFrame) -> Any:
+    return stages.noise_floor(svc.ws, holdout)
 
 
 @task(name="decide", **TASK)
@@ -227,16 +233,16 @@ def notify_task(svc: Services, event: dict[str, Any]) -> list[str]:
 
 def _policy(svc: Services) -> Policy:
     g = svc.ws.config.gate
-    return Policy(metric=svc.ws.config.metric, threshold=g.threshold,
-                  min_improvement=g.min_improvement, on_bad_data=g.on_bad_data)
+    return Policy(metric=svc.ws.config.metric, threshold=g.threshold, min_effect=g.min_effect,
+                  confidence=g.confidence, resamples=g.resamples, seed=g.seed, test=g.test,
+                  method=g.method, on_bad_data=g.on_bad_data)
 
 
 def _flat_params(svc: Services, window: Window) -> dict[str, Any]:
     c, p = svc.ws.config, svc.ws.params
     return {"window": window.label, "estimator": c.model.estimator,
             "features": c.features.builder or ",".join(c.features.columns or []) or "raw columns",
-            "metric": c.metric, "gate.threshold": c.gate.threshold,
-            "gate.min_improvement": c.gate.min_improvement, "seed": p.seed,
+            "metric": c.metric, **{f"gate.{k}": v for k, v in c.gate.model_dump().items()}, "seed": p.seed,
             "data.history_months": p.data.history_months,
             "split.holdout_fraction": p.split.holdout_fraction,
             **{f"model.{k}": v for k, v in p.model.items()}}
@@ -276,7 +282,7 @@ def run_cycle(svc: Services, window: Window) -> CycleResult:
     journal.begin(svc.ws, window=window.label, state=state0, aliases=aliases0, run_id=run_id)
     t = lap("setup", t_start)
     try:
-        with reg.system_metrics(run_id):
+        with reg.system_metrics(run_id), stages.background_writes() as writes:
             svc.ws = stages.set_window(svc.ws, window)
             reg.log_params(run_id, _flat_params(svc, window))
             svc.say(window.label, "fetching rows")
@@ -295,8 +301,9 @@ def run_cycle(svc: Services, window: Window) -> CycleResult:
 
             svc.say(window.label, f"training the challenger on {len(split.train)} rows, "
                                   f"scoring the champion on {len(split.holdout)} held-out rows")
-            champion_future = evaluate_champion_task.submit(svc, split.holdout)
             trained_future = train_challenger_task.submit(svc, split.train)
+            champion_future = evaluate_champion_task.submit(svc, split.holdout)
+            floor_future = noise_floor_task.submit(svc, split.holdout) if svc.ws.config.simulation else None
             trained: Trained = trained_future.result()
             champion: ChampionEval | None = champion_future.result()
             t = lap("train_and_champion", t)
@@ -310,7 +317,7 @@ def run_cycle(svc: Services, window: Window) -> CycleResult:
             result.challenger_score = challenger.value
             t = lap("evaluate_challenger", t)
 
-            floor = stages.noise_floor(svc.ws, split.holdout)
+            floor = floor_future.result() if floor_future is not None else None
             if floor is not None:
                 result.noise_floor = floor.noise_floor
                 timings["noise_floor"] = floor.seconds
@@ -328,6 +335,7 @@ def run_cycle(svc: Services, window: Window) -> CycleResult:
                 "decision": decision.to_dict(), "validation": report.to_dict()})
             t = lap("decide", t)
 
+            writes.wait()  # every stage output on disk before DVC records it
             svc.say(window.label, f"{decision.outcome.value}: versioning, registering, moving aliases")
             lineage = {"window": window.label, "flow_run_id": result.flow_run_id or "",
                        "mlflow_run_id": run_id, "decision": decision.outcome.value,
@@ -422,15 +430,26 @@ def cycle_flow(workspace: str, window: str) -> CycleResult:
 
 
 @flow(name="modelcycle-backtest", flow_run_name="{first}..{last}", validate_parameters=False)
-def backtest_flow(workspace: str, first: str, last: str) -> list[CycleResult]:
-    """Replay the cycle month by month; a failed month is recorded and the replay goes on."""
+def backtest_flow(workspace: str, first: str, last: str, approve_escalations: bool = False) -> list[CycleResult]:
+    """Replay the cycle month by month; a failed month is recorded and the replay goes on.
+
+    With ``approve_escalations``, an escalated challenger is approved before the next month, as a
+    human who reviewed it would (a replay otherwise keeps the champion, as a timeout does)."""
     results: list[CycleResult] = []
     for w in month_range(first, last):
         started = time.perf_counter()
         state = cycle_flow(workspace, w.label, return_state=True)
         if state.is_completed():
-            results.append(state.result())
-            results[-1].timings["wall"] = time.perf_counter() - started
+            result: CycleResult = state.result()
+            result.timings["wall"] = time.perf_counter() - started
+            results.append(result)
+            if approve_escalations and result.outcome == "escalate" and result.challenger_version:
+                from modelcycle.lifecycle import actions
+
+                done = actions.promote(open_services(workspace), result.challenger_version,
+                                       reason=f"escalation of {w.label} approved in the backtest", by="backtest")
+                result.serving_version, result.approved = done.version, True
+                result.reasons.append(f"approved afterwards: v{done.version} serves from the next month")
         else:
             exc = state.result(raise_on_failure=False)
             results.append(CycleResult(window=w.label, outcome="failed", reasons=[str(exc)],
@@ -461,6 +480,6 @@ def run(workspace: Path, window: str) -> CycleResult:
         return result
 
 
-def backtest(workspace: Path, first: str, last: str) -> list[CycleResult]:
+def backtest(workspace: Path, first: str, last: str, *, approve_escalations: bool = False) -> list[CycleResult]:
     with _quiet_heartbeats():
-        return backtest_flow(str(workspace), first, last)
+        return backtest_flow(str(workspace), first, last, approve_escalations)

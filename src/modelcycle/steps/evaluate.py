@@ -1,7 +1,7 @@
 """Score a model on held-out rows with the configured metric.
 
-Each metric knows its direction and, where it is a mean of per-row terms, keeps those terms
-(``Scores.per_row``) so the two models' scores can be compared row by row.
+Each metric knows its direction. ``Scores`` keeps the held-out targets and the model's
+predictions, so the gate can compare two models row by row on the same rows.
 """
 
 from __future__ import annotations
@@ -57,13 +57,16 @@ METRICS: dict[str, MetricSpec] = {
 
 @dataclass
 class Scores:
-    """One model's score on the holdout."""
+    """One model's score on the holdout, with what it was computed from."""
 
     metric: str
     value: float
     rows: int
     predict_seconds: float = 0.0
-    per_row: np.ndarray | None = field(default=None, repr=False)
+    y_true: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    y_pred: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    proba: np.ndarray | None = field(default=None, repr=False)
+    classes: list[Any] | None = field(default=None, repr=False)
 
     @property
     def spec(self) -> MetricSpec:
@@ -124,5 +127,6 @@ def evaluate(model: Any, holdout: pd.DataFrame, *, target: str, metric: str) -> 
     if metric in ("mae", "rmse", "mape", "r2") and not np.all(np.isfinite(pred.astype("float64"))):
         raise ModelError("the model predicted NaN or infinite values for some held-out rows")
     classes = getattr(model, "classes", None)
-    value, terms = metric_value(metric, y, pred, proba, classes)
-    return Scores(metric=metric, value=value, rows=len(y), predict_seconds=seconds, per_row=terms)
+    value, _ = metric_value(metric, y, pred, proba, classes)
+    return Scores(metric=metric, value=value, rows=len(y), predict_seconds=seconds, y_true=y, y_pred=pred,
+                  proba=proba, classes=list(classes) if classes is not None else None)
