@@ -18,6 +18,7 @@ os.environ["PREFECT_HOME"] = str(_HOME / "prefect")
 for var in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MODELCYCLE_DVC_REMOTE"):
     os.environ.pop(var, None)
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ["COLUMNS"] = "200"  # the CLI's tables and messages are not wrapped in captured output
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("GIT_CONFIG_NOSYSTEM", "1")
 os.environ.setdefault("GIT_AUTHOR_NAME", "modelcycle tests")

@@ -10,27 +10,45 @@ import pytest
 ROWS = 3000  # small months keep real cycles quick; the demo's size is tested by the benchmark
 
 
-@pytest.fixture(scope="session")
-def taxi_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One taxifare workspace built once; tests copy it (building takes a few seconds)."""
+def _template(factory: pytest.TempPathFactory, name: str, rows: int | None) -> Path:
     from modelcycle.lifecycle.workspace import create_taxifare
 
-    root = tmp_path_factory.mktemp("template") / "ws"
-    create_taxifare(root, rows_per_month=ROWS)
+    root = factory.mktemp(name) / "ws"
+    create_taxifare(root, rows_per_month=rows)
     return root
+
+
+def _copy(template: Path, root: Path) -> Path:
+    """A private copy of a template. MLflow stores the experiment's artifact location as an
+    absolute URI, so the copy's database is pointed at the copy's own artifact folder."""
+    import sqlite3
+
+    shutil.copytree(template, root, symlinks=True)
+    con = sqlite3.connect(root / ".modelcycle" / "mlflow.db")
+    with con:
+        con.execute("UPDATE experiments SET artifact_location = replace(artifact_location, ?, ?)",
+                    (template.resolve().as_uri(), root.resolve().as_uri()))
+    con.close()
+    return root
+
+
+@pytest.fixture(scope="session")
+def taxi_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One small taxifare workspace built once; tests copy it (building takes a few seconds)."""
+    return _template(tmp_path_factory, "template", ROWS)
+
+
+@pytest.fixture(scope="session")
+def demo_size_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A taxifare workspace at the demo's size (the simulator's default rows per month)."""
+    return _template(tmp_path_factory, "demo-size", None)
 
 
 @pytest.fixture
 def taxi_ws(taxi_template: Path, tmp_path: Path) -> Path:
-    """A private copy of the template. MLflow stores the experiment's artifact location as an
-    absolute URI, so the copy's database is pointed at the copy's own artifact folder."""
-    import sqlite3
+    return _copy(taxi_template, tmp_path / "ws")
 
-    root = tmp_path / "ws"
-    shutil.copytree(taxi_template, root, symlinks=True)
-    con = sqlite3.connect(root / ".modelcycle" / "mlflow.db")
-    with con:
-        con.execute("UPDATE experiments SET artifact_location = replace(artifact_location, ?, ?)",
-                    (taxi_template.resolve().as_uri(), root.resolve().as_uri()))
-    con.close()
-    return root
+
+@pytest.fixture
+def demo_size_ws(demo_size_template: Path, tmp_path: Path) -> Path:
+    return _copy(demo_size_template, tmp_path / "ws")

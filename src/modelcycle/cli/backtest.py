@@ -17,6 +17,9 @@ def backtest(
     last: str = typer.Option(..., "--to", help="Last month (YYYY-MM), included."),
     plot: Optional[Path] = typer.Option(
         None, "--plot", help="Where to write the timeline PNG (default: reports/backtest-FROM-TO.png)."),
+    approve_escalations: bool = typer.Option(
+        False, "--approve-escalations", help="Approve each escalated challenger before the next month, as a "
+        "human who reviewed it would (without it, an escalation keeps the champion, as a timeout does)."),
 ) -> None:
     """Replay the cycle over history, one month at a time, exactly as scheduled runs would have:
     each month is a real cycle (versioned, registered, notified). Prints each month's decision
@@ -27,15 +30,20 @@ def backtest(
     ws = common.workspace()
     windows = month_range(first, last)
     common.prepare_prefect(ws)
-    from modelcycle.cli.render import results_table
-    from modelcycle.lifecycle import flows, timeline
+    from modelcycle.cli.render import results_table, truth_line
+    from modelcycle.lifecycle import flows, scenario, timeline
 
     with common.cycle_progress(len(windows), "starting (Prefect's local server takes a few seconds)"):
-        results = flows.backtest(ws.root, first, last)
-    console.print(results_table(results))
+        results = flows.backtest(ws.root, first, last, approve_escalations=approve_escalations)
+    truth = scenario.expected_decisions(ws, [r.window for r in results],
+                                        first_has_champion=results[0].champion_version is not None)
+    console.print(results_table(results, truth=truth))
+    if truth:
+        console.print(truth_line(results, truth), soft_wrap=True)
     out = plot or ws.path(f"reports/backtest-{first}-{last}.png")
     timeline.draw(results, out, name=ws.config.name, metric=ws.config.metric,
-                  threshold=ws.config.gate.threshold)
+                  threshold=ws.config.gate.threshold,
+                  events={w: t.what for w, t in (truth or {}).items() if t.what != "no change"})
     table = out.with_suffix(".json")
     table.write_text(json.dumps([r.to_dict() for r in results], indent=2, default=str) + "\n", encoding="utf-8")
     console.print(f"timeline: [path]{out}[/path]  (table: {table.name})")

@@ -32,7 +32,9 @@ def demo(
 ) -> None:
     """Build a workspace of simulated New York cab rides (2009-2015) in a DuckDB warehouse, train a
     first champion on history up to 2014-12, then backtest January-June 2015 month by month: a
-    fare-rule change in March and a month of broken data in May. Prints each decision and where
+    fare-rule change in March and a month of broken data in May (its escalation is approved, as a
+    human who checked the challenger would). Prints each decision, checked against the
+    simulator's ground truth, and where
     the timeline picture, the MLflow data and the Prefect data are. An existing demo workspace
     in DIRECTORY is rebuilt."""
     from modelcycle.lifecycle import workspace as wsmod
@@ -53,16 +55,19 @@ def demo(
                                progress=lambda t: err_console.print(f"[muted]· {t}[/muted]"))
     State.workspace = root
     common.await_prefect(server, ws)
-    from modelcycle.cli.render import results_table
-    from modelcycle.lifecycle import flows, timeline
+    from modelcycle.cli.render import results_table, truth_line
+    from modelcycle.lifecycle import flows, scenario, timeline
 
     first, last = BACKTEST
     with common.cycle_progress(1 + 6, "starting Prefect's local server"):
         results = [flows.run(ws.root, FIRST_CHAMPION)]
-        results += flows.backtest(ws.root, first, last)
-    console.print(results_table(results))
+        results += flows.backtest(ws.root, first, last, approve_escalations=True)
+    truth = scenario.expected_decisions(ws, [r.window for r in results], first_has_champion=False)
+    console.print(results_table(results, truth=truth))
+    console.print(truth_line(results, truth), soft_wrap=True)
     png = timeline.draw(results[1:], ws.path(f"reports/backtest-{first}-{last}.png"), name=ws.config.name,
-                        metric=ws.config.metric, threshold=ws.config.gate.threshold)
+                        metric=ws.config.metric, threshold=ws.config.gate.threshold,
+                        events={w: t.what for w, t in truth.items() if t.what not in ("no change", "first champion")})
     ws.path(f"reports/backtest-{first}-{last}.json").write_text(
         json.dumps([r.to_dict() for r in results], indent=2, default=str) + "\n", encoding="utf-8")
     rel = Path(directory)

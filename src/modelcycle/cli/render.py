@@ -11,6 +11,17 @@ ICONS = {"promote": "▲ promote", "keep": "● keep", "escalate": "◆ escalate
 STYLES = {"promote": "promote", "keep": "keep", "escalate": "escalate", "failed": "error"}
 
 
+def truth_line(results: list[Any], truth: dict[str, Any]) -> Text:
+    from modelcycle.lifecycle.scenario import check
+
+    right, checked, wrong = check(results, truth)
+    style = "promote" if not wrong else "error"
+    text = Text(f"{right} of {checked} decisions match the simulator's ground truth", style=style)
+    if wrong:
+        text.append(f" (different in {', '.join(wrong)})", style="error")
+    return text
+
+
 def outcome_text(outcome: str) -> Text:
     return Text(ICONS.get(outcome, outcome), style=STYLES.get(outcome, ""))
 
@@ -35,7 +46,7 @@ def decision_line(event: dict[str, Any]) -> Text:
     return line
 
 
-def results_table(results: list[Any], *, truth: dict[str, str] | None = None) -> Table:
+def results_table(results: list[Any], *, truth: dict[str, Any] | None = None) -> Table:
     """One row per cycle: rows, both scores on the same held-out rows, the floor, the decision."""
     metric = next((r.metric for r in results if r.metric), "metric").upper()
     has_floor = any(r.noise_floor for r in results)
@@ -50,7 +61,8 @@ def results_table(results: list[Any], *, truth: dict[str, str] | None = None) ->
         table.add_column("÷floor", justify="right", no_wrap=True)
     table.add_column("decision", no_wrap=True)
     if truth is not None:
-        table.add_column("what happened")
+        table.add_column("what happened", no_wrap=True)
+        table.add_column("right?", no_wrap=True)
     table.add_column("serving", justify="right", no_wrap=True)
     for r in results:
         rows, valid = r.rows.get("window_in"), r.rows.get("window_valid")
@@ -63,7 +75,11 @@ def results_table(results: list[Any], *, truth: dict[str, str] | None = None) ->
             cells += [_num(r.noise_floor), _num(ratio, 2)]
         cells.append(outcome_text(r.outcome))
         if truth is not None:
-            cells.append(truth.get(r.window, ""))
-        cells.append(f"v{r.serving_version}" if r.serving_version else "—")
+            t = truth.get(r.window)
+            cells.append(t.what if t else "")
+            cells.append("" if t is None else Text("✓", style="promote") if t.matches(r.outcome)
+                         else Text(f"✗ ({t.expected})", style="error"))
+        serving = f"v{r.serving_version}" if r.serving_version else "—"
+        cells.append(serving + (" (approved)" if getattr(r, "approved", False) else ""))
         table.add_row(*cells)
     return table
