@@ -4,7 +4,9 @@ It runs `modelcycle demo` in a fresh folder as a user would (after install), the
 cycle results the demo wrote and prints, per cycle:
 
 - wall       the cycle's wall time as the backtest saw it (the Prefect flow run included)
-- compute    model compute: feature building + fit of the challenger, plus both predictions
+- compute    model compute on the critical path: feature building + fit of the challenger (the
+             champion's load and predictions run beside it, on the other core), then the
+             challenger's predictions
 - overhead   wall - compute: everything the lifecycle adds (Prefect, MLflow, DVC + git, I/O)
 - MAE ÷ floor for the challenger (a fresh model) and for the serving champion, where the floor is
   the simulator's irreducible error on the same held-out rows
