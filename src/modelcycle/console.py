@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from rich.console import Console
 from rich.theme import Theme
@@ -13,7 +14,19 @@ THEME = Theme({
 })
 
 _force = os.environ.get("MODELCYCLE_FORCE_COLOR")
-console = Console(theme=THEME, highlight=False, force_terminal=bool(_force) or None)
-err_console = Console(theme=THEME, highlight=False, stderr=True, force_terminal=bool(_force) or None)
+
+
+def _width(stream: object) -> int | None:
+    """The terminal's width; when output goes to a file or a pipe (a log, CI), wide enough for
+    the decision tables (Rich would otherwise squeeze them into 80 columns). COLUMNS wins."""
+    if "COLUMNS" in os.environ:
+        return None
+    isatty = getattr(stream, "isatty", None)
+    return None if isatty is not None and isatty() else 140
+
+
+console = Console(theme=THEME, highlight=False, force_terminal=bool(_force) or None, width=_width(sys.stdout))
+err_console = Console(theme=THEME, highlight=False, stderr=True, force_terminal=bool(_force) or None,
+                      width=_width(sys.stderr))
 
 OUTCOME_STYLE = {"promote": "promote", "keep": "keep", "escalate": "escalate"}
