@@ -15,6 +15,7 @@ import logging
 import time
 import traceback
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,8 +93,18 @@ class CycleResult:
 
 
 @task(name="fetch", **TASK)
-def fetch_task(svc: Services, window: Window) -> pd.DataFrame:
-    return stages.fetch(svc.ws, svc.source, window)
+def fetch_task(svc: Services, window: Window, query: Future[pd.DataFrame] | None = None) -> pd.DataFrame:
+    return stages.fetch(svc.ws, svc.source, window, rows=query.result if query is not None else None)
+
+
+def _start_query(svc: Services, window: Window) -> Future[pd.DataFrame]:
+    """Run the source query (it only reads) while the cycle captures the versioned state; the
+    fetch task takes its result, or its error."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelcycle-fetch")
+    try:
+        return pool.submit(svc.source.fetch, *stages.fetch_range(svc.ws, window))
+    finally:
+        pool.shutdown(wait=False)
 
 
 @task(name="validate", **TASK)
@@ -279,6 +290,7 @@ def run_cycle(svc: Services, window: Window) -> CycleResult:
         timings[key] = now - since
         return now
 
+    query = _start_query(svc, window)
     repaired = journal.recover(svc.ws, reg, svc.versioning)
     if repaired:
         log.warning(repaired)
@@ -297,7 +309,7 @@ def run_cycle(svc: Services, window: Window) -> CycleResult:
             svc.ws = stages.set_window(svc.ws, window)
             reg.log_params(run_id, _flat_params(svc, window))
             svc.say(window.label, "fetching rows")
-            raw = fetch_task(svc, window)
+            raw = fetch_task(svc, window, query)
             t = lap("fetch", t)
             svc.say(window.label, f"validating {len(raw)} rows")
             clean, report = validate_task(svc, raw, window)
@@ -350,6 +362,7 @@ def run_cycle(svc: Services, window: Window) -> CycleResult:
 
             writes.wait()  # every stage output on disk before DVC records it
             model_uri: str = logged_future.result()
+            t = lap("outputs_ready", t)  # what the background writes and the upload still needed
             svc.say(window.label, f"{decision.outcome.value}: versioning, registering, moving aliases")
             lineage = {"window": window.label, "flow_run_id": result.flow_run_id or "",
                        "mlflow_run_id": run_id, "decision": decision.outcome.value,

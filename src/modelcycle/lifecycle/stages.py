@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,10 +179,16 @@ def train_spec(ws: Workspace) -> tr.TrainSpec:
 # stages ----------------------------------------------------------------------------------------
 
 
-def fetch(ws: Workspace, source: Source, window: Window) -> pd.DataFrame:
-    """History + window rows from the source -> data/raw.parquet."""
-    start = window.history_start(ws.params.data.history_months)
-    raw = source.fetch(start, window.end)
+def fetch_range(ws: Workspace, window: Window) -> tuple[Any, Any]:
+    """The time range a cycle reads: its history months and the window, end excluded."""
+    return window.history_start(ws.params.data.history_months), window.end
+
+
+def fetch(ws: Workspace, source: Source, window: Window,
+          rows: Callable[[], pd.DataFrame] | None = None) -> pd.DataFrame:
+    """History + window rows from the source -> data/raw.parquet. ``rows`` returns the result of
+    a query already started (see :func:`fetch_range`)."""
+    raw = rows() if rows is not None else source.fetch(*fetch_range(ws, window))
     ts = ws.config.data.timestamp
     in_window = 0
     if len(raw):
