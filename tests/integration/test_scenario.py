@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from modelcycle.config import Workspace
 from modelcycle.lifecycle import flows, scenario
+from modelcycle.registry.mlflow import MlflowRegistry
 from tests.integration.test_bad_input import cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -20,11 +22,23 @@ def test_small_backtest_decides_as_the_ground_truth_says(demo_size_ws: Path, cap
     taxi_ws = demo_size_ws
     first = flows.run(taxi_ws, "2015-01")
     assert first.outcome == "promote"
-    code, out, err = cli(capsys, "-w", str(taxi_ws), "backtest", "--from", "2015-02", "--to", "2015-05")
+    code, out, err = cli(capsys, "-w", str(taxi_ws), "backtest", "--from", "2015-02", "--to", "2015-05",
+                         "--approve-escalations")
     assert code == 0, err
     assert "4 of 4 decisions match the simulator's ground truth" in out, out
     assert "fare rules change" in out and "30% of rows broken" in out
     assert (taxi_ws / "reports/backtest-2015-02-2015-05.png").stat().st_size > 10_000
+
+    # the escalated challenger of the broken month was approved: it serves, and the approval is
+    # announced as a human decision, apart from the cycles' decisions
+    assert "(approved)" in out
+    ws = Workspace.load(taxi_ws)
+    reg = MlflowRegistry(ws.tracking_uri, registry_uri=ws.registry_uri, artifact_location=ws.artifact_location)
+    champion = reg.get_alias(ws.config.name, "champion")
+    assert champion.tags["window"] == "2015-05" and champion.tags["champion_by"] == "backtest"
+    events = [json.loads(line) for line in (taxi_ws / ".modelcycle/notifications.log").read_text().splitlines()]
+    assert [e.get("kind") for e in events].count("approval") == 1
+    assert events[-1]["kind"] == "approval" and events[-1]["version"] == champion.version
 
 
 def test_expected_decisions_follow_the_configured_policy(taxi_ws: Path):

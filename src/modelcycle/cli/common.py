@@ -65,7 +65,8 @@ def cycle_progress(total: int, title: str) -> Iterator[Progress]:
     def on_event(event: dict[str, Any]) -> None:
         from modelcycle.cli.render import decision_line
 
-        progress.advance(task_id)
+        if event.get("kind") != "approval":  # a human's answer to an escalation is not a cycle
+            progress.advance(task_id)
         if event.get("outcome") == "failed" and total == 1:
             return  # the error itself is printed next, as one paragraph
         progress.console.print(decision_line(event), soft_wrap=True)

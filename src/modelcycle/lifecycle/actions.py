@@ -26,7 +26,7 @@ def promote(svc: Services, version: str, *, alias: str = "champion", reason: str
     reg.set_version_tags(name, mv.version, {f"{target}_by": by, f"{target}_reason": reason})
     was = f" (was v{before.version})" if before else ""
     svc.notifier.send({
-        "model": name, "window": mv.tags.get("window", "?"),
+        "kind": "approval", "model": name, "window": mv.tags.get("window", "?"),
         "outcome": "promote" if target == "champion" else "keep",
         "reasons": [f"{reason}: v{mv.version} set as {target}{was} by {by}"], "version": mv.version})
     return Promotion(name, mv.version, target, before.version if before else None)
