@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from modelcycle.errors import RegistryError
+from modelcycle.errors import NoChampionError, RegistryError
 
 PROMOTE_HINT = "run `modelcycle run` once, or `modelcycle promote --version N`"
 CHAMPION = "champion"
@@ -62,6 +62,12 @@ def alias_name(word: str) -> str:
         return canonical_alias(word)
     except RegistryError:
         return word
+
+
+def no_alias_error(name: str, word: str) -> NoChampionError:
+    """The error for loading ``name@word`` when no version holds that alias."""
+    role = word if word in (CHAMPION, CHALLENGER) else f"'{word}' alias"
+    return NoChampionError(f"no {role} for '{name}' yet", PROMOTE_HINT)
 
 
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:

@@ -19,8 +19,8 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +28,13 @@ import cloudpickle
 import numpy as np
 import pandas as pd
 
-from modelcycle.errors import ModelcycleError, ModelError, NoChampionError, RegistryError
+from modelcycle.errors import ModelcycleError, ModelError, RegistryError
 from modelcycle.registry.base import (
-    CHALLENGER,
-    CHAMPION,
-    PROMOTE_HINT,
     ModelVersion,
     RunRecord,
     alias_name,
-    canonical_alias,
     flatten_params,
+    no_alias_error,
     param_text,
     truncate,
 )
@@ -321,6 +318,5 @@ class MemoryRegistry:
     def load_alias(self, name: str, alias: str) -> Any:
         word = alias_name(alias)
         if self.get_alias(name, word) is None:
-            role = word if word in (CHAMPION, CHALLENGER) else f"'{word}' alias"
-            raise NoChampionError(f"no {role} for '{name}' yet", PROMOTE_HINT)
+            raise no_alias_error(name, word)
         return self.load_model(f"models:/{name}@{word}")

@@ -61,9 +61,8 @@ import numpy as np
 import pandas as pd
 
 from modelcycle import dbcache
-from modelcycle.errors import DataError, ModelcycleError, ModelError, NoChampionError, RegistryError
-from modelcycle.registry.base import CHALLENGER, CHAMPION, ModelVersion
-from modelcycle.registry.base import PROMOTE_HINT, RunRecord
+from modelcycle.errors import DataError, ModelcycleError, ModelError, RegistryError
+from modelcycle.registry.base import ModelVersion, RunRecord, no_alias_error
 from modelcycle.registry.base import alias_name as _alias
 from modelcycle.registry.base import flatten_params as _flatten
 from modelcycle.registry.base import param_text as _text
@@ -996,8 +995,7 @@ class MlflowRegistry:
     def load_alias(self, name: str, alias: str) -> LoadedModel:
         word = _alias(alias)
         if self.get_alias(name, word) is None:
-            role = word if word in (CHAMPION, CHALLENGER) else f"'{word}' alias"
-            raise NoChampionError(f"no {role} for '{name}' yet", PROMOTE_HINT)
+            raise no_alias_error(name, word)
         return self.load_model(f"models:/{name}@{word}")
 
 

@@ -15,8 +15,25 @@ Implementations: :mod:`modelcycle.versioning.dvcgit` (real git + DVC) and
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+from modelcycle.errors import VersioningError
+
+PROJECT_FILE = "dvc.yaml"
+_S = TypeVar("_S")
+
+
+def pick_stages(known: Mapping[str, _S], names: Sequence[str], root: object) -> list[_S]:
+    """The stages ``names`` of ``known`` (a workspace's dvc.yaml), each once, in order; a name it
+    lacks is an error that lists the stages there are."""
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise VersioningError(
+            f"{PROJECT_FILE} in {root} has no stage {', '.join(map(repr, unknown))}",
+            f"stages are: {', '.join(known) or 'none'}; check dvc.yaml")
+    return [known[n] for n in dict.fromkeys(names)]
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelcycle.errors import VersioningError
-from modelcycle.versioning.base import Snapshot, VersionState
+from modelcycle.versioning.base import PROJECT_FILE, Snapshot, VersionState, pick_stages
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -44,7 +44,6 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
 log = logging.getLogger(__name__)
 
-PROJECT_FILE = "dvc.yaml"
 LOCK_FILE = "dvc.lock"
 PARAMS_FILE = "params.yaml"
 GITIGNORE = ".gitignore"
@@ -342,13 +341,7 @@ class DvcGitVersioning:
         if tag is not None:
             self._check_new_tag(tag)
         with self._dvc("commit") as repo:
-            known = {s.name: s for s in self._stages(repo)}
-            unknown = [s for s in stages if s not in known]
-            if unknown:
-                raise VersioningError(
-                    f"{PROJECT_FILE} in {self.root} has no stage {', '.join(map(repr, unknown))}",
-                    f"stages are: {', '.join(known) or 'none'}; check dvc.yaml")
-            committed = [known[name] for name in dict.fromkeys(stages)]
+            committed = pick_stages({s.name: s for s in self._stages(repo)}, stages, self.root)
             self._dvc_commit(committed)
             hashes = {_rel(self.root, o.fs_path): str(o.hash_info.value)
                       for s in committed for o in s.outs if o.is_in_repo and o.hash_info}

@@ -32,12 +32,11 @@ from typing import Literal
 import yaml
 
 from modelcycle.errors import VersioningError
-from modelcycle.versioning.base import Snapshot, VersionState
+from modelcycle.versioning.base import PROJECT_FILE, Snapshot, VersionState, pick_stages
 
 log = logging.getLogger(__name__)
 
 FailPoint = Literal["dvc_commit", "git_commit", "tag"]
-_PROJECT_FILE = "dvc.yaml"
 _LOCK_FILE = "dvc.lock"
 _PARAMS_FILE = "params.yaml"
 _GITIGNORE = ".gitignore"
@@ -164,13 +163,7 @@ class MemoryVersioning:
                     f"tag {tag!r} already exists in {self.root} (at {self._tags[tag][:12]})",
                     "a cycle's tag is never overwritten: use another tag name, or delete the old "
                     f"one with `git tag -d {tag}` if it is a leftover")
-        known = {s.name: s for s in self._stages()}
-        unknown = [s for s in stages if s not in known]
-        if unknown:
-            raise VersioningError(
-                f"{_PROJECT_FILE} in {self.root} has no stage {', '.join(map(repr, unknown))}",
-                f"stages are: {', '.join(known) or 'none'}; check dvc.yaml")
-        chosen = [known[n] for n in dict.fromkeys(stages)]
+        chosen = pick_stages({s.name: s for s in self._stages()}, stages, self.root)
 
         # "dvc commit": outputs into the cache, dvc.lock, .gitignore entries
         hashes: dict[str, str] = {}
@@ -193,7 +186,7 @@ class MemoryVersioning:
         self._maybe_fail("dvc_commit")
 
         # "git commit" of the owned paths only
-        paths = {_PROJECT_FILE, _LOCK_FILE}
+        paths = {PROJECT_FILE, _LOCK_FILE}
         for stage in chosen:
             paths |= stage.params_files
             for out in stage.outs:
@@ -277,7 +270,7 @@ class MemoryVersioning:
             return [_Stage(name, [_Output(p.lstrip("!"), not p.startswith("!")) for p in outs],
                            {_PARAMS_FILE})
                     for name, outs in self._stage_spec.items()]
-        path = Path(self.root, _PROJECT_FILE)
+        path = Path(self.root, PROJECT_FILE)
         if not path.exists():
             return []
         try:
@@ -303,7 +296,7 @@ class MemoryVersioning:
         return stages
 
     def _owned(self, stages: Sequence[_Stage]) -> list[str]:
-        owned = {_PROJECT_FILE, _LOCK_FILE, _PARAMS_FILE}
+        owned = {PROJECT_FILE, _LOCK_FILE, _PARAMS_FILE}
         for stage in stages:
             owned |= stage.params_files
             for out in stage.outs:
