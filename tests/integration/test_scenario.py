@@ -28,6 +28,10 @@ def test_small_backtest_decides_as_the_ground_truth_says(demo_size_ws: Path, cap
     assert "4 of 4 decisions match the simulator's ground truth" in out, out
     assert "fare rules change" in out and "30% of rows broken" in out
     assert (taxi_ws / "reports/backtest-2015-02-2015-05.png").stat().st_size > 10_000
+    rows = json.loads((taxi_ws / "reports/backtest-2015-02-2015-05.json").read_text())
+    assert [(r["window"], r["outcome"], r["truth"]["expected"], r["truth"]["right"]) for r in rows] == [
+        ("2015-02", "keep", "keep", True), ("2015-03", "promote", "promote", True),
+        ("2015-04", "keep", "keep", True), ("2015-05", "escalate", "escalate", True)]
 
     # the escalated challenger of the broken month was approved: it serves, and the approval is
     # announced as a human decision, apart from the cycles' decisions

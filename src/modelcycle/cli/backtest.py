@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -30,28 +30,42 @@ def backtest(
     ws = common.workspace()
     windows = month_range(first, last)
     common.prepare_prefect(ws)
-    from modelcycle.cli.render import results_table, truth_line
-    from modelcycle.lifecycle import flows, scenario, timeline
+    from modelcycle.lifecycle import flows
 
     with common.cycle_progress(len(windows), "starting (Prefect's local server takes a few seconds)"):
         results = flows.backtest(ws.root, first, last, approve_escalations=approve_escalations)
-    truth = scenario.expected_decisions(ws, [r.window for r in results],
-                                        first_has_champion=results[0].champion_version is not None)
-    console.print(results_table(results, truth=truth))
-    if truth:
-        console.print(truth_line(results, truth), soft_wrap=True)
-    out = plot or ws.path(f"reports/backtest-{first}-{last}.png")
-    timeline.draw(results, out, name=ws.config.name, metric=ws.config.metric,
-                  threshold=ws.config.gate.threshold,
-                  events={w: t.what for w, t in (truth or {}).items() if t.what != "no change"})
-    table = out.with_suffix(".json")
-    table.write_text(json.dumps([r.to_dict() for r in results], indent=2, default=str) + "\n", encoding="utf-8")
-    console.print(f"timeline: [path]{out}[/path]  (table: {table.name})")
+    out = report(ws, results, plot or ws.path(f"reports/backtest-{first}-{last}.png"),
+                 first_has_champion=results[0].champion_version is not None)
+    console.print(f"timeline: [path]{out}[/path]  (table: {out.with_suffix('.json').name})")
     failed = [r.window for r in results if r.outcome == "failed"]
     if failed:
         console.print(f"[error]{len(failed)} month(s) failed:[/error] {', '.join(failed)}; "
                       "their reasons are in the table and the notifications log")
         raise typer.Exit(1)
+
+
+def report(ws: Any, results: list[Any], png: Path, *, first_has_champion: bool, drawn: int = 0) -> Path:
+    """Print the decision table (beside the simulator's ground truth on simulated data), draw the
+    timeline of ``results[drawn:]`` to ``png`` and write the table beside it as JSON."""
+    from modelcycle.cli.render import results_table, truth_line
+    from modelcycle.lifecycle import scenario, timeline
+
+    truth = scenario.expected_decisions(ws, [r.window for r in results], first_has_champion=first_has_champion)
+    console.print(results_table(results, truth=truth))
+    if truth:
+        console.print(truth_line(results, truth), soft_wrap=True)
+    timeline.draw(results[drawn:], png, name=ws.config.name, metric=ws.config.metric,
+                  threshold=ws.config.gate.threshold,
+                  events={w: t.what for w, t in (truth or {}).items() if t.what not in ("no change", "first champion")})
+    rows = []
+    for r in results:
+        row = r.to_dict()
+        if truth and r.window in truth:
+            t = truth[r.window]
+            row["truth"] = {"expected": t.expected, "what_happened": t.what, "right": t.matches(r.outcome)}
+        rows.append(row)
+    png.with_suffix(".json").write_text(json.dumps(rows, indent=2, default=str) + "\n", encoding="utf-8")
+    return png
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -55,21 +54,14 @@ def demo(
                                progress=lambda t: err_console.print(f"[muted]· {t}[/muted]"))
     State.workspace = root
     common.await_prefect(server, ws)
-    from modelcycle.cli.render import results_table, truth_line
-    from modelcycle.lifecycle import flows, scenario, timeline
+    from modelcycle.cli.backtest import report
+    from modelcycle.lifecycle import flows
 
     first, last = BACKTEST
     with common.cycle_progress(1 + 6, "starting Prefect's local server"):
         results = [flows.run(ws.root, FIRST_CHAMPION)]
         results += flows.backtest(ws.root, first, last, approve_escalations=True)
-    truth = scenario.expected_decisions(ws, [r.window for r in results], first_has_champion=False)
-    console.print(results_table(results, truth=truth))
-    console.print(truth_line(results, truth), soft_wrap=True)
-    png = timeline.draw(results[1:], ws.path(f"reports/backtest-{first}-{last}.png"), name=ws.config.name,
-                        metric=ws.config.metric, threshold=ws.config.gate.threshold,
-                        events={w: t.what for w, t in truth.items() if t.what not in ("no change", "first champion")})
-    ws.path(f"reports/backtest-{first}-{last}.json").write_text(
-        json.dumps([r.to_dict() for r in results], indent=2, default=str) + "\n", encoding="utf-8")
+    png = report(ws, results, ws.path(f"reports/backtest-{first}-{last}.png"), first_has_champion=False, drawn=1)
     rel = Path(directory)
     console.print(f"\n[bold]done in {time.perf_counter() - started:.0f}s[/bold]")
     console.print(f"timeline picture   [path]{rel / png.relative_to(ws.root)}[/path]")

@@ -43,7 +43,8 @@ def draw(results: list[Any], path: Path, *, name: str, metric: str, threshold: f
             if w in events:
                 ax.axvline(x, color="#bbbbbb", lw=0.8, zorder=0)
                 ax.annotate(events[w], (x, 1.0), xycoords=("data", "axes fraction"), rotation=90,
-                            va="top", ha="right", fontsize=7, color="#666666")
+                            va="top", ha="right", fontsize=7, color="#555555", zorder=5,
+                            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85})
     ax.set_xticks(xs, windows, rotation=0 if len(windows) <= 12 else 45)
     ax.set_ylabel(metric.upper())
     ax.set_title(f"{name}: {metric.upper()} per window, decisions marked")
