@@ -135,7 +135,7 @@ class GateConfig(Section):
     method: Literal["double-or-nothing", "multinomial"] = Field(
         default="double-or-nothing",
         description="bootstrap weights: double-or-nothing (each row weighted 0 or 2; fast) or "
-        "multinomial (rows drawn with replacement; the textbook bootstrap, about 5x slower)")
+        "multinomial (rows drawn with replacement; the textbook bootstrap, about 7x slower)")
     on_bad_data: Literal["escalate", "keep"] = Field(
         default="escalate",
         description="what to decide when more than data.max_invalid_fraction of the window fails "

@@ -22,7 +22,7 @@ Two resampling schemes:
     (``scripts/bench_gate.py`` measures it).
 
 ``multinomial``
-    The classic bootstrap: n rows drawn with replacement, as row counts. Exact, about five
+    The classic bootstrap: n rows drawn with replacement, as row counts. Exact, about seven
     times slower; for users who want the textbook method and for checking the default against it.
 
 The interval is the percentile interval of the resampled relative improvement.
