@@ -9,7 +9,7 @@ from modelcycle.steps.evaluate import Scores, metric_value
 
 
 def scores(metric, y, pred, proba=None, classes=None):
-    value, _ = metric_value(metric, np.asarray(y), np.asarray(pred), proba, classes)
+    value = metric_value(metric, np.asarray(y), np.asarray(pred), proba, classes)
     return Scores(metric=metric, value=value, rows=len(y), y_true=np.asarray(y), y_pred=np.asarray(pred),
                   proba=proba, classes=classes)
 

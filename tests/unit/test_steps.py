@@ -138,9 +138,9 @@ def test_classification_metrics():
 def test_metric_values_known_answers():
     y = np.array([1.0, 2.0, 3.0, 4.0])
     p = np.array([2.0, 2.0, 3.0, 2.0])
-    assert ev.metric_value("mae", y, p)[0] == pytest.approx(0.75)
-    assert ev.metric_value("rmse", y, p)[0] == pytest.approx(np.sqrt(5 / 4))
-    assert ev.metric_value("r2", y, p)[0] == pytest.approx(1 - 5 / 5)
+    assert ev.metric_value("mae", y, p) == pytest.approx(0.75)
+    assert ev.metric_value("rmse", y, p) == pytest.approx(np.sqrt(5 / 4))
+    assert ev.metric_value("r2", y, p) == pytest.approx(1 - 5 / 5)
 
 
 def test_nan_predictions_are_a_model_error():

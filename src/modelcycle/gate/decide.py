@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from modelcycle.gate.stats import Interval, improvement_interval
+from modelcycle.gate.stats import improvement_interval
 from modelcycle.steps.evaluate import METRICS, Scores
 
 
@@ -90,9 +90,10 @@ def _rel(x: float) -> str:
     return f"{abs(x):.1%} {'better' if x > 0 else 'worse'}"
 
 
-def _shown(interval: Interval, policy: Policy) -> bool:
-    """The interval shows an improvement of at least the minimum effect."""
-    return interval.low > 0 and interval.low >= policy.min_effect
+def _clears(gain: float, policy: Policy) -> bool:
+    """``gain`` (a relative improvement, or an interval's lower end) is an improvement of at
+    least the minimum effect."""
+    return gain > 0 and gain >= policy.min_effect
 
 
 def decide(champion: Scores | None, challenger: Scores, policy: Policy, *,
@@ -130,14 +131,14 @@ def decide(champion: Scores | None, challenger: Scores, policy: Policy, *,
         iv = improvement_interval(champion, challenger, confidence=policy.confidence,
                                   resamples=policy.resamples, seed=policy.seed, method=policy.method)
         details.update(iv.to_dict())
-        better = _shown(iv, policy)
+        better = _clears(iv.low, policy)
         evidence = (f"{head}: {_rel(iv.estimate)} ({iv.confidence:.0%} interval: {_rel(iv.low)} "
                     f"to {_rel(iv.high)})")
         verdict = (f"the interval shows the challenger {need}" if better else
                    f"the interval does not show the challenger {need}")
     else:
         gain = details["improvement"]
-        better = gain > 0 and gain >= policy.min_effect
+        better = _clears(gain, policy)
         evidence = f"{head}: {_rel(gain)} (single numbers, no test)"
         verdict = f"the challenger is {need}" if better else f"the challenger is not {need}"
 

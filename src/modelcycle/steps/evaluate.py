@@ -78,20 +78,21 @@ class Scores:
 
 
 def metric_value(metric: str, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None = None,
-                 classes: list[Any] | None = None) -> tuple[float, np.ndarray | None]:
+                 classes: list[Any] | None = None) -> float:
+    """The metric of predictions ``pred`` (and ``proba``, for probability metrics) against ``y``."""
     spec = METRICS[metric]
     if spec.per_row is not None:
         terms = spec.per_row(y.astype("float64") if metric in ("mae", "rmse", "mape") else y,
                              pred.astype("float64") if metric in ("mae", "rmse", "mape") else pred)
-        return float(spec.finish(float(np.mean(terms)))), terms
+        return float(spec.finish(float(np.mean(terms))))
     from sklearn import metrics as skm
 
     if metric == "r2":
-        return float(skm.r2_score(y, pred)), None
+        return float(skm.r2_score(y, pred))
     if metric == "f1":
         average = "binary" if len(np.unique(y)) <= 2 and classes and len(classes) == 2 else "macro"
         pos = classes[1] if average == "binary" and classes else 1
-        return float(skm.f1_score(y, pred, average=average, pos_label=pos)), None
+        return float(skm.f1_score(y, pred, average=average, pos_label=pos))
     if proba is None:
         raise ModelError(f"the metric {metric} needs class probabilities, and this model gives none")
     if metric == "log_loss":
@@ -101,11 +102,11 @@ def metric_value(metric: str, y: np.ndarray, pred: np.ndarray, proba: np.ndarray
         if (rows < 0).any():
             raise DataError("the holdout holds a class the model never saw; log loss is undefined")
         terms = -np.log(np.clip(proba[np.arange(len(y)), rows], eps, 1))
-        return float(np.mean(terms)), terms
+        return float(np.mean(terms))
     # roc_auc
     if proba.shape[1] == 2:
-        return float(skm.roc_auc_score(y, proba[:, 1])), None
-    return float(skm.roc_auc_score(y, proba, multi_class="ovr", labels=classes)), None
+        return float(skm.roc_auc_score(y, proba[:, 1]))
+    return float(skm.roc_auc_score(y, proba, multi_class="ovr", labels=classes))
 
 
 def evaluate(model: Any, holdout: pd.DataFrame, *, target: str, metric: str) -> Scores:
@@ -127,6 +128,6 @@ def evaluate(model: Any, holdout: pd.DataFrame, *, target: str, metric: str) -> 
     if metric in ("mae", "rmse", "mape", "r2") and not np.all(np.isfinite(pred.astype("float64"))):
         raise ModelError("the model predicted NaN or infinite values for some held-out rows")
     classes = getattr(model, "classes", None)
-    value, _ = metric_value(metric, y, pred, proba, classes)
+    value = metric_value(metric, y, pred, proba, classes)
     return Scores(metric=metric, value=value, rows=len(y), predict_seconds=seconds, y_true=y, y_pred=pred,
                   proba=proba, classes=list(classes) if classes is not None else None)
