@@ -188,23 +188,27 @@ def test_failure_before_the_act_block_restores_workspace_files(taxi_ws: Path):
 
 
 def test_a_killed_cycle_is_repaired_by_the_next_run(taxi_ws: Path):
-    """A process killed after the DVC + git commit (before the alias move) leaves a journal;
-    the next cycle rolls the half-done one back before it starts."""
-    from modelcycle.lifecycle import journal
+    """A process killed after the DVC + git commit (before the registration) leaves a journal;
+    recovery rolls the half-done cycle back with the same undo functions a live rollback uses."""
+    from modelcycle.lifecycle import effects
+    from modelcycle.lifecycle.journal import Journal
 
     flows.run(taxi_ws, "2014-12")
     before = snapshot(taxi_ws)
     ws = Workspace.load(taxi_ws)
     ver = DvcGitVersioning(str(taxi_ws))
-    state = ver.state()
-    journal.begin(ws, window="2015-01", state=state, aliases=before["aliases"])
+    journal = Journal.begin(ws, window="2015-01", state=ver.state(), command="a killed cycle",
+                            effects=["workspace"])
+    journal.data["pid"] = 2 ** 22 + 1  # a process that does not exist
+    journal.set()
     # what the killed process had done: outputs rewritten, DVC + git commit, tag
     (taxi_ws / "params.yaml").write_text((taxi_ws / "params.yaml").read_text().replace("2014-12", "2015-01"))
     pd.read_parquet(taxi_ws / HOLDOUT).head(100).to_parquet(taxi_ws / HOLDOUT)
+    journal.intent("commit", tag="modelcycle/taxifare/2015-01")
     ver.commit(["fetch", "validate", "prepare", "train", "evaluate"], "half-done", tag="modelcycle/taxifare/2015-01")
     assert snapshot(taxi_ws) != before
 
-    reg = registry(taxi_ws)
-    assert journal.recover(ws, reg, ver) is not None
+    said = effects.recover(services.build(ws), sweep=False)
+    assert said is not None and "rolled back" in said and "2015-01" in said
     assert snapshot(taxi_ws) == before
-    assert journal.pending(ws) is None
+    assert Journal.open(ws) is None

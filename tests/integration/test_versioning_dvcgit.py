@@ -356,10 +356,12 @@ def test_rollback_in_a_repository_without_commits(tmp_path: Path) -> None:
     assert state.head is None and v.head() is None
     write_outputs(ws, 1)
     snap = v.commit(STAGES, "first cycle", tag=TAG)
-    # --only: the user's staged files are not in the cycle's commit, and stay staged
+    # --only: the user's staged files are not in the cycle's commit, and stay staged; the
+    # config the stages read (modelcycle.yaml) is committed as the cycle used it
     assert commit_files(ws, snap.commit) <= OWNED_COMMIT
-    assert "modelcycle.yaml" not in commit_files(ws, snap.commit)
-    assert "A  modelcycle.yaml" in git(ws, "status", "--porcelain")
+    assert "README.md" not in commit_files(ws, snap.commit)
+    assert "A  README.md" in git(ws, "status", "--porcelain")
+    assert "modelcycle.yaml" in commit_files(ws, snap.commit)
     v.restore(state)
     after = full_picture(ws)
     assert after == before
@@ -386,16 +388,15 @@ def test_restore_brings_back_outputs_that_were_never_committed(cycled: Path) -> 
 
 def test_users_unrelated_work_survives_commit_and_restore(cycled: Path) -> None:
     v = DvcGitVersioning(cycled)
-    (cycled / "modelcycle.yaml").write_text("name: taxifare\n# staged edit\n")
-    git(cycled, "add", "modelcycle.yaml")
-    (cycled / "modelcycle.yaml").write_text("name: taxifare\n# staged edit\n# and unstaged\n")
-    (cycled / "README.md").write_text("# my model\nunstaged edit\n")
+    (cycled / "README.md").write_text("# my model\n# staged edit\n")
+    git(cycled, "add", "README.md")
+    (cycled / "README.md").write_text("# my model\n# staged edit\n# and unstaged\n")
     (cycled / "notes.txt").write_text("untracked\n")
     (cycled / "data" / "scratch.csv").write_text("a,b\n")  # untracked, next to outputs
-    user_files = ["modelcycle.yaml", "README.md", "notes.txt", "data/scratch.csv"]
+    user_files = ["README.md", "notes.txt", "data/scratch.csv"]
     user_bytes = snapshot_tree(cycled, user_files)
     status = git(cycled, "status", "--porcelain", "--untracked-files=all")
-    staged_blob = git(cycled, "ls-files", "-s", "modelcycle.yaml")
+    staged_blob = git(cycled, "ls-files", "-s", "README.md")
 
     state = v.state()
     write_outputs(cycled, 3)
@@ -403,13 +404,38 @@ def test_users_unrelated_work_survives_commit_and_restore(cycled: Path) -> None:
     assert commit_files(cycled, snap.commit) <= OWNED_COMMIT
     assert not set(user_files) & commit_files(cycled, snap.commit)
     assert git(cycled, "status", "--porcelain", "--untracked-files=all") == status
-    assert git(cycled, "ls-files", "-s", "modelcycle.yaml") == staged_blob
+    assert git(cycled, "ls-files", "-s", "README.md") == staged_blob
     assert snapshot_tree(cycled, user_files) == user_bytes
 
     v.restore(state)
     assert git(cycled, "status", "--porcelain", "--untracked-files=all") == status
-    assert git(cycled, "ls-files", "-s", "modelcycle.yaml") == staged_blob
+    assert git(cycled, "ls-files", "-s", "README.md") == staged_blob
     assert snapshot_tree(cycled, user_files) == user_bytes
+
+
+def test_the_config_a_cycle_used_is_committed_with_it_and_restored_on_rollback(cycled: Path) -> None:
+    """dvc.lock records modelcycle.yaml's hash: the tag must hold the config the cycle read, or
+    it does not reproduce. A rollback puts the user's staged and unstaged edits back as they were."""
+    v = DvcGitVersioning(cycled)
+    (cycled / "modelcycle.yaml").write_text("name: taxifare\n# staged edit\n")
+    git(cycled, "add", "modelcycle.yaml")
+    used = "name: taxifare\n# staged edit\n# and unstaged\n"
+    (cycled / "modelcycle.yaml").write_text(used)
+    status = git(cycled, "status", "--porcelain", "--untracked-files=all")
+    staged_blob = git(cycled, "ls-files", "-s", "modelcycle.yaml")
+
+    state = v.state()
+    assert state.dirty == ("modelcycle.yaml",)
+    write_outputs(cycled, 3)
+    snap = v.commit(STAGES, "cycle 2015-03", tag=TAG)
+    assert git(cycled, "show", f"{TAG}:modelcycle.yaml") == used.strip()
+    assert "modelcycle.yaml" not in git(cycled, "status", "--porcelain")  # clean: committed as used
+    assert snap.commit == git(cycled, "rev-parse", "HEAD")
+
+    v.restore(state)
+    assert git(cycled, "status", "--porcelain", "--untracked-files=all") == status
+    assert git(cycled, "ls-files", "-s", "modelcycle.yaml") == staged_blob
+    assert (cycled / "modelcycle.yaml").read_text() == used
 
 
 # ---------------------------------------------------------------------------------- errors

@@ -101,7 +101,7 @@ def test_commit_records_outputs_commits_owned_files_tags_and_pushes(ws: Path) ->
     assert "/challenger" in (ws / "models/.gitignore").read_text()
     assert [c.message for c in v.log()] == ["cycle 2015-03"]
     assert v.log()[0].changed <= OWNED_COMMIT
-    assert "modelcycle.yaml" not in v.log()[0].tree
+    assert v.log()[0].tree["modelcycle.yaml"] == b"name: taxifare\n"  # the config the cycle used
     assert snap.pushed is True and v.remote is not None
     for rel in CACHED:
         assert snap.hashes[rel] in v.remote
@@ -158,14 +158,18 @@ def test_restore_brings_back_outputs_that_were_never_committed(cycled: tuple[Pat
 
 
 def test_users_unrelated_files_survive(cycled: tuple[Path, MemoryVersioning]) -> None:
+    """Files the stages do not read stay out of the cycle's commit; the config they read
+    (modelcycle.yaml) goes in as the cycle used it, and a rollback leaves the user's edit."""
     ws, v = cycled
     (ws / "modelcycle.yaml").write_text("edited\n")
     (ws / "notes.txt").write_text("untracked\n")
     (ws / "data/scratch.csv").write_text("a,b\n")
     state = v.state()
+    assert state.dirty == ("modelcycle.yaml",)
     write_outputs(ws, 3)
     v.commit(STAGES, "c", tag=TAG)
-    assert not {"modelcycle.yaml", "notes.txt", "data/scratch.csv"} & set(v.log()[0].tree)
+    assert not {"notes.txt", "data/scratch.csv"} & set(v.log()[0].tree)
+    assert v.log()[0].tree["modelcycle.yaml"] == b"edited\n"
     v.restore(state)
     assert (ws / "modelcycle.yaml").read_text() == "edited\n"
     assert (ws / "notes.txt").read_text() == "untracked\n"

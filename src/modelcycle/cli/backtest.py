@@ -20,6 +20,7 @@ def backtest(
     approve_escalations: bool = typer.Option(
         False, "--approve-escalations", help="Approve each escalated challenger before the next month, as a "
         "human who reviewed it would (without it, an escalation keeps the champion, as a timeout does)."),
+    no_wait: bool = typer.Option(False, "--no-wait", help=common.NO_WAIT_HELP),
 ) -> None:
     """Replay the cycle over history, one month at a time, exactly as scheduled runs would have:
     each month is a real cycle (versioned, registered, notified). Prints each month's decision
@@ -29,11 +30,12 @@ def backtest(
 
     ws = common.workspace()
     windows = month_range(first, last)
-    common.prepare_prefect(ws)
-    from modelcycle.lifecycle import flows
+    with common.locked(ws, no_wait=no_wait):
+        common.prepare_prefect(ws)
+        from modelcycle.lifecycle import flows
 
-    with common.cycle_progress(len(windows), "starting (Prefect's local server takes a few seconds)"):
-        results = flows.backtest(ws.root, first, last, approve_escalations=approve_escalations)
+        with common.cycle_progress(len(windows), "starting (Prefect's local server takes a few seconds)"):
+            results = flows.backtest(ws.root, first, last, approve_escalations=approve_escalations)
     out = report(ws, results, plot or ws.path(f"reports/backtest-{first}-{last}.png"),
                  first_has_champion=results[0].champion_version is not None)
     console.print(f"timeline: [path]{out}[/path]  (table: {out.with_suffix('.json').name})")

@@ -79,5 +79,30 @@ def cycle_progress(total: int, title: str) -> Iterator[Progress]:
             services.set_ui()
 
 
+NO_WAIT_HELP = ("If another modelcycle command is changing the workspace, stop at once with an error "
+                "naming it, instead of waiting for it to finish.")
+
+
+def command_line() -> str:
+    """How this command was typed (for the lock's holder note), shortened."""
+    import sys
+
+    text = " ".join(["modelcycle", *sys.argv[1:]])
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+@contextlib.contextmanager
+def locked(ws: Workspace, *, no_wait: bool) -> Iterator[None]:
+    """Hold the workspace's lock for a command that changes it; say whom it waits for."""
+    from modelcycle.lifecycle import lock
+
+    def on_wait(holder: lock.Holder) -> None:
+        err_console.print(f"[escalate]waiting:[/escalate] the workspace is busy: {holder.describe()}; "
+                          "this command starts when it ends (--no-wait stops instead)", soft_wrap=True)
+
+    with lock.hold(ws.root, command_line(), wait=not no_wait, on_wait=on_wait):
+        yield
+
+
 def resolve_input_path(text: str) -> Path:
     return Path(text).expanduser()

@@ -8,8 +8,10 @@ paragraph (what happened, what to do) with a non-zero exit code; tracebacks only
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -107,13 +109,48 @@ def _register() -> None:
     _registered = True
 
 
+def _interrupted(signum: int) -> None:
+    from modelcycle.lifecycle import interrupts
+
+    what = "interrupted (Ctrl-C)" if signum == signal.SIGINT else "terminated (SIGTERM)"
+    note = interrupts.last_rollback()
+    err_console.print(f"[error]{what}[/error]: "
+                      + (escape(note) if note else "nothing was changed, or the next run or "
+                         "`modelcycle doctor` repairs what a cycle left half-done"),
+                      highlight=False, soft_wrap=True)
+    sys.exit(interrupts.EXIT_CODES.get(signum, 130))
+
+
+_OS_HINTS = {
+    errno.ENOSPC: "free some space on that disk (or move the workspace), then run again",
+    errno.EDQUOT: "free some space within your disk quota, then run again",
+    errno.EACCES: "give yourself write permission there (`chmod u+w`), or run as the folder's owner",
+    errno.EPERM: "give yourself write permission there (`chmod u+w`), or run as the folder's owner",
+    errno.EROFS: "the file system is read-only: move the workspace to a writable disk",
+}
+
+
+def _os_error(exc: OSError) -> None:
+    """A file the command could not read or write: name it, say why and what to do."""
+    where = exc.filename or "a file"
+    why = exc.strerror or str(exc)
+    err_console.print(f"[error]error:[/error] cannot use {escape(str(where))}: {escape(why)}",
+                      highlight=False, soft_wrap=True)
+    hint = _OS_HINTS.get(exc.errno or 0, "check the path and its permissions, then run again")
+    err_console.print(f"[hint]{hint}; a cycle that stopped on this was rolled back[/hint]",
+                      highlight=False, soft_wrap=True)
+    sys.exit(74)
+
+
 def main(argv: list[str] | None = None) -> None:
     from modelcycle.errors import ModelcycleError
+    from modelcycle.lifecycle import interrupts
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     _register()
+    interrupts.install()
     try:
         app(args=argv, standalone_mode=True)
     except ModelcycleError as exc:
@@ -123,11 +160,17 @@ def main(argv: list[str] | None = None) -> None:
         if exc.hint:
             err_console.print(f"[hint]{escape(exc.hint)}[/hint]", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err_console.print("[error]interrupted[/error]; a half-done cycle is repaired by the next "
-                          "run or `modelcycle doctor`")
-        sys.exit(130)
-    except Exception as exc:  # a bug in modelcycle or a library: say so plainly
+    except BaseException as exc:
+        signum = interrupts.signal_of(exc)
+        if signum is not None:
+            _interrupted(signum)
+        if isinstance(exc, OSError) and (exc.filename or exc.errno in _OS_HINTS):
+            if State.verbose:
+                err_console.print_exception(show_locals=False)
+            _os_error(exc)
+        if not isinstance(exc, Exception):
+            raise  # SystemExit (typer's normal exit), GeneratorExit
+        # a bug in modelcycle or a library: say so plainly
         if State.verbose:
             err_console.print_exception(show_locals=False)
         else:

@@ -46,11 +46,11 @@ def predict(
     the records with a `prediction` column out. Any MLflow client can do the same with
     mlflow.pyfunc.load_model("models:/NAME@champion")."""
     from modelcycle.registry.base import canonical_alias
-    from modelcycle.registry.mlflow import MlflowRegistry
+    from modelcycle.registry.mlflow import for_workspace
     from modelcycle.steps.validate import check_schema
 
     ws = common.workspace()
-    reg = MlflowRegistry(ws.tracking_uri, registry_uri=ws.registry_uri, artifact_location=ws.artifact_location)
+    reg = for_workspace(ws)
     frame = _read(source)
     if frame.empty:
         raise DataError(f"{source} holds no records")

@@ -14,14 +14,16 @@ def promote(
     version: str = typer.Option(..., "--version", help="The model version to serve."),
     alias: str = typer.Option("champion", "--alias", help="champion (or Production) / challenger (or Staging)."),
     reason: str = typer.Option("approved by a human", "--reason", help="Why; kept on the version and in the notification."),
+    no_wait: bool = typer.Option(False, "--no-wait", help=common.NO_WAIT_HELP),
 ) -> None:
     """Point an alias (the champion by default) at a registered model version: the answer to an
     escalation. The previous holder stays registered; promote it back the same way."""
     from modelcycle.lifecycle import actions, services
 
     ws = common.workspace()
-    done = actions.promote(services.build(ws, echo=lambda _e: None), version, alias=alias, reason=reason,
-                           by=getpass.getuser())
+    with common.locked(ws, no_wait=no_wait):
+        done = actions.promote(services.build(ws, echo=lambda _e: None), version, alias=alias, reason=reason,
+                               by=getpass.getuser())
     was = f" (was v{done.previous})" if done.previous else ""
     console.print(f"[promote]{done.name} v{done.version} is now the {done.alias}[/promote]{was}")
 

@@ -15,6 +15,7 @@ def run(
     window: Optional[str] = typer.Option(
         None, "--window", help="The window to evaluate: a month (2015-03) or a range "
         "(2015-03-01..2015-03-16, end excluded). Default: the month after the last cycle's."),
+    no_wait: bool = typer.Option(False, "--no-wait", help=common.NO_WAIT_HELP),
 ) -> None:
     """Run one cycle: fetch the window, validate it, score the champion on its latest rows while a
     challenger trains on the rest (plus history), decide, and act: version the data and the
@@ -23,18 +24,21 @@ def run(
     from modelcycle.config import Window
 
     ws = common.workspace()
-    if window is None:
-        if not ws.params.window:
-            raise ConfigError("no --window given and no cycle has run yet",
-                              "name the month to evaluate, e.g. `modelcycle run --window 2015-01`")
-        window = Window.parse(ws.params.window).next().label
-    Window.parse(window)  # a typo fails before anything starts
-    common.prepare_prefect(ws)
-    from modelcycle.cli.render import results_table
-    from modelcycle.lifecycle import flows
+    if window is not None:
+        Window.parse(window)  # a typo fails before anything starts
+    with common.locked(ws, no_wait=no_wait):
+        if window is None:
+            ws = ws.reload_params()  # a cycle that held the lock may have moved the window
+            if not ws.params.window:
+                raise ConfigError("no --window given and no cycle has run yet",
+                                  "name the month to evaluate, e.g. `modelcycle run --window 2015-01`")
+            window = Window.parse(ws.params.window).next().label
+        common.prepare_prefect(ws)
+        from modelcycle.cli.render import results_table
+        from modelcycle.lifecycle import flows
 
-    with common.cycle_progress(1, "starting (Prefect's local server takes a few seconds)"):
-        result = flows.run(ws.root, window)
+        with common.cycle_progress(1, "starting (Prefect's local server takes a few seconds)"):
+            result = flows.run(ws.root, window)
     console.print(results_table([result]))
     if result.git_tag:
         console.print(f"[muted]versioned as git tag {result.git_tag} ({(result.git_commit or '')[:10]}); "

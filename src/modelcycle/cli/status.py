@@ -44,7 +44,7 @@ def status(
                   f"Prefect  {ws.prefect_api_url or 'local, home ' + str(ws.prefect_home)}  "
                   f"(from {origins['prefect']})\n"
                   f"DVC      {ws.dvc_remote or 'no remote'}  (from {origins['dvc']})[/muted]")
-    if journal.pending(ws):
+    if journal.Journal.path_of(ws).exists():
         console.print("[escalate]a cycle stopped midway; the next run repairs it, or run "
                       "`modelcycle doctor` now[/escalate]")
     log = ws.path(ws.config.notify.file) if ws.config.notify.file else None

@@ -10,13 +10,15 @@ from modelcycle.console import console
 
 def step(
     stage: str = typer.Argument(..., help="fetch, validate, prepare, train or evaluate."),
+    no_wait: bool = typer.Option(False, "--no-wait", help=common.NO_WAIT_HELP),
 ) -> None:
     """Run one pipeline stage from files, for `dvc repro` and `dvc exp run`: the window comes from
     params.yaml, inputs from the stage before, outputs where dvc.yaml declares them."""
     from modelcycle.lifecycle import stages
 
     ws = common.workspace()
-    console.print(stages.run_stage(ws, stage))
+    with common.locked(ws, no_wait=no_wait):
+        console.print(stages.run_stage(ws, stage))
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@ interval of its relative improvement (:mod:`modelcycle.gate.stats`) lies above t
 effect. A difference of two single numbers is not enough, because on a few thousand rows two
 equally good models differ by chance. The outcomes:
 
+* the champion cannot be compared with (its version was deleted, its alias removed): escalate;
 * the window's data is suspect (too many rows failed validation): never promote; keep or
   escalate as the policy says;
 * no champion yet: promote the challenger if it meets the threshold, else escalate;
@@ -97,8 +98,10 @@ def _clears(gain: float, policy: Policy) -> bool:
 
 
 def decide(champion: Scores | None, challenger: Scores, policy: Policy, *,
-           data_problem: str | None = None) -> Decision:
-    """The gate. ``data_problem`` is a sentence when the window's data is suspect, else None."""
+           data_problem: str | None = None, champion_problem: str | None = None) -> Decision:
+    """The gate. ``data_problem`` is a sentence when the window's data is suspect, else None;
+    ``champion_problem`` one when the champion cannot be compared with (its version is gone from
+    the registry, its alias was removed): a human decides then."""
     ch = challenger.value
     bar = ("≥" if policy.greater_is_better else "≤") + f" {_number(policy.threshold)}"
     ch_meets = policy.meets(ch)
@@ -110,6 +113,11 @@ def decide(champion: Scores | None, challenger: Scores, policy: Policy, *,
 
     if champion is not None and champion.rows != challenger.rows:
         raise ValueError("champion and challenger must be scored on the same held-out rows")
+
+    if champion_problem:
+        return out(Outcome.ESCALATE, f"champion unavailable: {champion_problem}", ch_says,
+                   "no comparison is possible, so a human must decide: promote the challenger "
+                   "or point the champion alias at another version")
 
     if data_problem:
         outcome = Outcome.ESCALATE if (policy.on_bad_data == "escalate" or champion is None) else Outcome.KEEP

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from modelcycle.lifecycle.effects import CHAMPION_TAG
 from modelcycle.lifecycle.services import Services
-from modelcycle.registry.base import canonical_alias
+from modelcycle.registry.base import CHAMPION, canonical_alias
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ def promote(svc: Services, version: str, *, alias: str = "champion", reason: str
     mv = reg.get_version(name, version)
     before = reg.get_alias(name, target)
     reg.set_alias(name, target, mv.version)
+    if target == CHAMPION:
+        reg.set_model_tags(name, {CHAMPION_TAG: mv.version})
     reg.set_version_tags(name, mv.version, {f"{target}_by": by, f"{target}_reason": reason})
     was = f" (was v{before.version})" if before else ""
     svc.notifier.send({

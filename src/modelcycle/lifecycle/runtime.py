@@ -86,6 +86,35 @@ def team_server() -> bool:
     return _team_server
 
 
+def check_api(timeout: float = 5.0) -> None:
+    """Reach the configured Prefect API's health endpoint; a WorkspaceError naming the URL if it
+    does not answer within ``timeout`` seconds."""
+    from modelcycle.errors import WorkspaceError
+
+    url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+    if not url:
+        return
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=timeout) as resp:
+            if resp.status == 200:
+                return
+            problem = f"it answered HTTP {resp.status}"
+    except (urllib.error.URLError, OSError) as exc:
+        problem = str(getattr(exc, "reason", exc))
+    raise WorkspaceError(f"the Prefect server {_redact(url)} does not answer: {problem}",
+                         "start it (`prefect server start`), or fix backends.prefect_api_url in "
+                         "modelcycle.yaml / PREFECT_API_URL")
+
+
+def _redact(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
+    return url
+
+
 def _free_port() -> int:
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -135,6 +164,9 @@ class LocalServer:
              "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
              "--log-level", "error", "--lifespan", "on"],
             env=env, stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL,
+            # its own session: a Ctrl-C in the terminal reaches modelcycle, which stops its
+            # cycle cleanly (it needs the server for that), not the server
+            start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         log_file.close()
         atexit.register(self.stop)

@@ -49,15 +49,14 @@ def _echo_default(event: dict[str, Any]) -> None:
 
 def build(ws: Workspace, *, echo: Callable[[dict[str, Any]], None] | None = None) -> Services:
     """Real adapters: the configured source, MLflow, DVC + git, the configured notifications."""
-    from modelcycle.registry.mlflow import MlflowRegistry
+    from modelcycle.registry.mlflow import for_workspace as registry_for
     from modelcycle.versioning.dvcgit import DvcGitVersioning
 
     n = ws.config.notify
     return Services(
         ws=ws,
         source=build_source(ws.config, ws.root),
-        registry=MlflowRegistry(ws.tracking_uri, registry_uri=ws.registry_uri,
-                                artifact_location=ws.artifact_location),
+        registry=registry_for(ws),
         versioning=DvcGitVersioning(str(ws.root)),
         notifier=Notifier(file=ws.path(n.file) if n.file else None, urls=n.urls,
                           echo=(echo or _echo_default) if n.console else None),

@@ -269,7 +269,7 @@ def noise_floor(ws: Workspace, holdout: pd.DataFrame) -> FloorReport | None:
 
 def run_stage(ws: Workspace, stage: str) -> str:
     """Run one stage from files (as `dvc repro` does); returns a one-line summary."""
-    from modelcycle.registry.mlflow import MlflowRegistry
+    from modelcycle.registry.mlflow import for_workspace
     from modelcycle.sources import build_source
 
     window = params_window(ws)
@@ -283,13 +283,11 @@ def run_stage(ws: Workspace, stage: str) -> str:
         split = prepare(ws, _read_parquet(ws, CLEAN, stage), window)
         return f"{split.describe()} -> {TRAIN}, {HOLDOUT}"
     if stage == "train":
-        registry = MlflowRegistry(ws.tracking_uri, registry_uri=ws.registry_uri,
-                                  artifact_location=ws.artifact_location)
+        registry = for_workspace(ws)
         trained = train(ws, _read_parquet(ws, TRAIN, stage), registry.save_model)
         return f"trained {ws.config.model.estimator} on {trained.rows} rows in {trained.fit_seconds:.1f}s -> {MODEL}"
     if stage == "evaluate":
-        registry = MlflowRegistry(ws.tracking_uri, registry_uri=ws.registry_uri,
-                                  artifact_location=ws.artifact_location)
+        registry = for_workspace(ws)
         model = registry.load_model(str(ws.path(MODEL)))
         scores = evaluate(ws, model, _read_parquet(ws, HOLDOUT, stage))
         write_json(ws, METRICS, {"window": window.label, "challenger": scores.to_dict()})

@@ -193,6 +193,25 @@ class Registry(Protocol):
         """Remove an alias; a missing alias is not an error."""
         ...
 
+    def find_runs(self, experiment: str, tags: dict[str, str], status: str | None = None) -> list[RunRecord]:
+        """Runs of ``experiment`` carrying every tag of ``tags`` (and in ``status``, e.g.
+        RUNNING, when given), with their tags (params, metrics and artifacts left empty); none
+        when the experiment does not exist."""
+        ...
+
+    def find_versions(self, name: str, run_id: str) -> list[ModelVersion]:
+        """Versions of ``name`` registered from run ``run_id``, newest first (also a version
+        whose registration the caller never saw answered)."""
+        ...
+
+    def model_tags(self, name: str) -> dict[str, str]:
+        """Tags of the registered model ``name`` ({} when it does not exist)."""
+        ...
+
+    def set_model_tags(self, name: str, tags: dict[str, str]) -> None:
+        """Add or overwrite tags of the registered model ``name`` (created if new)."""
+        ...
+
     def load_alias(self, name: str, alias: str) -> Predictor:
         """Load the model an alias points at; NoChampionError-like RegistryError if unset."""
         ...

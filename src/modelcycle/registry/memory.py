@@ -28,6 +28,7 @@ import cloudpickle
 import numpy as np
 import pandas as pd
 
+from modelcycle import tracepoints
 from modelcycle.errors import ModelcycleError, ModelError, RegistryError
 from modelcycle.registry.base import (
     ModelVersion,
@@ -63,6 +64,7 @@ class MemoryRegistry:
         self.versions: dict[str, dict[str, ModelVersion]] = {}
         self.aliases: dict[str, dict[str, str]] = {}
         self._last_version: dict[str, int] = {}  # per model; numbers are never reused
+        self.model_tag_values: dict[str, dict[str, str]] = {}
         self._lock = threading.RLock()
 
     # The fake stands for an external store: a deep copy (Prefect copies values it keeps in a
@@ -266,7 +268,8 @@ class MemoryRegistry:
                               tags={str(k): param_text(v) for k, v in (tags or {}).items()},
                               created_ms=int(time.time() * 1000))
             self.versions[name][version] = mv
-            return self._version_with_aliases(mv)
+        tracepoints.reach("registry:registered")
+        return self._version_with_aliases(mv)
 
     def set_version_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
         with self._lock:
@@ -288,7 +291,7 @@ class MemoryRegistry:
             mv = self.versions.get(name, {}).get(str(version))
             if mv is None:
                 raise RegistryError(f"cannot read version {version} of model '{name}': it does not exist",
-                                    f"list the versions that exist with `modelcycle versions {name}` or `mlflow ui`")
+                                    "`modelcycle status` shows the champion and challenger; `mlflow ui` lists every version")
             return self._version_with_aliases(mv)
 
     def list_versions(self, name: str) -> list[ModelVersion]:
@@ -314,6 +317,26 @@ class MemoryRegistry:
     def delete_alias(self, name: str, alias: str) -> None:
         with self._lock:
             self.aliases.get(name, {}).pop(alias_name(alias), None)
+
+    def find_runs(self, experiment: str, tags: dict[str, str], status: str | None = None) -> list[RunRecord]:
+        with self._lock:
+            return [replace(copy.deepcopy(r), params={}, metrics={}, metric_history={}, artifacts={})
+                    for r in self.runs.values()
+                    if r.experiment == experiment and all(r.tags.get(k) == v for k, v in tags.items())
+                    and (status is None or r.status == status.upper())]
+
+    def find_versions(self, name: str, run_id: str) -> list[ModelVersion]:
+        return [v for v in self.list_versions(name) if v.run_id == run_id]
+
+    def model_tags(self, name: str) -> dict[str, str]:
+        with self._lock:
+            return dict(self.model_tag_values.get(name, {}))
+
+    def set_model_tags(self, name: str, tags: dict[str, str]) -> None:
+        with self._lock:
+            self.versions.setdefault(name, {})
+            self.aliases.setdefault(name, {})
+            self.model_tag_values.setdefault(name, {}).update({str(k): param_text(v) for k, v in tags.items()})
 
     def load_alias(self, name: str, alias: str) -> Any:
         word = alias_name(alias)

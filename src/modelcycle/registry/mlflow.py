@@ -60,7 +60,7 @@ from urllib.parse import urlparse, urlsplit, urlunsplit
 import numpy as np
 import pandas as pd
 
-from modelcycle import dbcache
+from modelcycle import dbcache, tracepoints
 from modelcycle.errors import DataError, ModelcycleError, ModelError, RegistryError
 from modelcycle.registry.base import ModelVersion, RunRecord, no_alias_error
 from modelcycle.registry.base import alias_name as _alias
@@ -85,6 +85,70 @@ _quieted = False
 # --------------------------------------------------------------------------------------------
 # URIs
 # --------------------------------------------------------------------------------------------
+
+
+_LOCATION_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                     ("logged_models", "artifact_location"), ("model_versions", "source"),
+                     ("model_versions", "storage_location"))
+
+
+def relocate_store(db: Path, artifact_root: str, marker: str) -> str | None:
+    """Point a SQLite store's artifact locations at ``artifact_root`` (a ``file://`` URI) when
+    they point into the same folder of another place: the workspace holding the store was
+    moved or copied (MLflow stores absolute locations). ``marker`` is the artifact folder as it
+    appears in every location (``/.modelcycle/mlartifacts``). Returns what moved, or None.
+
+    Only the five location columns are rewritten, inside one transaction; running it again
+    changes nothing."""
+    import sqlite3
+
+    if not db.is_file():
+        return None
+    con = sqlite3.connect(str(db), timeout=30)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "experiments" not in tables:
+            return None
+        olds: set[str] = set()
+        for (location,) in con.execute("SELECT artifact_location FROM experiments"):
+            if not location or location.startswith(artifact_root + "/") or location == artifact_root:
+                continue
+            cut = location.find(marker + "/")
+            if location.startswith("file://") and cut > 0:
+                olds.add(location[:cut + len(marker)])
+        if not olds:
+            return None
+        with con:
+            for old in sorted(olds):
+                for table, column in _LOCATION_COLUMNS:
+                    if table in tables:
+                        con.execute(f"UPDATE {table} SET {column} = ? || substr({column}, ?) "  # noqa: S608
+                                    f"WHERE {column} LIKE ? ESCAPE '\\'",
+                                    (artifact_root, len(old) + 1,
+                                     old.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"))
+        return f"{', '.join(sorted(olds))} -> {artifact_root}"
+    finally:
+        con.close()
+
+
+def for_workspace(ws: Any) -> MlflowRegistry:
+    """The registry of a workspace (``config.Workspace``), with its embedded store made its own
+    first: a copied or moved workspace's store still points at the old folder's artifacts,
+    and is pointed at its own (see :func:`relocate_store`)."""
+    db = _sqlite_path(ws.tracking_uri)
+    moved = None
+    artifacts = ws.config.backends.mlflow_artifacts
+    if db is not None and "://" not in artifacts and not Path(artifacts).is_absolute():
+        db = db.expanduser()
+        if db.resolve().is_relative_to(Path(ws.root).resolve()):
+            marker = "/" + Path(artifacts).as_posix().strip("/").removeprefix("./")
+            moved = relocate_store(db, ws.artifact_location.rstrip("/"), marker)
+            if moved:
+                log.warning("this workspace was moved or copied; its MLflow store now points at its "
+                            "own artifacts (%s)", moved)
+    registry = MlflowRegistry(ws.tracking_uri, registry_uri=ws.registry_uri, artifact_location=ws.artifact_location)
+    registry.relocated = moved
+    return registry
 
 
 def embedded_uris(workspace: str | os.PathLike[str]) -> tuple[str, str]:
@@ -565,6 +629,7 @@ class MlflowRegistry:
         self.system_metrics_interval = system_metrics_interval
         self._experiments: dict[str, str] = {}
         self._lock = threading.Lock()
+        self.relocated: str | None = None  # set by for_workspace when it repointed a moved store
         for uri in {self.tracking_uri, self.registry_uri}:
             self._preflight(uri)
         # a new SQLite store starts from the cached empty schema (MLflow's migrations take seconds)
@@ -923,6 +988,7 @@ class MlflowRegistry:
                 # The SQL store looks a model id up through a *global* client when run_id is unset.
                 model_id=model_id if run_id else None,
             )
+            tracepoints.reach("registry:registered")
             if getattr(mv, "status", "READY") not in ("READY", None):
                 raise RegistryError(f"version {mv.version} of model '{name}' is {mv.status}: {mv.status_message}")
         return _model_version(mv)
@@ -948,7 +1014,7 @@ class MlflowRegistry:
 
     def get_version(self, name: str, version: str) -> ModelVersion:
         with _translate(f"cannot read version {version} of model '{name}'",
-                        f"list the versions that exist with `modelcycle versions {name}` or `mlflow ui`"):
+                        "`modelcycle status` shows the champion and challenger; `mlflow ui` lists every version"):
             return _model_version(self._client.get_model_version(name, str(version)))
 
     def list_versions(self, name: str) -> list[ModelVersion]:
@@ -991,6 +1057,52 @@ class MlflowRegistry:
             except Exception as exc:
                 if not _is_missing(exc):
                     raise
+
+    def find_runs(self, experiment: str, tags: dict[str, str], status: str | None = None) -> list[RunRecord]:
+        """Runs of ``experiment`` with all of ``tags`` (a search, not a scan of every run)."""
+        from mlflow.entities import ViewType
+
+        def quote(value: str) -> str:
+            return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+        terms = [f"tags.`{_key(k)}` = {quote(_text(v))}" for k, v in tags.items()]
+        if status:
+            terms.append(f"attributes.status = {quote(status.upper())}")
+        where = " and ".join(terms)
+        with _translate(f"cannot search the runs of experiment '{experiment}'"):
+            exp = self._client.get_experiment_by_name(experiment)
+            if exp is None:
+                return []
+            found = self._client.search_runs([exp.experiment_id], filter_string=where,
+                                             run_view_type=ViewType.ALL, max_results=1000)
+        return [RunRecord(run_id=r.info.run_id, experiment=experiment, name=r.info.run_name or "",
+                          status=r.info.status,
+                          tags={k: v for k, v in r.data.tags.items() if not k.startswith("mlflow.")})
+                for r in found]
+
+    def find_versions(self, name: str, run_id: str) -> list[ModelVersion]:
+        escaped = name.replace("'", "\\'")
+        with _translate(f"cannot search the versions of model '{name}' from run {run_id}"):
+            found = self._client.search_model_versions(f"name = '{escaped}' and run_id = '{run_id}'")
+        return sorted((_model_version(mv) for mv in found), key=lambda v: int(v.version), reverse=True)
+
+    def model_tags(self, name: str) -> dict[str, str]:
+        with _translate(f"cannot read the tags of model '{name}'"):
+            try:
+                return dict(self._client.get_registered_model(name).tags or {})
+            except Exception as exc:
+                if _is_missing(exc):
+                    return {}
+                raise
+
+    def set_model_tags(self, name: str, tags: dict[str, str]) -> None:
+        from mlflow.utils.validation import MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH
+
+        with _translate(f"cannot tag model '{name}'"):
+            self._ensure_registered_model(name)
+            for key, value in tags.items():
+                self._client.set_registered_model_tag(
+                    name, _key(key), _truncate(_text(value), MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH))
 
     def load_alias(self, name: str, alias: str) -> LoadedModel:
         word = _alias(alias)

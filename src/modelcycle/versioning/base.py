@@ -43,8 +43,11 @@ class VersionState:
     ``files`` maps each file the cycle may rewrite (relative path) to its bytes, or None if
     it did not exist. ``outputs`` maps each DVC stage output (relative path) to its content
     hash, or None if it did not exist. ``branch`` is the branch HEAD was on (None if detached
-    or unknown); ``index`` maps each owned file to its git index entry (``"<mode> <blob>"``,
-    None if not in the index), so a restore puts the staging area back too.
+    or unknown); ``index`` maps each owned file, and each file the stages read that no stage
+    writes (committed with the cycle, never rewritten: ``modelcycle.yaml``...), to its git index
+    entry (``"<mode> <blob>"``, None if not in the index), so a restore puts the staging area
+    back too. ``dirty`` lists those files that differ from HEAD when the state is taken (the
+    user's uncommitted edits, which a cycle's commit then includes).
     """
 
     head: str | None
@@ -53,6 +56,7 @@ class VersionState:
     outputs: dict[str, str | None] = field(default_factory=dict)
     branch: str | None = None
     index: dict[str, str | None] = field(default_factory=dict)
+    dirty: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,21 @@ class Versioning(Protocol):
 
     def head(self) -> str | None: ...
 
+    def branch(self) -> str | None:
+        """The branch HEAD is on (``refs/heads/main``), None when HEAD is detached."""
+        ...
+
     def tags(self, prefix: str = "") -> list[str]: ...
+
+    def clear_stale_locks(self) -> list[str]:
+        """Remove lock files a killed git left (``.git/index.lock``...) when no git process works
+        in the workspace; returns the files removed."""
+        ...
+
+    def missing_data(self) -> dict[str, list[str]]:
+        """Outputs ``dvc.lock`` records whose content is missing from the DVC cache
+        (``"cache"``) and from the remote (``"remote"``)."""
+        ...
 
     def hashes(self, paths: list[str]) -> dict[str, str | None]:
         """Current DVC content hash of each workspace path (None if absent)."""

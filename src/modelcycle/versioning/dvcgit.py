@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelcycle import tracepoints
 from modelcycle.errors import VersioningError
 from modelcycle.versioning.base import PROJECT_FILE, Snapshot, VersionState, pick_stages
 
@@ -286,6 +287,8 @@ class DvcGitVersioning:
         return sorted(files)
 
     def _owned_files(self, stages: Sequence[Any], outs: Sequence[_Out]) -> list[str]:
+        """The files a cycle rewrites: dvc.yaml, dvc.lock, the params files, the ``.gitignore``
+        beside each cached output, and the ``cache: false`` outputs."""
         owned = {PROJECT_FILE, LOCK_FILE, *self._params_files(stages)}
         for out in outs:
             if out.cached:
@@ -293,6 +296,23 @@ class DvcGitVersioning:
             else:
                 owned.add(out.path)
         return sorted(owned)
+
+    def _config_deps(self, stages: Sequence[Any], outs: Sequence[_Out]) -> list[str]:
+        """The files the stages read that no stage writes (``modelcycle.yaml``, a feature
+        module...): the cycle commits them as they were when it ran, so its tag reproduces
+        (``dvc.lock`` records their hashes). It never rewrites them."""
+        from dvc.dependency.param import ParamsDependency
+
+        produced = {o.path for o in outs}
+        found: set[str] = set()
+        for stage in stages:
+            for dep in stage.deps:
+                if isinstance(dep, ParamsDependency) or not dep.is_in_repo:
+                    continue
+                rel = _rel(self.root, dep.fs_path)
+                if rel not in produced and os.path.isfile(os.path.join(self.root, rel)):
+                    found.add(rel)
+        return sorted(found)
 
     def _hash(self, repo: Repo, rel: str, *, to_cache: bool = False) -> str | None:
         """DVC's md5 of a workspace path (``<md5>.dir`` for folders), None if absent.
@@ -327,12 +347,24 @@ class DvcGitVersioning:
             stages = self._stages(repo)
             outs = self._outs(stages)
             owned = self._owned_files(stages, outs)
+            deps = self._config_deps(stages, outs)
             files = {p: _read(self.root, p) for p in owned}
             outputs = {o.path: self._hash(repo, o.path, to_cache=o.cached) for o in outs}
-        index: dict[str, str | None] = dict.fromkeys(owned)
-        index.update(self._index_entries(owned))
+        index: dict[str, str | None] = dict.fromkeys([*owned, *deps])
+        index.update(self._index_entries([*owned, *deps]))
         return VersionState(head=head, tags=tags, files=files, outputs=outputs, branch=branch,
-                            index=index)
+                            index=index, dirty=tuple(self._dirty([*owned, *deps])))
+
+    def _dirty(self, paths: Sequence[str]) -> list[str]:
+        """Those of ``paths`` that differ from HEAD (staged, unstaged or untracked)."""
+        if not paths:
+            return []
+        proc = _git(self.root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *paths)
+        found = []
+        for record in proc.stdout.split(b"\0"):
+            if len(record) > 3 and record[2:3] == b" ":
+                found.append(record[3:].decode(errors="surrogateescape"))
+        return sorted(p for p in found if p in paths)
 
     def commit(self, stages: list[str], message: str, tag: str | None = None) -> Snapshot:
         if not stages:
@@ -347,8 +379,10 @@ class DvcGitVersioning:
                       for s in committed for o in s.outs if o.is_in_repo and o.hash_info}
             objects = self._objects(repo, [o.hash_info for s in committed for o in s.outs
                                            if o.is_in_repo and o.use_cache and o.hash_info])
-            paths = self._commit_paths(committed, self._outs(committed))
+            outs = self._outs(committed)
+            paths = [*self._owned_files(committed, outs), *self._config_deps(committed, outs)]
             remote = repo.config["core"].get("remote")
+        tracepoints.reach("versioning:dvc-committed")
 
         paths = self._stageable(paths)
         _git(self.root, "add", "-A", "--", *paths,
@@ -359,13 +393,16 @@ class DvcGitVersioning:
         if commit is None:
             raise VersioningError(f"`git commit` in {self.root} reported success but HEAD has no "
                                   "commit", "check `git status` and `git log` in the workspace")
+        tracepoints.reach("versioning:git-committed")
         if tag is not None:
             _git(self.root, "tag", "-a", "-m", message, tag, commit,
                  hint=f"check the tag name {tag!r} (`git check-ref-format`)")
+            tracepoints.reach("versioning:tagged")
 
         pushed = False
         if remote:
             pushed = self._push(stages, objects, remote)
+            tracepoints.reach("versioning:pushed")
         return Snapshot(commit=commit, tag=tag, hashes=hashes, pushed=pushed)
 
     def restore(self, state: VersionState) -> None:
@@ -389,6 +426,81 @@ class DvcGitVersioning:
                 f"could not put {self.root} fully back: " + "; ".join(problems),
                 "; ".join([*hints, "then run the restore again (it is safe to repeat); "
                            "`git status` and `dvc status` show what is left"]))
+
+    def clear_stale_locks(self) -> list[str]:
+        """Remove ``index.lock``, ``HEAD.lock``, ``packed-refs.lock`` and ref locks left by a
+        git that was killed, if no git process works in this workspace and they are older than
+        a few seconds (a live git holds its lock for milliseconds)."""
+        import time
+
+        import psutil
+
+        git_dir = Path(_out(_git(self.root, "rev-parse", "--absolute-git-dir")))
+        found = [p for p in (git_dir / "index.lock", git_dir / "HEAD.lock", git_dir / "packed-refs.lock")
+                 if p.exists()]
+        refs = git_dir / "refs"
+        if refs.is_dir():
+            found += list(refs.rglob("*.lock"))
+        found = [p for p in found if time.time() - p.stat().st_mtime > 5]
+        if not found:
+            return []
+        for proc in psutil.process_iter(["name", "cwd"]):
+            try:
+                if (proc.info["name"] or "").startswith("git") and proc.info["cwd"] == self.root:
+                    return []  # a git is still at work here
+            except (psutil.Error, KeyError):
+                continue
+        removed = []
+        for path in found:
+            try:
+                path.unlink()
+                removed.append(str(path.relative_to(Path(self.root))) if path.is_relative_to(self.root) else str(path))
+            except OSError:
+                continue
+        return removed
+
+    def missing_data(self) -> dict[str, list[str]]:
+        """The outputs ``dvc.lock`` records whose content is missing from the DVC cache
+        (``"cache"``) and from the default remote (``"remote"``; empty without a remote)."""
+        missing: dict[str, list[str]] = {"cache": [], "remote": []}
+        with self._dvc("data check") as repo:
+            odb = repo.cache.repo
+            name = repo.config["core"].get("remote")
+            remote = None
+            if name:
+                conf = repo.config["remote"].get(name, {})
+                if not (conf.get("version_aware") or conf.get("worktree")):
+                    remote = repo.cloud.get_remote_odb(name)
+            for stage in self._stages(repo):
+                for out in stage.outs:
+                    if not (out.is_in_repo and out.use_cache and out.hash_info and out.hash_info.value):
+                        continue
+                    rel = _rel(self.root, out.fs_path)
+                    oids = self._oids(repo, out.hash_info, [odb, remote])
+                    if any(not odb.exists(oid) for oid in oids):
+                        missing["cache"].append(rel)
+                    if remote is not None and any(not remote.exists(oid) for oid in oids):
+                        missing["remote"].append(rel)
+        return missing
+
+    @staticmethod
+    def _oids(repo: Repo, hash_info: Any, dbs: Sequence[Any]) -> list[str]:
+        """The object ids behind an output: a folder's listing (read from whichever database
+        has it) and its files, or the file's own id."""
+        from dvc_data.hashfile import load
+
+        oids = [str(hash_info.value)]
+        if hash_info.isdir:
+            for db in dbs:
+                if db is None:
+                    continue
+                try:
+                    tree = load(db, hash_info)
+                except Exception:  # noqa: BLE001 - this database lacks the listing too
+                    continue
+                oids.extend(str(oid.value) for _key, _meta, oid in tree)
+                break
+        return oids
 
     # -- commit helpers -----------------------------------------------------------------------
 
@@ -420,15 +532,6 @@ class DvcGitVersioning:
                 f"tag {tag!r} already exists in {self.root} (at {_out(proc)[:12]})",
                 "a cycle's tag is never overwritten: use another tag name, or delete the old one "
                 f"with `git tag -d {tag}` if it is a leftover")
-
-    def _commit_paths(self, stages: Sequence[Any], outs: Sequence[_Out]) -> list[str]:
-        paths = {PROJECT_FILE, LOCK_FILE, *self._params_files(stages)}
-        for out in outs:
-            if out.cached:
-                paths.add(_posix_join(_posix_dirname(out.path), GITIGNORE))
-            else:
-                paths.add(out.path)
-        return sorted(paths)
 
     def _stageable(self, paths: Sequence[str]) -> list[str]:
         """Paths git can stage: existing and not ignored, or already in the index."""

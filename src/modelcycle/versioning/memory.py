@@ -31,6 +31,7 @@ from typing import Literal
 
 import yaml
 
+from modelcycle import tracepoints
 from modelcycle.errors import VersioningError
 from modelcycle.versioning.base import PROJECT_FILE, Snapshot, VersionState, pick_stages
 
@@ -62,6 +63,7 @@ class _Stage:
     name: str
     outs: list[_Output] = field(default_factory=list)
     params_files: set[str] = field(default_factory=set)
+    deps: list[str] = field(default_factory=list)
 
 
 def dvc_md5(root: str | os.PathLike[str], rel: str) -> str | None:
@@ -105,7 +107,7 @@ class MemoryVersioning:
         self.fail_after = fail_after
         self.push_fails = push_fails
         self.commits: dict[str, FakeCommit] = {}
-        self.branch_name = branch
+        self.branch_name: str | None = branch  # None: HEAD is detached
         self._head: str | None = None
         self._tags: dict[str, str] = {}
         self.cache: dict[str, bytes | dict[str, str]] = {}
@@ -116,6 +118,9 @@ class MemoryVersioning:
 
     def head(self) -> str | None:
         return self._head
+
+    def branch(self) -> str | None:
+        return f"refs/heads/{self.branch_name}" if self.branch_name else None
 
     def tags(self, prefix: str = "") -> list[str]:
         return sorted(t for t in self._tags if t.startswith(prefix))
@@ -134,6 +139,28 @@ class MemoryVersioning:
     def hashes(self, paths: list[str]) -> dict[str, str | None]:
         return {p: dvc_md5(self.root, p) for p in paths}
 
+    def clear_stale_locks(self) -> list[str]:
+        return []
+
+    def missing_data(self) -> dict[str, list[str]]:
+        missing: dict[str, list[str]] = {"cache": [], "remote": []}
+        lock = Path(self.root, _LOCK_FILE)
+        if not lock.exists():
+            return missing
+        recorded = yaml.safe_load(lock.read_text()) or {}
+        for stage in (recorded.get("stages") or {}).values():
+            for out in stage.get("outs") or []:
+                value = out.get("md5")
+                if not value or out.get("cache") is False:
+                    continue
+                for where, store in (("cache", self.cache), ("remote", self.remote)):
+                    if store is None:
+                        continue
+                    obj = store.get(value)
+                    if obj is None or (isinstance(obj, dict) and any(h not in store for h in obj.values())):
+                        missing[where].append(out["path"])
+        return missing
+
     # -- the interface --------------------------------------------------------------------------
 
     def state(self) -> VersionState:
@@ -145,9 +172,12 @@ class MemoryVersioning:
             for out in stage.outs:
                 outputs[out.path] = self._save_to_cache(out.path) if out.cached else dvc_md5(
                     self.root, out.path)
+        tree = self.commits[self._head].tree if self._head else {}
+        deps = self._deps(stages)
+        dirty = sorted(p for p in [*owned, *deps] if self._read(p) != tree.get(p))
         return VersionState(head=self._head, tags=frozenset(self._tags),
                             files={p: self._read(p) for p in owned}, outputs=outputs,
-                            branch=f"refs/heads/{self.branch_name}")
+                            branch=self.branch(), dirty=tuple(dirty))
 
     def commit(self, stages: list[str], message: str, tag: str | None = None) -> Snapshot:
         self.calls.append("commit")
@@ -184,9 +214,10 @@ class MemoryVersioning:
                     self._ignore(out.path)
         self._write_lock(chosen, hashes)
         self._maybe_fail("dvc_commit")
+        tracepoints.reach("versioning:dvc-committed")
 
         # "git commit" of the owned paths only
-        paths = {PROJECT_FILE, _LOCK_FILE}
+        paths = {PROJECT_FILE, _LOCK_FILE, *self._deps(chosen)}
         for stage in chosen:
             paths |= stage.params_files
             for out in stage.outs:
@@ -209,9 +240,11 @@ class MemoryVersioning:
         self.commits[sha] = FakeCommit(sha, parent, message, tree, frozenset(changed))
         self._head = sha
         self._maybe_fail("git_commit")
+        tracepoints.reach("versioning:git-committed")
 
         if tag is not None:
             self._tags[tag] = sha
+            tracepoints.reach("versioning:tagged")
         self._maybe_fail("tag")
 
         pushed = False
@@ -287,6 +320,7 @@ class MemoryVersioning:
                     else:
                         for p, opts in item.items():
                             stage.outs.append(_Output(p, bool((opts or {}).get("cache", True))))
+            stage.deps = [d for d in spec.get("deps") or [] if isinstance(d, str)]
             for item in spec.get("params") or []:
                 if isinstance(item, str):
                     stage.params_files.add(_PARAMS_FILE)
@@ -302,6 +336,12 @@ class MemoryVersioning:
             for out in stage.outs:
                 owned.add(_join(_dirname(out.path), _GITIGNORE) if out.cached else out.path)
         return sorted(owned)
+
+    def _deps(self, stages: Sequence[_Stage]) -> list[str]:
+        """Files the stages read that no stage writes (committed with the cycle, never rewritten)."""
+        produced = {o.path for st in self._stages() for o in st.outs}
+        return sorted({d for st in stages for d in st.deps
+                       if d not in produced and os.path.isfile(os.path.join(self.root, d))})
 
     def _read(self, rel: str) -> bytes | None:
         try:
@@ -361,7 +401,8 @@ class MemoryVersioning:
         doc = doc or {"schema": "2.0", "stages": {}}
         for stage in stages:
             doc["stages"][stage.name] = {
-                "outs": [{"path": o.path, "md5": hashes[o.path]} for o in stage.outs]}
+                "outs": [{"path": o.path, "md5": hashes[o.path], **({} if o.cached else {"cache": False})}
+                         for o in stage.outs]}
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
