@@ -118,9 +118,10 @@ UNDO: dict[str, Callable[[Services, Journal], None]] = {
 
 
 def undo(svc: Services, journal: Journal, name: str) -> bool:
-    """Undo side effect ``name`` if the journal says it may have happened; True if it did."""
+    """Undo side effect ``name`` if the journal says it may have happened; True if it did. A
+    committed cycle is never undone (a failure after its commit point leaves its changes)."""
     effect = journal.effect(name)
-    if effect is None or effect.status not in (INTENT, DONE):
+    if journal.committed or effect is None or effect.status not in (INTENT, DONE):
         return False
     with interrupts.deferred():
         UNDO[name](svc, journal)

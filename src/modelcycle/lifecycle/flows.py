@@ -422,13 +422,13 @@ def run_cycle(svc: Services, window: Window) -> CycleResult:
     journal = Journal.begin(svc.ws, window=window.label, state=state0, effects=["workspace"],
                             command=holder.command if holder else f"cycle {window.label}",
                             flow_run_id=result.flow_run_id)
-    tracepoints.reach("cycle:started")
     t = lap("setup", t_start)
     run_id: str | None = None
     futures: list[Any] = []
     writes: Any = None
     decision: Decision | None = None
     try:
+        tracepoints.reach("cycle:started")
         run_id = reg.start_run(experiment=name, run_name=f"cycle {window.label}", tags={
             "modelcycle.window": window.label, "modelcycle.flow_run_id": result.flow_run_id or "",
             "modelcycle.champion_before": result.champion_version or "",
