@@ -10,7 +10,7 @@ import typer
 
 from modelcycle.cli import common
 from modelcycle.console import err_console
-from modelcycle.errors import DataError
+from modelcycle.errors import ConfigError, DataError
 
 
 def _read(path: str):  # noqa: ANN202
@@ -41,15 +41,23 @@ def predict(
     version: Optional[str] = typer.Option(None, "--version", help="A model version number instead of an alias."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write CSV/JSON/Parquet here "
                                           "(by suffix) instead of CSV on stdout."),
+    proba: bool = typer.Option(False, "--proba", help="Also write the class probabilities: a proba_<class> "
+                               "column per class after `prediction` (classification workspaces)."),
 ) -> None:
     """Predict with the champion: raw records in (the source's columns; extra columns are kept),
-    the records with a `prediction` column out. Any MLflow client can do the same with
-    mlflow.pyfunc.load_model("models:/NAME@champion")."""
+    the records with a `prediction` column out (and with --proba a `proba_<class>` column per
+    class). Any MLflow client can do the same with mlflow.pyfunc.load_model("models:/NAME@champion")
+    and .predict(records) or .predict(records, params={"output": "proba"})."""
     from modelcycle.registry.base import canonical_alias
     from modelcycle.registry.mlflow import for_workspace
     from modelcycle.steps.validate import check_schema
 
     ws = common.workspace()
+    task = ws.config.data.task
+    if proba and task != "classification":
+        raise ConfigError(f"--proba: class probabilities exist only for classifiers, and this workspace's "
+                          f"model is a {task} model (data.task in modelcycle.yaml)",
+                          "drop --proba to get the predicted values")
     reg = for_workspace(ws)
     frame = _read(source)
     if frame.empty:
@@ -66,6 +74,10 @@ def predict(
         which = name
     out = frame.copy()
     out["prediction"] = model.predict(typed)
+    if proba:
+        probabilities = model.probabilities(typed)
+        for column in probabilities.columns:
+            out[column] = probabilities[column].to_numpy()
     err_console.print(f"[muted]{len(out)} predictions from {ws.config.name} {which}[/muted]")
     if output is None:
         out.to_csv(sys.stdout, index=False)

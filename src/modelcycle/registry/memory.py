@@ -291,7 +291,8 @@ class MemoryRegistry:
             mv = self.versions.get(name, {}).get(str(version))
             if mv is None:
                 raise RegistryError(f"cannot read version {version} of model '{name}': it does not exist",
-                                    "`modelcycle status` shows the champion and challenger; `mlflow ui` lists every version")
+                                    "see the champion and challenger with `modelcycle status`, "
+                                    "every version with `mlflow ui`")
             return self._version_with_aliases(mv)
 
     def list_versions(self, name: str) -> list[ModelVersion]:

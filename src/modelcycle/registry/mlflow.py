@@ -420,16 +420,22 @@ def _signature(example: pd.DataFrame, predictions: np.ndarray, datetime_columns:
     Other columns keep their strict types. An integer column is ``long`` and a later window with
     a missing value there (float64) is refused by MLflow, which would also refuse int64 against
     ``double``: the refusal surfaces as a DataError naming the column (MLflow's "integer columns"
-    hint is silenced here)."""
+    hint is silenced here).
+
+    The inference param ``output`` (``"label"`` by default, ``"proba"`` for a classifier's class
+    probabilities, see :mod:`modelcycle.registry.pyfunc`) is declared for every model, so MLflow
+    passes it on instead of dropping it; a regression model asked for ``"proba"`` says it has none."""
     from mlflow.models import ModelSignature, infer_signature
     from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    from modelcycle.registry.pyfunc import OUTPUT_LABEL, OUTPUT_PARAM
 
     output: Any = predictions
     if predictions.dtype == object and predictions.ndim == 1:
         output = pd.Series(predictions, name="prediction")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        signature = infer_signature(example, output)
+        signature = infer_signature(example, output, params={OUTPUT_PARAM: OUTPUT_LABEL})
     columns = [
         ColSpec(AnyType(), spec.name, required=spec.required)
         if isinstance(spec, ColSpec) and spec.name in datetime_columns else spec
@@ -562,11 +568,26 @@ class LoadedModel:
     def model_id(self) -> str | None:
         return getattr(self._model.metadata, "model_id", None)
 
-    def predict(self, raw: pd.DataFrame) -> np.ndarray:
+    @property
+    def classes(self) -> list[Any] | None:
+        """A classifier's classes, in the order of its probability columns; None otherwise."""
+        classes = getattr(self.pipeline, "classes", None)
+        return list(classes) if classes is not None else None
+
+    def _call(self, raw: pd.DataFrame, params: dict[str, Any] | None) -> Any:
         if isinstance(raw, pd.DataFrame) and self._inputs and set(self._inputs) <= set(raw.columns):
             raw = raw[self._inputs]  # extra columns (the target, ids) are fine: drop them quietly
         try:
-            return np.asarray(self._model.predict(raw))
+            if params is None:
+                return self._model.predict(raw)
+            if self._takes_output:
+                return self._model.predict(raw, params=params)
+            # saved before the `output` param existed: ask the wrapped pipeline directly
+            from modelcycle.registry.pyfunc import normalise_datetimes, proba_frame
+
+            zones = getattr(self._model.unwrap_python_model(), "datetime_columns", None) or {}
+            frame = raw if isinstance(raw, pd.DataFrame) else pd.DataFrame(raw)
+            return proba_frame(self.pipeline, normalise_datetimes(frame, zones))
         except ModelcycleError:
             raise
         except Exception as exc:
@@ -574,8 +595,29 @@ class LoadedModel:
             raise DataError(f"the records do not fit the model {self.uri}: {_exc_text(exc)}",
                             f"the model takes raw records with columns: {columns}") from exc
 
+    @property
+    def _takes_output(self) -> bool:
+        from modelcycle.registry.pyfunc import OUTPUT_PARAM
+
+        schema = self._model.metadata.get_params_schema()
+        return schema is not None and any(p.name == OUTPUT_PARAM for p in schema.params)
+
+    def predict(self, raw: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self._call(raw, None))
+
+    def probabilities(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """Class probabilities of a classifier: a ``proba_<class>`` column per class (in the
+        order of :attr:`classes`), one row per record. A regression model is a DataError."""
+        from modelcycle.registry.pyfunc import OUTPUT_PARAM, OUTPUT_PROBA
+
+        task = self.metadata.get("task")
+        if task is not None and task != "classification":
+            raise DataError(f"the model {self.uri} is a {task} model: class probabilities exist only for "
+                            "classifiers", "predict without asking for probabilities")
+        return pd.DataFrame(self._call(raw, {OUTPUT_PARAM: OUTPUT_PROBA}))
+
     def predict_proba(self, raw: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.pipeline.predict_proba(raw))
+        return self.probabilities(raw).to_numpy(dtype="float64")
 
     def __repr__(self) -> str:
         version = f" v{self.version.version}" if self.version else ""
@@ -1014,7 +1056,8 @@ class MlflowRegistry:
 
     def get_version(self, name: str, version: str) -> ModelVersion:
         with _translate(f"cannot read version {version} of model '{name}'",
-                        "`modelcycle status` shows the champion and challenger; `mlflow ui` lists every version"):
+                        "see the champion and challenger with `modelcycle status`, every version with "
+                        f"`mlflow ui --backend-store-uri {redact_uri(self.tracking_uri)}`"):
             return _model_version(self._client.get_model_version(name, str(version)))
 
     def list_versions(self, name: str) -> list[ModelVersion]:

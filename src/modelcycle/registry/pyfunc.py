@@ -17,6 +17,22 @@ stores importable classes by reference and classes defined in ``__main__`` by va
 first on ``sys.path`` before running this file, so the model loads in any environment that has
 MLflow and the estimator's library, with or without modelcycle installed.
 
+Outputs. ``predict(records)`` returns one prediction per record: the value of a regression
+model, the class label of a classifier (what ``mlflow models serve`` and existing callers get).
+A classifier also gives its class probabilities when asked with the ``output`` param, which the
+model's signature declares (default ``"label"``)::
+
+    model = mlflow.pyfunc.load_model("models:/NAME@champion")
+    model.predict(records)                              # labels, one per record
+    model.predict(records, params={"output": "proba"})  # DataFrame of probabilities
+
+The probability frame has one row per record (in order, index 0..n-1) and one column per class,
+named ``proba_<class>`` (:data:`PROBA_PREFIX` + the class as text, e.g. ``proba_0``/``proba_1``
+or ``proba_no``/``proba_yes``), in the order of the classifier's ``classes_`` (sorted classes
+for scikit-learn and LightGBM); each row sums to 1. Over HTTP the param goes beside the records:
+``{"dataframe_records": [...], "params": {"output": "proba"}}``. Asking a regression model for
+probabilities is an error that says so.
+
 Keep this file importable without side effects beyond the guarded ``set_model`` at the end,
 and with no ``from __future__ import annotations``: MLflow reads the ``predict`` type hints at
 runtime (``pd.DataFrame`` means "no schema from hints, use the saved signature").
@@ -39,6 +55,35 @@ PIPELINE_FILE = "pipeline.pkl"
 
 #: ``model_config`` key: raw datetime columns of the training data -> their time zone (or None).
 DATETIME_COLUMNS = "datetime_columns"
+
+#: The inference param that chooses the output, its values, and the probability columns' prefix.
+OUTPUT_PARAM = "output"
+OUTPUT_LABEL = "label"
+OUTPUT_PROBA = "proba"
+PROBA_PREFIX = "proba_"
+
+
+def proba_columns(classes: Any) -> list[str]:
+    """The probability column of each class: ``proba_<class>``."""
+    return [f"{PROBA_PREFIX}{c}" for c in classes]
+
+
+def proba_frame(pipeline: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """Class probabilities of ``pipeline`` for the records ``frame``, a ``proba_<class>`` column
+    per class. A model that is not a classifier raises ValueError saying so."""
+    task = getattr(pipeline, "task", None)
+    estimator = getattr(pipeline, "estimator", None)
+    if (task is not None and task != "classification") or not hasattr(estimator, "predict_proba"):
+        kind = f"a {task} model" if task else f"{type(estimator).__name__}, which gives no class probabilities"
+        raise ValueError(f"this model is {kind}: class probabilities (output='proba') exist only for "
+                         "classifiers; predict without the param to get its predictions")
+    proba = np.asarray(pipeline.predict_proba(frame), dtype="float64")
+    classes = getattr(pipeline, "classes", None)
+    if classes is None:
+        classes = getattr(estimator, "classes_", None)
+    if classes is None or len(classes) != proba.shape[1]:
+        classes = range(proba.shape[1])
+    return pd.DataFrame(proba, columns=proba_columns(classes))
 
 
 def normalise_datetimes(frame: pd.DataFrame, columns: dict[str, str | None]) -> pd.DataFrame:
@@ -98,12 +143,20 @@ class ModelcyclePyfunc(PythonModel):
         if not hasattr(self.pipeline, "predict"):
             raise RuntimeError(f"{path} does not hold a model pipeline (no predict method)")
 
-    def predict(self, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:
+    def predict(self, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
+        """Labels or values (``output="label"``, the default) as an array, or class
+        probabilities (``output="proba"``) as a DataFrame with a ``proba_<class>`` column per class."""
         if self.pipeline is None:
             raise RuntimeError("the model pipeline is not loaded: call load_context first")
+        output = str((params or {}).get(OUTPUT_PARAM) or OUTPUT_LABEL).strip().lower()
+        if output not in (OUTPUT_LABEL, OUTPUT_PROBA):
+            raise ValueError(f"the param output={output!r} is not known: use '{OUTPUT_LABEL}' (the default: "
+                             f"one prediction per record) or '{OUTPUT_PROBA}' (class probabilities)")
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
         model_input = normalise_datetimes(model_input, self.datetime_columns)
+        if output == OUTPUT_PROBA:
+            return proba_frame(self.pipeline, model_input)
         return np.asarray(self.pipeline.predict(model_input))
 
 

@@ -84,5 +84,6 @@ class ModelPipeline:
 
     def predict_proba(self, raw: pd.DataFrame) -> np.ndarray:
         if not hasattr(self.estimator, "predict_proba"):
-            raise DataError("this model gives no class probabilities")
+            raise DataError(f"this {self.task} model ({type(self.estimator).__name__}) gives no class probabilities",
+                            "class probabilities exist only for classifiers")
         return np.asarray(self.estimator.predict_proba(self.transform(raw)))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
 import inspect
+import numbers
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -37,16 +40,227 @@ class Trained:
     rows: int
 
 
-def _accepts(cls: type, name: str) -> bool:
+def _init_parameters(cls: Any) -> list[inspect.Parameter]:
+    """The keyword parameters of ``cls(...)`` (a class's ``__init__``, or a factory function)."""
+    target = cls.__init__ if inspect.isclass(cls) else cls
     try:
-        params = inspect.signature(cls.__init__).parameters
+        return list(inspect.signature(target).parameters.values())[1 if inspect.isclass(cls) else 0:]
     except (TypeError, ValueError):
+        return []
+
+
+def _accepts(cls: type, name: str) -> bool:
+    params = _init_parameters(cls)
+    return any(p.name == name for p in params) or any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+@functools.lru_cache(maxsize=1)
+def _lightgbm_names() -> frozenset[str]:
+    """Every parameter name and alias LightGBM itself knows (its C library's list), or an empty
+    set when this LightGBM does not expose it."""
+    try:
+        from lightgbm.basic import _ConfigAliases
+
+        table = _ConfigAliases._get_all_param_aliases()
+    except Exception:  # a private API: if it moves, fall back to the lenient check
+        return frozenset()
+    return frozenset(str(name) for names in table.values() for name in names)
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What modelcycle knows of an estimator's parameters."""
+
+    own: dict[str, Any]  # constructor parameters -> default (``inspect.Parameter.empty`` if none)
+    extra: frozenset[str]  # other accepted names (LightGBM's own parameters and aliases)
+    complete: bool  # False: the estimator takes **kwargs and we have no full list
+    constraints: dict[str, Any]  # scikit-learn's ``_parameter_constraints``, when declared
+
+
+def _known_parameters(cls: Any) -> _Known:
+    own: dict[str, Any] = {}
+    var_keyword = False
+    for p in _init_parameters(cls):
+        if p.kind is p.VAR_KEYWORD:
+            var_keyword = True
+        elif p.kind is not p.VAR_POSITIONAL:
+            own[p.name] = p.default
+    if inspect.isclass(cls) and hasattr(cls, "get_params"):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                defaults = cls().get_params(deep=False)
+        except Exception:  # needs arguments, or its get_params misbehaves: the signature is enough
+            defaults = {}
+        for name, value in defaults.items():
+            if own.get(name, inspect.Parameter.empty) is inspect.Parameter.empty:
+                own[str(name)] = value
+    extra: frozenset[str] = frozenset()
+    complete = not var_keyword
+    if var_keyword and getattr(cls, "__module__", "").startswith("lightgbm"):
+        extra = _lightgbm_names()
+        complete = bool(extra)
+    constraints = getattr(cls, "_parameter_constraints", None)
+    return _Known(own, extra, complete, constraints if isinstance(constraints, dict) else {})
+
+
+def _closest(key: str, names: list[str], cutoff: float) -> str | None:
+    """The name nearest to ``key`` (ignoring case), or None when none is at least ``cutoff`` alike."""
+    best, best_ratio = None, cutoff
+    for name in names:  # in order of preference: the first of equally close names wins
+        ratio = difflib.SequenceMatcher(None, key.lower(), name.lower()).ratio()
+        if ratio > best_ratio or (best is None and ratio >= best_ratio):
+            best, best_ratio = name, ratio
+    return best
+
+
+#: scikit-learn constraint words that never take text.
+_NO_TEXT = {"boolean", "verbose", "random_state", "nan", "array-like", "sparse matrix"}
+
+
+def _text_rule(constraints: Any) -> tuple[bool, list[str] | None]:
+    """What text a scikit-learn parameter takes, from its ``_parameter_constraints`` entry:
+    ``(True, None)`` any text (or we cannot tell), ``(True, words)`` only these words,
+    ``(False, None)`` no text at all."""
+    if not isinstance(constraints, (list, tuple)):
+        return True, None
+    words: list[str] = []
+    for c in constraints:
+        if type(c).__name__ == "Hidden":
+            c = getattr(c, "constraint", c)
+        if c is None or c is callable or (isinstance(c, str) and c in _NO_TEXT):
+            continue
+        if isinstance(c, type):
+            if issubclass(str, c):  # str itself, or object
+                return True, None
+            continue
+        kind = type(c).__name__
+        if kind in ("Interval", "HasMethods"):
+            continue
+        options = getattr(c, "options", None)
+        if kind in ("StrOptions", "Options") and isinstance(options, (set, frozenset, list, tuple)):
+            words.extend(str(o) for o in options if isinstance(o, str))
+            continue
+        return True, None  # a constraint we do not know: let the estimator judge
+    return (True, sorted(words)) if words else (False, None)
+
+
+def _kind_of(default: Any, constraints: Any) -> str | None:
+    """A number/bool parameter's expected kind in words, from its default or its constraints."""
+    if isinstance(default, (bool, np.bool_)):
+        return "true or false"
+    if isinstance(default, (int, np.integer)):
+        return "a whole number"
+    if isinstance(default, (float, np.floating)):
+        return "a number"
+    if isinstance(constraints, (list, tuple)):
+        kinds = []
+        for c in constraints:
+            number_type = getattr(c, "type", None) if type(c).__name__ == "Interval" else c
+            if c == "boolean":
+                kinds.append("true or false")
+            elif isinstance(number_type, type) and issubclass(number_type, numbers.Integral):
+                kinds.append("a whole number")
+            elif isinstance(number_type, type) and issubclass(number_type, numbers.Real):
+                kinds.append("a number")
+        if kinds:
+            return " or ".join(dict.fromkeys(kinds))
+    return None
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
         return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    return True
+
+
+def _value_problem(key: str, value: Any, known: _Known, estimator: str) -> tuple[str, str] | None:
+    """(message, hint) when ``value`` is text where the estimator wants a number, a bool or one of
+    a few words; None when it is fine or we cannot tell."""
+    if not isinstance(value, str):
+        return None
+    default = known.own.get(key, inspect.Parameter.empty)
+    constraints = known.constraints.get(key)
+    where = f"params.yaml `model.{key}`"
+    if constraints is not None:
+        any_text, words = _text_rule(constraints)
+        if any_text and words is None:
+            return None
+        if words is not None and value in words:
+            return None
+        kind = _kind_of(default, constraints)
+        if words:
+            choices = ", ".join(f"'{w}'" for w in words)
+            kind = f"{kind} or one of {choices}" if kind else f"one of {choices}"
+            guess = _closest(value, words, 0.6)
+            if guess is not None:
+                return (f"{where} is '{value}', which {estimator} does not accept: it expects {kind}; "
+                        f"did you mean '{guess}'?", f"write `{key}: {guess}` under `model:` in params.yaml")
+    else:
+        kind = _kind_of(default, None)
+    if kind is None:
+        return None
+    shown = f" (its default is {default!r})" if default not in (inspect.Parameter.empty, None) else ""
+    message = f"{where} is the text {value!r}, but {estimator} expects {kind} there{shown}"
+    if _looks_numeric(value):
+        hint = f"write the number without quotes: `{key}: {value.strip()}`"
+        if "e" in value.lower() and "." not in value:
+            hint = ("write the number without quotes and with a dot: YAML reads a number with an "
+                    f"exponent but no dot ({value.strip()}) as text; write e.g. `{key}: {float(value)!r}`")
+    elif value.strip().lower() in ("true", "false", "yes", "no", "on", "off") and kind.startswith("true"):
+        truth = "true" if value.strip().lower() in ("true", "yes", "on") else "false"
+        hint = f"write `{key}: {truth}` without quotes"
+    else:
+        hint = f"give `{key}` {kind} under `model:` in params.yaml, or remove it to use the default"
+    return message, hint
+
+
+def check_params(cls: Any, params: dict[str, Any], estimator: str) -> None:
+    """Refuse a params.yaml ``model:`` key the estimator does not take, or a value of the wrong kind.
+
+    Known parameters are the constructor's signature and ``get_params()``, plus LightGBM's own
+    parameter names and aliases for LightGBM's scikit-learn classes. For another estimator that
+    takes ``**kwargs`` (no full list), only a close misspelling of a known parameter is refused.
+    Values: text where the parameter wants a number or true/false (by its default, or by
+    scikit-learn's declared constraints) is refused; anything else is left to the estimator.
+    """
+    known = _known_parameters(cls)
+    names = list(known.own) + sorted(known.extra - set(known.own))
+    problems: list[tuple[str, str]] = []
+    for key, value in params.items():
+        key = str(key)
+        if key in known.own or key in known.extra:
+            problem = _value_problem(key, value, known, estimator)
+            if problem is not None:
+                problems.append(problem)
+            continue
+        if known.complete:
+            guess = _closest(key, names, 0.6)
+        else:
+            guess = _closest(key, names, 0.8)
+            if guess is None:
+                continue  # **kwargs: an unknown name may be fine; only a near miss is refused
+        mean = f"; did you mean '{guess}'?" if guess else ""
+        takes = ", ".join(sorted(known.own)) or "no keyword parameters"
+        also = (" or any LightGBM parameter or alias (https://lightgbm.readthedocs.io/en/latest/Parameters.html)"
+                if known.extra else "")
+        problems.append((f"params.yaml `model.{key}`: the estimator {estimator} does not accept a parameter "
+                         f"'{key}'{mean}",
+                         f"fix or remove the key under `model:` in params.yaml; {estimator} takes {takes}{also}"))
+    if len(problems) == 1:
+        raise ConfigError(*problems[0])
+    if problems:
+        raise ConfigError(f"params.yaml `model:` has {len(problems)} problems:\n"
+                          + "\n".join(f"- {message}" for message, _ in problems),
+                          "\n".join(dict.fromkeys(hint for _, hint in problems)))
 
 
 def build_estimator(spec: TrainSpec) -> Any:
+    """The estimator of ``spec``, with its params.yaml ``model:`` values checked first."""
     cls = resolve(spec.estimator, what="estimator", field="model.estimator")
+    check_params(cls, spec.params, spec.estimator)
     params = dict(spec.params)
     if "random_state" not in params and _accepts(cls, "random_state"):
         params["random_state"] = spec.seed
@@ -77,6 +291,7 @@ def feature_frame(spec: TrainSpec, frame: pd.DataFrame) -> tuple[pd.DataFrame, l
 
 def fit(train: pd.DataFrame, spec: TrainSpec) -> Trained:
     """Train the estimator on ``train`` and wrap it with its feature building."""
+    estimator = build_estimator(spec)  # params.yaml mistakes surface before any work
     if len(train) == 0:
         raise DataError("there are no rows to train on")
     started = time.perf_counter()
@@ -87,7 +302,6 @@ def fit(train: pd.DataFrame, spec: TrainSpec) -> Trained:
                         "a classifier needs at least two classes: widen the window or the history")
     categories = learn_categories(X)
     X = encode_categories(X, categories)
-    estimator = build_estimator(spec)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=UserWarning)
