@@ -158,7 +158,7 @@ def test_no_champion(registry: MemoryRegistry) -> None:
     with pytest.raises(NoChampionError) as info:
         registry.load_alias("taxifare", "Production")
     assert info.value.message == "no champion for 'taxifare' yet"
-    assert "`modelcycle run`" in info.value.hint and "`modelcycle promote --version N`" in info.value.hint
+    assert "`modelcycle run --window YYYY-MM`" in info.value.hint and "`modelcycle promote --version N`" in info.value.hint
 
 
 def test_corrupt_model_is_a_registry_error(registry: MemoryRegistry, pipeline: ModelPipeline, raw: pd.DataFrame,

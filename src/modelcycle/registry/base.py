@@ -22,7 +22,7 @@ import pandas as pd
 
 from modelcycle.errors import NoChampionError, RegistryError
 
-PROMOTE_HINT = "run `modelcycle run` once, or `modelcycle promote --version N`"
+PROMOTE_HINT = "run a first cycle (`modelcycle run --window YYYY-MM`), or `modelcycle promote --version N`"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 _SYNONYMS = {"production": CHAMPION, "staging": CHALLENGER, CHAMPION: CHAMPION, CHALLENGER: CHALLENGER}

@@ -249,7 +249,7 @@ def _default_hint(exc: BaseException) -> str | None:
     text = str(exc).lower()
     code = _mlflow_error_code(exc)
     if "max retries exceeded" in text or "connection refused" in text or "failed to establish" in text:
-        return ("is the MLflow server running and reachable? Check tracking_uri in modelcycle.yaml "
+        return ("is the MLflow server running and reachable? Check backends.mlflow_tracking_uri in modelcycle.yaml "
                 "or MLFLOW_TRACKING_URI")
     if "out-of-date database schema" in text or "mlflow db upgrade" in text:
         return "upgrade the database with `mlflow db upgrade <tracking uri>` (back it up first)"
@@ -709,14 +709,14 @@ class MlflowRegistry:
             # SQLAlchemy 2.1 made psycopg (v3) the driver of plain postgresql:// URIs.
             return ("check the host, database and credentials, and that the driver is installed: "
                     "`pip install 'modelcycle[postgres]'` (psycopg 3) for postgresql://")
-        return "check tracking_uri in modelcycle.yaml or MLFLOW_TRACKING_URI"
+        return "check backends.mlflow_tracking_uri in modelcycle.yaml or MLFLOW_TRACKING_URI"
 
     def _preflight(self, uri: str) -> None:
         db = _sqlite_path(uri)
         if db is not None and not db.expanduser().parent.is_dir():
             raise RegistryError(
                 f"cannot open the MLflow store {uri}: the folder {db.expanduser().parent} does not exist",
-                "create it (`modelcycle init` makes .modelcycle/ in a workspace), or fix tracking_uri "
+                "create it (`modelcycle init` makes .modelcycle/ in a workspace), or fix backends.mlflow_tracking_uri "
                 "in modelcycle.yaml / MLFLOW_TRACKING_URI",
             )
 
@@ -735,7 +735,7 @@ class MlflowRegistry:
             except requests.RequestException as exc:
                 raise RegistryError(
                     f"the MLflow server {redact_uri(self.tracking_uri)} does not answer: {_exc_text(exc)}",
-                    "start it (`mlflow server ...`) or fix tracking_uri in modelcycle.yaml / MLFLOW_TRACKING_URI",
+                    "start it (`mlflow server ...`) or fix backends.mlflow_tracking_uri in modelcycle.yaml / MLFLOW_TRACKING_URI",
                 ) from exc
             return
         with _translate(f"the MLflow store {redact_uri(self.tracking_uri)} does not answer", self._open_hint()):
@@ -985,7 +985,7 @@ class MlflowRegistry:
         import mlflow.pyfunc
 
         hint = ("the model's files are missing, truncated or corrupt: register the model again "
-                "(`modelcycle run`), or point the alias at another version (`modelcycle promote --version N`)")
+                "(`modelcycle run --window YYYY-MM`), or point the alias at another version (`modelcycle promote --version N`)")
         with _translate(f"cannot find the model {uri} in {redact_uri(self.registry_uri)}"):
             location, version = self._resolve(uri)
         where = uri if version is None else f"{uri} (version {version.version})"
