@@ -369,6 +369,11 @@ def _recheck_champion(svc: Services, decision: Decision, champion: ChampionEval 
                     again.details), rescored
 
 
+def _finished(future: Any) -> bool:
+    inner = getattr(future, "wrapped_future", future)
+    return bool(inner.done()) if hasattr(inner, "done") else True
+
+
 def _await(futures: list[Any], writes: Any) -> None:
     """After a failure or an interrupt: wait for the training, the champion's scoring and the
     background writes, so nothing writes into the workspace after the rollback. A second
@@ -561,7 +566,7 @@ def _fail(svc: Services, result: CycleResult, journal: Journal, run_id: str | No
         result.error = str(exc) if isinstance(exc, ModelcycleError) else f"{type(exc).__name__}: {exc}"
     decided = f"the decision was to {result.outcome}; " if result.outcome != "failed" else ""
     result.outcome = "failed"
-    if signum is not None and any(f is not None and not f.done() for f in futures):
+    if signum is not None and any(f is not None and not _finished(f) for f in futures):
         svc.say(result.window, "stopping: waiting for the training to finish before rolling back "
                                "(press Ctrl-C again to quit now and leave the repair to `modelcycle doctor`)")
     _await(futures, writes)
