@@ -21,7 +21,6 @@ missing) counts as empty, and ``not_null`` decides about the row.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -32,8 +31,6 @@ import pandas as pd
 
 from modelcycle.config.models import DataConfig, RuleConfig
 from modelcycle.errors import EmptyWindowError, SchemaError
-
-log = logging.getLogger(__name__)
 
 _EXAMPLES = 3
 
@@ -94,6 +91,18 @@ def _none(col: pd.Series) -> pd.Series:
     return pd.Series(False, index=col.index)
 
 
+def _all_numbers(col: pd.Series) -> pd.Series:
+    """The column as floats, or ValueError if a cell is not a number (nor empty)."""
+    if isinstance(col.dtype, pd.StringDtype) and col.dtype.storage == "pyarrow":
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        # Arrow's cast parses text about 8x faster than pandas (CSV columns arrive as text)
+        floats = pc.cast(pa.array(col), pa.float64()).to_numpy(zero_copy_only=False)
+        return pd.Series(floats, index=col.index, name=col.name)
+    return col.astype("float64")
+
+
 def _parse_number(col: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     if pd.api.types.is_bool_dtype(col):
         col = col.astype("float64")
@@ -101,9 +110,9 @@ def _parse_number(col: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
         numeric = col.astype("float64")
         return numeric, _none(col), numeric.isna()
     try:  # every cell a number or empty (the common case): fast
-        numeric = col.astype("float64")
+        numeric = _all_numbers(col)
         return numeric, _none(col), numeric.isna()
-    except (TypeError, ValueError):
+    except (TypeError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
         pass
     numeric = pd.to_numeric(col, errors="coerce").astype("float64")
     empty = _empty(col)
@@ -281,16 +290,6 @@ class ValidationReport:
         return (f"{self.rows_dropped} of {self.rows_in} rows dropped ({parts}); "
                 f"window: {self.window_invalid_fraction:.1%} invalid")
 
-    def contract_summary(self) -> str | None:
-        """The rows dropped because a cell was not of its declared type or the row was a
-        duplicate (problems of the data's shape, not of the configured value rules), or None."""
-        parts = [self._rule(rule, n) for rule, n in self.dropped.items()
-                 if rule in self.examples or rule == DUPLICATE_ROW]
-        if not parts:
-            return None
-        n = sum(self.dropped[r] for r in self.dropped if r in self.examples or r == DUPLICATE_ROW)
-        return f"{n} of {self.rows_in} rows dropped: {'; '.join(parts)}"
-
 
 def _rule_masks(col: pd.Series, name: str, rule: RuleConfig) -> list[tuple[str, pd.Series]]:
     masks: list[tuple[str, pd.Series]] = []
@@ -356,7 +355,4 @@ def validate(frame: pd.DataFrame, data: DataConfig, *, window_start: datetime | 
             f"every one of the {report.window_rows_in} rows {where} failed validation "
             f"(most often: {worst})",
             "look at the source for this window, or relax data.rules in modelcycle.yaml")
-    contract = report.contract_summary()
-    if contract:
-        log.warning("%s%s", f"{where.strip('()')}: " if where else "", contract)
     return clean, report
