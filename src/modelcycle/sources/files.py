@@ -95,7 +95,8 @@ class FileSource:
 
         def fail(f: DuckDBFailure) -> SourceError:
             hint = ("fix or remove that line (a field holding the delimiter needs quotes)" if f.line is not None
-                    else f"is '{self.timestamp}' a timestamp column?")
+                    else f"are these readable {self.format.upper()} files, and is '{self.timestamp}' a "
+                         "timestamp column?")
             return SourceError(f"reading {self.describe()} failed: {f.text}", hint)
 
         return run_duckdb(duckdb.connect, sql, {"start": start, "end": end}, setup=["SET TimeZone='UTC'"],
