@@ -9,7 +9,7 @@ from modelcycle.errors import ConfigError, DataError, EmptyWindowError, SchemaEr
 from modelcycle.steps import evaluate as ev
 from modelcycle.steps.split import chronological
 from modelcycle.steps.train import TrainSpec, fit
-from modelcycle.steps.validate import validate
+from modelcycle.steps.validate import check_schema, validate
 
 DATA = DataConfig(timestamp="ts", target="y", columns={"ts": "datetime", "y": "float", "x": "float", "n": "int"},
                   rules={"y": {"min": 0}, "n": {"min": 1, "max": 8}})
@@ -42,14 +42,119 @@ def test_schema_missing_column_names_it():
     assert "column 'x' (window 2015-03) is missing" in err.value.message
 
 
-def test_schema_wrong_type_names_column_and_rule():
+def test_predict_schema_check_still_refuses_any_cell_of_the_wrong_type():
+    """Records to predict are not a window: check_schema stays strict, one bad cell is an error."""
     f = frame()
     f["x"] = f["x"].astype(str)
-    f.loc[3, "x"] = "n/a"
+    f.loc[3, "x"] = "about 3"
+    with pytest.raises(SchemaError) as err:
+        check_schema(f, {"x": "float"})
+    assert err.value.column == "x" and err.value.rule == "type float"
+    assert "'about 3'" in err.value.message
+
+
+def test_cells_not_of_the_declared_type_drop_their_rows_with_examples():
+    f = frame().astype({"x": object, "n": object, "ts": object})
+    f.loc[3, "x"] = "about 3"
+    f.loc[4, "x"] = "1O.5"
+    f.loc[5, "n"] = "three"
+    f.loc[6, "n"] = 2.5  # a fraction in an int column
+    f.loc[7, "ts"] = "yesterday"
+    f.loc[8, "x"] = "NA"  # an empty marker, not a wrong type: x has no rule, the row stays
+    clean, report = validate(f, DATA, window_start=datetime(2015, 3, 1))
+    assert report.dropped == {"x is not a float": 2, "n is not an int": 2, "ts is not a datetime": 1}
+    assert report.rows_in == 200 and report.rows_out == 195
+    assert report.examples["x is not a float"] == ["'about 3'", "'1O.5'"]
+    assert report.examples["n is not an int"] == ["'three'", "2.5"]
+    assert report.examples["ts is not a datetime"] == ["'yesterday'"]
+    assert clean["x"].dtype == "float64" and clean["n"].dtype == "int64"
+    assert str(clean["ts"].dtype) == "datetime64[ns]" and clean["x"].isna().sum() == 1
+    assert "x is not a float: 2 (e.g. 'about 3', '1O.5')" in report.summary()
+    assert report.to_dict()["examples"]["n is not an int"] == ["'three'", "2.5"]
+
+
+def test_type_failures_count_against_the_window():
+    f = frame().astype({"y": object})
+    window = f.index[f.ts >= "2015-03-01"]
+    f.loc[window[:10], "y"] = "n.a."
+    _, report = validate(f, DATA, window_start=datetime(2015, 3, 1))
+    assert report.dropped == {"y is not a float": 10}
+    assert report.window_rows_in == len(window) and report.window_rows_out == len(window) - 10
+
+
+def test_a_window_whose_rows_all_fail_their_type_is_an_empty_window():
+    f = frame().astype({"y": object})
+    f.loc[f.ts >= "2015-03-01", "y"] = "about ten"
+    with pytest.raises(EmptyWindowError, match="y is not a float"):
+        validate(f, DATA, window_start=datetime(2015, 3, 1))
+
+
+def test_a_column_with_no_value_of_its_type_is_a_schema_error():
+    f = frame().astype({"x": object})
+    f["x"] = ["about ten", "eleven", None, ""] * 50
+    with pytest.raises(SchemaError) as err:
+        validate(f, DATA, where="(window 2015-03)")
+    assert err.value.column == "x" and err.value.rule == "type float"
+    assert ("column 'x' (window 2015-03) should be float, but none of its 100 values is a float, "
+            "e.g. 'about ten', 'eleven'") in err.value.message
+    assert "`x: str`" in err.value.hint
+
+
+def test_an_int_column_of_fractions_is_a_schema_error_suggesting_float():
+    f = frame()
+    f["n"] = f["n"] + 0.5
     with pytest.raises(SchemaError) as err:
         validate(f, DATA)
-    assert err.value.column == "x" and err.value.rule == "type float"
-    assert "'n/a'" in err.value.message
+    assert err.value.column == "n" and err.value.rule == "type int"
+    assert "none of its 200 values is a whole number" in err.value.message
+    assert "fractions such as 4.5, 2.5, 1.5" in err.value.message
+    assert "`n: float`" in err.value.hint
+
+
+def test_datetime_and_bool_columns_without_any_value_of_their_type():
+    data = DataConfig(timestamp="ts", target="y", columns={"ts": "datetime", "y": "float", "ok": "bool"})
+    f = frame()[["ts", "y"]].assign(ok=["maybe"] * 200)
+    with pytest.raises(SchemaError, match="column 'ok' should be bool, but none of its 200 values is a bool, e.g. 'maybe'"):
+        validate(f, data)
+    f = f.assign(ok=["yes", "No", "TRUE", "0"] * 50)
+    clean, report = validate(f, data)
+    assert clean["ok"].tolist()[:4] == [True, False, True, False] and not report.dropped
+    f = f.astype({"ts": object})
+    f["ts"] = "soon"
+    with pytest.raises(SchemaError, match="column 'ts' should be datetime, but none of its 200 values is a datetime, e.g. 'soon'"):
+        validate(f, data)
+
+
+def test_empty_markers_are_empty_not_a_wrong_type():
+    f = frame().astype({"y": object, "x": object})
+    f.loc[0, "y"] = "NA"
+    f.loc[1, "y"] = " "
+    f.loc[2, "y"] = "null"
+    f.loc[3, "x"] = "N/A"
+    clean, report = validate(f, DATA)
+    assert report.dropped == {"y is empty": 3}
+    assert clean["x"].isna().sum() == 1 and clean["x"].dtype == "float64"
+
+
+def test_duplicate_rows_are_dropped_keeping_the_first():
+    f = frame()
+    inside = f.index[f.ts >= "2015-03-01"]
+    dup = pd.concat([f, f.loc[inside[:7]], f.loc[[0]]]).reset_index(drop=True)
+    dup.loc[len(dup) - 1, "y"] = -1.0  # breaks a rule first: counted there, not as a duplicate
+    near = f.loc[[inside[8]]].assign(x=f.loc[inside[8], "x"] + 1e-9)  # not exactly equal: kept
+    dup = pd.concat([dup, near]).reset_index(drop=True)
+    clean, report = validate(dup, DATA, window_start=datetime(2015, 3, 1))
+    assert report.dropped == {"duplicate row": 7, "y < 0": 1}
+    assert report.rows_out == 201 and len(clean) == 201
+    assert report.window_rows_in == len(inside) + 8 and report.window_rows_out == len(inside) + 1
+    assert not clean.duplicated().any()
+
+
+def test_duplicates_are_judged_on_the_declared_columns_only():
+    f = frame()
+    twice = pd.concat([f.head(3), f.head(3).assign(extra="different")]).reset_index(drop=True)
+    _, report = validate(twice, DATA)
+    assert report.dropped == {"duplicate row": 3}
 
 
 def test_schema_coerces_string_timestamps_and_numeric_text():

@@ -26,7 +26,7 @@ def build_source(config: ProjectConfig, root: Path) -> Source:
         return SqlAlchemySource(url, timestamp=ts, table=s.table, query=s.query)
     from modelcycle.sources.files import FileSource
 
-    return FileSource(s.url, timestamp=ts, fmt=s.format, root=root)
+    return FileSource(s.url, timestamp=ts, fmt=s.format, root=root, columns=config.data.columns)
 
 
 __all__ = ["Source", "build_source"]

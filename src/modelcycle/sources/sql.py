@@ -1,17 +1,109 @@
-"""SQL sources: a DuckDB file, or any database SQLAlchemy reaches."""
+"""SQL sources: a DuckDB file, or any database SQLAlchemy reaches.
+
+DuckDB's errors are translated here into one line a user can act on (:class:`DuckDBFailure`),
+and raised *after* the connection is closed and dropped: an error that still referenced a
+DuckDB connection (through its traceback or its ``__cause__``) would keep it alive as long as
+the error lives -- in a failed task's state, for instance -- and DuckDB's bindings then print
+dozens of "nanobind: leaked ... instances!" lines when the interpreter exits.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from modelcycle.errors import SchemaError, SourceError
+from modelcycle.errors import ModelcycleError, SchemaError, SourceError
+
+_SHOWN = 120  # characters of a value or a line quoted in a message
 
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "..."
+
+
+_CAST = re.compile(r"Could not convert string (['\"])(?P<value>.*?)\1 to '?(?P<type>[\w ]+?)'?"
+                   r" when casting from source column (?P<column>\S+)")
+_FORMAT = re.compile(r'invalid (?P<type>\w+) field format: "(?P<value>.*?)".*?'
+                     r" when casting from source column (?P<column>\S+)")
+_CSV_LINE = re.compile(r"CSV Error on Line: (?P<line>\d+)")
+_CSV_ORIGINAL = re.compile(r"^Original Line: (?P<text>.*)$", re.M)
+_CSV_COLUMN = re.compile(r'Error when converting column "(?P<column>[^"]+)"\. Could not convert string '
+                         r'"(?P<value>.*?)" to \'(?P<type>[^\']+)\'')
+_CSV_FILE = re.compile(r"^\s*file = (?P<file>.+)$", re.M)
+
+
+@dataclass(frozen=True)
+class DuckDBFailure:
+    """What a DuckDB error says, in words: ``text`` (one line), and when a value did not
+    convert, its ``column`` and ``value``; ``line`` is the CSV line it came from."""
+
+    text: str
+    column: str | None = None
+    value: str | None = None
+    line: int | None = None
+
+    @classmethod
+    def of(cls, exc: BaseException) -> DuckDBFailure:
+        full = str(exc)
+        first = full.splitlines()[0] if full else type(exc).__name__
+        csv = _CSV_LINE.search(full)
+        if csv:
+            line = int(csv["line"])
+            where = f"line {line}"
+            if (file := _CSV_FILE.search(full)):
+                where += f" of {file['file'].strip()}"
+            conv = _CSV_COLUMN.search(full)
+            if conv:
+                return cls(f"{where}: column '{conv['column']}' holds '{_clip(conv['value'])}', which "
+                           f"DuckDB cannot read as {conv['type']}", conv["column"], conv["value"], line)
+            lines = full.splitlines()
+            original = _CSV_ORIGINAL.search(full)
+            reason = ""
+            if original:
+                after = lines.index(original.group(0)) + 1
+                reason = lines[after].strip() if after < len(lines) else ""
+            text = f"{where} is malformed" + (f": {reason}" if reason else "")
+            if original:
+                text += f" (the line: '{_clip(original['text'])}')"
+            return cls(text, line=line)
+        for pattern in (_CAST, _FORMAT):
+            m = pattern.search(full)
+            if m:
+                column = m["column"].strip("\"'")
+                return cls(f"column '{column}' holds '{_clip(m['value'])}', which DuckDB cannot convert to "
+                           f"{m['type'].upper()}", column, m["value"])
+        return cls(first)
+
+
+def run_duckdb(connect: Callable[[], Any], sql: str, params: Any = None, *,
+               setup: Sequence[str] = (), fail: Callable[[DuckDBFailure], ModelcycleError]) -> pd.DataFrame:
+    """``sql``'s rows as a frame, on a connection from ``connect()`` that is closed and dropped
+    whatever happens; a DuckDB error becomes ``fail(DuckDBFailure)``, raised with no reference
+    to DuckDB's exception or connection."""
+    import duckdb
+
+    con = connect()
+    failure: DuckDBFailure | None = None
+    try:
+        for statement in setup:
+            con.execute(statement)
+        return con.execute(sql, params).df()
+    except duckdb.Error as exc:
+        failure = DuckDBFailure.of(exc)
+    finally:
+        con.close()
+        del con
+    raise fail(failure)
 
 
 class DuckDBSource:
@@ -40,41 +132,38 @@ class DuckDBSource:
         try:
             return duckdb.connect(str(self.path), read_only=True)
         except duckdb.Error as exc:
-            raise SourceError(f"cannot open DuckDB file {self.path}: {exc}",
-                              "is it a DuckDB database, and not locked by another writer?") from exc
+            failure = DuckDBFailure.of(exc)
+        raise SourceError(f"cannot open DuckDB file {self.path}: {failure.text}",
+                          "is it a DuckDB database, and not locked by another writer?")
 
     def check(self) -> None:
-        import duckdb
-
-        con = self._connect()
-        try:
-            cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {self._relation()}").fetchall()]
-        except duckdb.Error as exc:
-            raise SourceError(f"cannot read {self.describe()}: {exc}".splitlines()[0],
-                              "check source.table / source.query in modelcycle.yaml") from exc
-        finally:
-            con.close()
+        described = run_duckdb(
+            self._connect, f"DESCRIBE SELECT * FROM {self._relation()}",
+            fail=lambda f: SourceError(f"cannot read {self.describe()}: {f.text}",
+                                       "check source.table / source.query in modelcycle.yaml"))
+        cols = [str(c) for c in described["column_name"]]
         if self.timestamp not in cols:
             raise SchemaError(f"the timestamp column '{self.timestamp}' is not in {self.describe()} "
                               f"(it has: {', '.join(cols)})",
                               "fix data.timestamp in modelcycle.yaml", column=self.timestamp, rule="required")
 
     def fetch(self, start: datetime, end: datetime) -> pd.DataFrame:
-        import duckdb
-
         self.check()
-        con = self._connect()
         ts = _ident(self.timestamp)
-        sql = (f"SELECT * FROM {self._relation()} WHERE CAST({ts} AS TIMESTAMP) >= ? "
-               f"AND CAST({ts} AS TIMESTAMP) < ? ORDER BY {ts}")
-        try:
-            return con.execute(sql, [start, end]).df()
-        except duckdb.Error as exc:
-            raise SourceError(f"querying {self.describe()} for {start:%Y-%m-%d}..{end:%Y-%m-%d} failed: "
-                              f"{str(exc).splitlines()[0]}",
-                              f"is '{self.timestamp}' a timestamp column?") from exc
-        finally:
-            con.close()
+        # TRY_CAST: a timestamp that is not one places its row in no window, instead of
+        # stopping every window
+        key = f"TRY_CAST({ts} AS TIMESTAMP)"
+        sql = f"SELECT * FROM {self._relation()} WHERE {key} >= ? AND {key} < ? ORDER BY {ts}"
+
+        def fail(f: DuckDBFailure) -> SourceError:
+            where = f"querying {self.describe()} for {start:%Y-%m-%d}..{end:%Y-%m-%d} failed: {f.text}"
+            if f.column is not None:
+                return SourceError(where, "fix the value in the table, or convert it with TRY_CAST in "
+                                          "source.query (a value that does not convert becomes empty)")
+            return SourceError(where, f"check source.table / source.query in modelcycle.yaml, and that "
+                                      f"'{self.timestamp}' is a timestamp column")
+
+        return run_duckdb(self._connect, sql, [start, end], fail=fail)
 
 
 class SqlAlchemySource:

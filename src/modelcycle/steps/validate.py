@@ -1,11 +1,22 @@
 """Validate a frame against the workspace's data contract.
 
-Two kinds of problems, treated differently:
+Three kinds of problems, treated differently:
 
-* **schema** (a column missing, or of a type that cannot be the declared one): the cycle stops
-  with a :class:`~modelcycle.errors.SchemaError` naming the column and the rule;
-* **values** (a row outside ``min``/``max``, not in ``allowed``, empty where ``not_null``): the
-  row is dropped, and every rule reports how many rows it dropped.
+* **schema** (a column missing, or a column none of whose values is of the declared type: it is
+  really another column or another type): the cycle stops with a
+  :class:`~modelcycle.errors.SchemaError` naming the column, the declared type, example values
+  and the fix;
+* **cells** (a value that does not parse as its column's declared type: ``'1O.5'`` in a float
+  column, ``2.5`` in an int column, ``'yesterday'`` in a datetime column): the row is dropped and
+  counted under ``"<column> is not a float"`` (``an int``, ``a datetime``, ``a bool``), with a
+  few example values in the report;
+* **values** (a row outside ``min``/``max``, not in ``allowed``, empty where ``not_null``, or an
+  exact copy of an earlier row in every declared column, ``"duplicate row"``): the row is
+  dropped, and every rule reports how many rows it dropped.
+
+Empty cells are not of a wrong type: besides a missing value, text that only says "nothing here"
+(``''``, ``'NA'``, ``'N/A'``, ``'null'``, ``'NaN'``, ... -- what ``pandas.read_csv`` reads as
+missing) counts as empty, and ``not_null`` decides about the row.
 """
 
 from __future__ import annotations
@@ -23,91 +34,236 @@ from modelcycle.errors import EmptyWindowError, SchemaError
 
 _EXAMPLES = 3
 
+#: The label of the rule that drops exact copies of an earlier row (every declared column equal).
+DUPLICATE_ROW = "duplicate row"
+
+#: Text that means "no value" (pandas.read_csv's default missing markers), compared stripped.
+_MISSING_TEXT = frozenset({
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+
+_TRUE = frozenset({"true", "t", "yes", "y", "1", "1.0"})
+_FALSE = frozenset({"false", "f", "no", "n", "0", "0.0"})
+
+_ARTICLE = {"int": "an"}
+
+
+def type_label(name: str, kind: str) -> str:
+    """The label under which rows whose ``name`` cell is not a ``kind`` are counted."""
+    return f"{name} is not {_ARTICLE.get(kind, 'a')} {kind}"
+
+
+def _example_list(values: pd.Series) -> list[str]:
+    """A few distinct values as the user would write them ('1O.5', 2.5), not numpy's reprs."""
+    return [repr(v.item() if isinstance(v, np.generic) else v) for v in values.dropna().unique()[:_EXAMPLES]]
+
 
 def _examples(values: pd.Series) -> str:
-    shown = [repr(v) for v in values.dropna().unique()[:_EXAMPLES]]
-    return ", ".join(shown) if shown else "(empty)"
+    return ", ".join(_example_list(values)) or "(empty)"
 
 
-def _coerce(frame: pd.DataFrame, name: str, kind: str, where: str) -> pd.Series:
-    col = frame[name]
-    if kind in ("float", "int"):
-        if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
-            numeric = pd.to_numeric(col, errors="coerce")
-            bad = numeric.isna() & col.notna()
-            if bad.any():
-                raise SchemaError(
-                    f"column '{name}' {where} should be {kind} but holds {col.dtype} values "
-                    f"such as {_examples(col[bad])}",
-                    f"fix the column's type in the source, or declare it as "
-                    f"`{name}: str` in modelcycle.yaml data.columns",
-                    column=name, rule=f"type {kind}")
-            col = numeric
-        if kind == "int":
-            finite = col.dropna()
-            if len(finite) and not np.all(np.mod(finite.to_numpy(dtype="float64"), 1) == 0):
-                raise SchemaError(
-                    f"column '{name}' {where} should be int but holds fractions such as "
-                    f"{_examples(finite[np.mod(finite.to_numpy(dtype='float64'), 1) != 0])}",
-                    f"declare it as `{name}: float` in modelcycle.yaml data.columns",
-                    column=name, rule="type int")
-            return col.astype("Int64").astype("float64") if col.isna().any() else col.astype("int64")
-        return col.astype("float64")
+def _is_text(col: pd.Series) -> bool:
+    return col.dtype == object or pd.api.types.is_string_dtype(col)
+
+
+def _empty(col: pd.Series) -> pd.Series:
+    """Cells without a value: missing, or text that only says so ('', 'NA', 'null', ...)."""
+    empty = col.isna()
+    if _is_text(col) and (~empty).any():
+        text = col[~empty].astype(str).str.strip()
+        empty = empty.copy()
+        empty[~empty] = text.isin(_MISSING_TEXT).to_numpy()
+    return empty.astype(bool)
+
+
+@dataclass
+class _Parsed:
+    """A column parsed as its declared type: ``values`` (empty where the cell is empty or bad),
+    ``bad`` (a non-empty cell that is not of the type) and ``empty`` (no value at all)."""
+
+    values: pd.Series
+    bad: pd.Series
+    empty: pd.Series
+    numeric: pd.Series | None = None  # int columns: the numbers before whole-number checking
+
+
+def _none(col: pd.Series) -> pd.Series:
+    return pd.Series(False, index=col.index)
+
+
+def _all_numbers(col: pd.Series) -> pd.Series:
+    """The column as floats, or ValueError if a cell is not a number (nor empty)."""
+    if isinstance(col.dtype, pd.StringDtype) and col.dtype.storage == "pyarrow":
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        # Arrow's cast parses text about 8x faster than pandas (CSV columns arrive as text)
+        floats = pc.cast(pa.array(col), pa.float64()).to_numpy(zero_copy_only=False)
+        return pd.Series(floats, index=col.index, name=col.name)
+    return col.astype("float64")
+
+
+def _parse_number(col: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    if pd.api.types.is_bool_dtype(col):
+        col = col.astype("float64")
+    if pd.api.types.is_numeric_dtype(col):
+        numeric = col.astype("float64")
+        return numeric, _none(col), numeric.isna()
+    try:  # every cell a number or empty (the common case): fast
+        numeric = _all_numbers(col)
+        return numeric, _none(col), numeric.isna()
+    except (TypeError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
+        pass
+    numeric = pd.to_numeric(col, errors="coerce").astype("float64")
+    empty = _empty(col)
+    return numeric, numeric.isna() & ~empty, empty
+
+
+def _parse(col: pd.Series, kind: str) -> _Parsed:
+    if kind == "float":
+        numeric, bad, empty = _parse_number(col)
+        return _Parsed(numeric, bad, empty)
+    if kind == "int":
+        numeric, bad, empty = _parse_number(col)
+        values = numeric.to_numpy()
+        with np.errstate(invalid="ignore"):
+            not_whole = ~np.isnan(values) & ~(np.isfinite(values) & (np.mod(values, 1) == 0))
+        bad = bad | pd.Series(not_whole, index=col.index)
+        return _Parsed(numeric.mask(bad), bad, empty, numeric=numeric)
     if kind == "datetime":
         if pd.api.types.is_datetime64_any_dtype(col):
-            ts = col
+            ts, bad, empty = col, _none(col), col.isna()
         else:
             ts = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
-            bad = ts.isna() & col.notna()
-            if bad.any():
-                raise SchemaError(
-                    f"column '{name}' {where} should be datetime but holds values such as "
-                    f"{_examples(col[bad])}",
-                    "write timestamps as ISO 8601 (2015-03-01 08:30:00), or fix the declared type",
-                    column=name, rule="type datetime")
+            empty = _empty(col) if ts.isna().any() else col.isna()
+            bad = ts.isna() & ~empty
         if getattr(ts.dt, "tz", None) is not None:
             ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
-        return ts.astype("datetime64[ns]")
+        return _Parsed(ts.astype("datetime64[ns]"), bad, empty)
     if kind == "bool":
         if pd.api.types.is_bool_dtype(col):
-            return col
-        mapped = col.map({True: True, False: False, 1: True, 0: False, "true": True,
-                          "false": False, "1": True, "0": False})
-        bad = mapped.isna() & col.notna()
-        if bad.any():
-            raise SchemaError(f"column '{name}' {where} should be bool but holds {_examples(col[bad])}",
-                              column=name, rule="type bool")
-        return mapped
+            return _Parsed(col, _none(col), col.isna())
+        def to_bool(v: Any) -> Any:
+            if isinstance(v, (bool, np.bool_)):
+                return bool(v)
+            if isinstance(v, (int, float, np.integer, np.floating)) and v in (0, 1):
+                return bool(v)
+            text = str(v).strip().lower()
+            return True if text in _TRUE else False if text in _FALSE else None
+        empty = _empty(col)
+        mapped = col.where(~empty).map(to_bool, na_action="ignore")
+        bad = mapped.isna() & ~empty
+        return _Parsed(mapped, bad, empty)
     # str / category: anything can be text
-    return col.astype("string") if kind == "str" else col.astype("category")
+    values = col.astype("string") if kind == "str" else col.astype("category")
+    return _Parsed(values, _none(col), col.isna())
 
 
-def check_schema(frame: pd.DataFrame, columns: Mapping[str, str], *, where: str = "") -> pd.DataFrame:
-    """Return the declared columns (name -> type) with their declared types, or raise SchemaError."""
+def _final(parsed: _Parsed, kind: str) -> pd.Series:
+    """The declared type's pandas dtype, once the rows with bad cells are set aside."""
+    values = parsed.values
+    if kind == "int":
+        return values.astype("Int64").astype("float64") if values.isna().any() else values.astype("int64")
+    if kind == "bool" and not values.isna().any():
+        return values.astype(bool)
+    return values
+
+
+def _wrong_column(frame: pd.DataFrame, name: str, kind: str, parsed: _Parsed, where: str) -> SchemaError:
+    """The error for a column that has no value of its declared type at all."""
+    col = frame[name]
+    at = f" {where}" if where else ""
+    shown = _examples(col[parsed.bad])
+    n = int(parsed.bad.sum())
+    if kind == "int" and parsed.numeric is not None and parsed.numeric[parsed.bad].notna().any():
+        return SchemaError(
+            f"column '{name}'{at} should be int, but none of its {n} values is a whole number "
+            f"(it holds fractions such as {_examples(parsed.numeric[parsed.bad])})",
+            f"declare it as `{name}: float` in modelcycle.yaml data.columns",
+            column=name, rule="type int")
+    hints = {
+        "datetime": "is it the right column? Write timestamps as ISO 8601 (2015-03-01 08:30:00), "
+                    f"or declare it as `{name}: str` in modelcycle.yaml data.columns",
+        "bool": f"is it the right column? Write true/false (or 1/0, yes/no), or declare it as "
+                f"`{name}: str` in modelcycle.yaml data.columns",
+    }
+    return SchemaError(
+        f"column '{name}'{at} should be {kind}, but none of its {n} values is "
+        f"{_ARTICLE.get(kind, 'a')} {kind}, e.g. {shown}",
+        hints.get(kind, f"is it the right column? Fix the column's type in the source, or declare "
+                        f"it as `{name}: str` in modelcycle.yaml data.columns"),
+        column=name, rule=f"type {kind}")
+
+
+def _require(frame: pd.DataFrame, columns: Mapping[str, str], where: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
+        at = f" {where}" if where else ""
         have = ", ".join(map(str, frame.columns[:12])) + (" ..." if len(frame.columns) > 12 else "")
         raise SchemaError(
-            f"column '{missing[0]}' {where} is missing"
+            f"column '{missing[0]}'{at} is missing"
             + (f" (and {', '.join(missing[1:])})" if len(missing) > 1 else "")
             + f"; the source gives: {have}",
             "rename the column in the source (or its query), or fix data.columns in modelcycle.yaml",
             column=missing[0], rule="required")
+
+
+def check_schema(frame: pd.DataFrame, columns: Mapping[str, str], *, where: str = "") -> pd.DataFrame:
+    """Return the declared columns (name -> type) with their declared types, or raise SchemaError
+    at the first cell that is not of its column's type (records to predict: every one counts)."""
+    _require(frame, columns, where)
+    at = f" {where}" if where else ""
     out = pd.DataFrame(index=frame.index)
     for name, kind in columns.items():
-        out[name] = _coerce(frame, name, kind, where)
+        parsed = _parse(frame[name], kind)
+        if parsed.bad.any():
+            col = frame[name]
+            text_bad = parsed.bad if parsed.numeric is None else parsed.bad & parsed.numeric.isna()
+            if kind == "int" and not text_bad.any():
+                raise SchemaError(
+                    f"column '{name}'{at} should be int but holds fractions such as "
+                    f"{_examples(parsed.numeric[parsed.bad])}",
+                    f"declare it as `{name}: float` in modelcycle.yaml data.columns",
+                    column=name, rule="type int")
+            raise SchemaError(
+                f"column '{name}'{at} should be {kind} but holds {col.dtype} values "
+                f"such as {_examples(col[text_bad])}",
+                f"fix the column's type in the source, or declare it as "
+                f"`{name}: str` in modelcycle.yaml data.columns",
+                column=name, rule=f"type {kind}")
+        out[name] = _final(parsed, kind)
     return out
+
+
+def _typed(frame: pd.DataFrame, columns: Mapping[str, str], where: str
+           ) -> tuple[pd.DataFrame, list[tuple[str, pd.Series, list[str]]]]:
+    """The declared columns with their declared types, and per column whose cells do not all
+    parse: (label, rows with a bad cell, example values). A column with no value of its type
+    at all raises SchemaError."""
+    _require(frame, columns, where)
+    out = pd.DataFrame(index=frame.index)
+    failures: list[tuple[str, pd.Series, list[str]]] = []
+    for name, kind in columns.items():
+        parsed = _parse(frame[name], kind)
+        if parsed.bad.any():
+            if not (~parsed.bad & ~parsed.empty).any():
+                raise _wrong_column(frame, name, kind, parsed, where)
+            failures.append((type_label(name, kind), parsed.bad, _example_list(frame[name][parsed.bad])))
+        out[name] = _final(parsed, kind)
+    return out, failures
 
 
 @dataclass
 class ValidationReport:
-    """How many rows came in and went out, and which rule dropped how many."""
+    """How many rows came in and went out, which rule dropped how many, and for the rules that
+    are about a cell's type, a few of the values that did not parse."""
 
     rows_in: int
     rows_out: int
     window_rows_in: int
     window_rows_out: int
     dropped: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def rows_dropped(self) -> int:
@@ -123,10 +279,14 @@ class ValidationReport:
         d["window_invalid_fraction"] = round(self.window_invalid_fraction, 6)
         return d
 
+    def _rule(self, rule: str, n: int) -> str:
+        shown = self.examples.get(rule)
+        return f"{rule}: {n}" + (f" (e.g. {', '.join(shown)})" if shown else "")
+
     def summary(self) -> str:
         if not self.dropped:
             return f"{self.rows_in} rows, all valid"
-        parts = ", ".join(f"{rule}: {n}" for rule, n in sorted(self.dropped.items(), key=lambda kv: -kv[1]))
+        parts = ", ".join(self._rule(rule, n) for rule, n in sorted(self.dropped.items(), key=lambda kv: -kv[1]))
         return (f"{self.rows_dropped} of {self.rows_in} rows dropped ({parts}); "
                 f"window: {self.window_invalid_fraction:.1%} invalid")
 
@@ -146,31 +306,49 @@ def _rule_masks(col: pd.Series, name: str, rule: RuleConfig) -> list[tuple[str, 
 
 def validate(frame: pd.DataFrame, data: DataConfig, *, window_start: datetime | None = None,
              where: str = "") -> tuple[pd.DataFrame, ValidationReport]:
-    """Check the schema, drop rows that break a value rule, and report the counts.
+    """Check the schema, drop rows whose cells are not of their declared type, that break a
+    value rule or that repeat an earlier row, and report the counts.
 
     Rows at or after ``window_start`` are the window's; the rest are history. The target and
     the timestamp must never be empty. Rows are returned sorted by the timestamp.
     """
-    typed = check_schema(frame, data.columns, where=where)
+    typed, failures = _typed(frame, data.columns, where)
     keep = pd.Series(True, index=typed.index)
     dropped: dict[str, int] = {}
+    examples: dict[str, list[str]] = {}
+
+    def drop(label: str, mask: pd.Series) -> None:
+        nonlocal keep
+        mask = mask.fillna(False).astype(bool)
+        newly = int((mask & keep).sum())
+        if newly:
+            dropped[label] = dropped.get(label, 0) + newly
+        keep &= ~mask
+
+    for label, bad, shown in failures:
+        drop(label, bad)
+        if label in dropped:
+            examples[label] = shown
     rules = dict(data.rules)
     for must in (data.target, data.timestamp):
         rules.setdefault(must, RuleConfig())
     for name, rule in rules.items():
         for label, mask in _rule_masks(typed[name], name, rule):
-            mask = mask.fillna(False).astype(bool)
-            newly = int((mask & keep).sum())
-            if newly:
-                dropped[label] = dropped.get(label, 0) + newly
-            keep &= ~mask
+            drop(label, mask)
+    if keep.any():
+        repeated = pd.Series(False, index=typed.index)
+        repeated[keep] = typed[keep].duplicated(keep="first").to_numpy()
+        drop(DUPLICATE_ROW, repeated)
     ts = typed[data.timestamp]
     in_window = (ts >= pd.Timestamp(window_start)) if window_start is not None else pd.Series(True, index=typed.index)
     clean = typed[keep].sort_values(data.timestamp, kind="stable").reset_index(drop=True)
+    for name, kind in data.columns.items():  # ints whose bad cells were set aside are whole again
+        if kind == "int" and clean[name].dtype == "float64" and not clean[name].isna().any():
+            clean[name] = clean[name].astype("int64")
     report = ValidationReport(
         rows_in=len(typed), rows_out=len(clean),
         window_rows_in=int(in_window.sum()), window_rows_out=int((in_window & keep).sum()),
-        dropped=dropped)
+        dropped=dropped, examples=examples)
     if report.window_rows_in and not report.window_rows_out:
         worst = max(dropped.items(), key=lambda kv: kv[1])[0] if dropped else "?"
         raise EmptyWindowError(
