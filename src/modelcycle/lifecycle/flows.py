@@ -28,7 +28,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -504,6 +504,8 @@ def run_cycle(svc: Services, window: Window) -> CycleResult:
             with _act_slot(svc):
                 decision, champion = _recheck_champion(svc, decision, champion, challenger, split.holdout,
                                                        policy, problem)
+                if report.dropped:  # duplicates and broken cells never reach the holdout: say so
+                    decision = replace(decision, reasons=[*decision.reasons, f"validation: {report.summary()}"])
                 result.outcome, result.reasons = decision.outcome.value, list(decision.reasons)
                 result.champion_score = champion.scores.value if champion else result.champion_score
                 stages.write_json(svc.ws, stages.METRICS, {

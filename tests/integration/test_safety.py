@@ -1,0 +1,156 @@
+"""Real commands in real processes: two cycles at once, a doctor during a live cycle, kills and
+interrupts at side-effect boundaries. Each command is `modelcycle` in its own process group with
+its own Prefect server, as a user's terminal would run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from modelcycle.lifecycle import lock
+
+pytestmark = [pytest.mark.slow]
+
+EXE = str(Path(sys.executable).with_name("modelcycle"))
+DVC = str(Path(sys.executable).with_name("dvc"))
+
+
+def start(ws: Path, *args: str, trace: str | None = None) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(ws / ".modelcycle" / "prefect")
+    if trace:
+        env["MODELCYCLE_TRACE_SIGNAL"] = trace
+    return subprocess.Popen([EXE, "-w", str(ws), *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out + err
+
+
+def cli(ws: Path, *args: str, trace: str | None = None) -> tuple[int, str]:
+    return finish(start(ws, *args, trace=trace))
+
+
+def git(ws: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ws, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def wait_for_lock(ws: Path, timeout: float = 120) -> lock.Holder:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        holder = lock.holder(ws)
+        if holder is not None:
+            return holder
+        time.sleep(0.1)
+    raise AssertionError("the first command never took the workspace lock")
+
+
+def picture(ws: Path) -> dict:
+    """What a consistent workspace looks like from outside: git, the registry, the runs."""
+    db = sqlite3.connect(ws / ".modelcycle" / "mlflow.db")
+    versions = sorted(r[0] for r in db.execute(  # MLflow's SQL store deletes a version by marking it
+        "SELECT version FROM model_versions WHERE current_stage != 'Deleted_Internal'"))
+    aliases = dict(db.execute("SELECT alias, version FROM registered_model_aliases").fetchall())
+    running = db.execute("SELECT count(*) FROM runs WHERE status = 'RUNNING'").fetchone()[0]
+    db.close()
+    return {"head": git(ws, "rev-parse", "HEAD"), "branch": git(ws, "symbolic-ref", "--short", "HEAD"),
+            "tags": sorted(git(ws, "tag").split()), "versions": versions, "aliases": aliases,
+            "running": running, "journal": (ws / ".modelcycle/journal.json").exists(),
+            "dirty": git(ws, "status", "--porcelain", "--untracked-files=no")}
+
+
+def flow_runs(ws: Path) -> list[tuple[str, str]]:
+    db = sqlite3.connect(ws / ".modelcycle" / "prefect" / "prefect.db")
+    try:
+        return db.execute("SELECT name, state_type FROM flow_run ORDER BY created").fetchall()
+    finally:
+        db.close()
+
+
+def dvc_clean(ws: Path) -> bool:
+    proc = subprocess.run([DVC, "status"], cwd=ws, capture_output=True, text=True)
+    return proc.returncode == 0 and "up to date" in proc.stdout.lower()
+
+
+@pytest.fixture
+def with_champion(taxi_ws: Path) -> Path:
+    code, out = cli(taxi_ws, "run", "--window", "2014-12")
+    assert code == 0, out
+    return taxi_ws
+
+
+def test_two_runs_at_once_wait_for_each_other_and_keep_their_own_windows(with_champion: Path) -> None:
+    ws = with_champion
+    first = start(ws, "run", "--window", "2015-01")
+    holder = wait_for_lock(ws)
+    assert holder.pid == first.pid and "run --window 2015-01" in holder.command
+
+    code, out = cli(ws, "run", "--window", "2015-02", "--no-wait")
+    assert code == 2 and "is busy" in out and f"pid {first.pid}" in out and "2015-01" in out, out
+
+    code, out = cli(ws, "doctor", "--no-wait")  # a doctor never touches a live cycle
+    assert code == 2 and "is busy" in out, out
+
+    second = start(ws, "run", "--window", "2015-02")
+    code1, out1 = finish(first)
+    code2, out2 = finish(second)
+    assert code1 == 0, out1
+    assert code2 == 0, out2
+    assert "waiting:" in out2 and "2015-01" in out2
+    for window in ("2015-01", "2015-02"):
+        params = git(ws, "show", f"modelcycle/taxifare/{window}:params.yaml")
+        assert f"window: {window}" in params, params
+    p = picture(ws)
+    assert p["running"] == 0 and not p["journal"] and p["dirty"] == ""
+
+
+def test_sigkill_right_after_the_registry_answered_leaves_no_orphan_version(with_champion: Path) -> None:
+    ws = with_champion
+    before = picture(ws)
+    code, out = cli(ws, "run", "--window", "2015-03", trace="registry:registered:KILL")
+    assert code == -signal.SIGKILL, out
+    half = picture(ws)
+    assert half["journal"] and len(half["versions"]) == len(before["versions"]) + 1  # the orphan
+    assert ("2015-03", "RUNNING") in flow_runs(ws)
+
+    code, out = cli(ws, "doctor")
+    assert code == 0, out
+    assert "rolled back" in out and "model version" in out, out
+    assert picture(ws) == before
+    assert dvc_clean(ws)
+    assert ("2015-03", "CRASHED") in flow_runs(ws)
+    assert not [r for r in flow_runs(ws) if r[1] in ("RUNNING", "PENDING")]
+
+    code, out = cli(ws, "run", "--window", "2015-03")
+    assert code == 0, out
+    after = picture(ws)
+    assert after["tags"] == sorted([*before["tags"], "modelcycle/taxifare/2015-03"])
+    assert len(after["versions"]) == len(before["versions"]) + 1  # one version per tag
+
+
+@pytest.mark.parametrize("trace,code,word", [
+    ("cycle:training:INT", 130, "interrupted (Ctrl-C)"),
+    ("before:register:TERM", 143, "terminated (SIGTERM)"),
+])
+def test_an_interrupt_rolls_back_and_says_so(with_champion: Path, trace: str, code: int, word: str) -> None:
+    ws = with_champion
+    before = picture(ws)
+    got, out = cli(ws, "run", "--window", "2015-03", trace=trace)
+    assert got == code, out
+    assert word in out and "rolled back" in out, out
+    assert "Traceback" not in out and "unexpected error" not in out, out
+    assert picture(ws) == before
+    assert dvc_clean(ws)
+    assert not [r for r in flow_runs(ws) if r[1] in ("RUNNING", "PENDING")], flow_runs(ws)
+    log = [json.loads(x) for x in (ws / ".modelcycle/notifications.log").read_text().splitlines()]
+    assert log[-1]["window"] == "2014-12"  # an interrupt is not announced as a decision
