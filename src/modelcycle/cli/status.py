@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from modelcycle.cli import common
+from modelcycle.config.secrets import redact
 from modelcycle.console import console
 
 
@@ -15,7 +17,8 @@ def status(
     last: int = typer.Option(8, "--last", min=1, help="How many recent decisions to show."),
 ) -> None:
     """Show the champion and challenger versions with their lineage (window, git commit, DVC data
-    hash, MLflow run, Prefect flow run), the backends in use, and the latest decisions."""
+    hash, MLflow run, Prefect flow run), the source and backends in use (passwords shown as ***),
+    and the latest decisions."""
     from modelcycle.lifecycle import journal
     from modelcycle.registry.base import CHALLENGER, CHAMPION
     from modelcycle.registry.mlflow import MlflowRegistry
@@ -40,10 +43,14 @@ def status(
         console.print("[hint]no champion yet: run `modelcycle run --window YYYY-MM` once, or "
                       "`modelcycle promote --version N`[/hint]")
     origins = ws.backend_origins()
-    console.print(f"[muted]MLflow   {ws.tracking_uri}  (from {origins['mlflow']})\n"
-                  f"Prefect  {ws.prefect_api_url or 'local, home ' + str(ws.prefect_home)}  "
-                  f"(from {origins['prefect']})\n"
-                  f"DVC      {ws.dvc_remote or 'no remote'}  (from {origins['dvc']})[/muted]")
+    src = ws.config.source
+    what = f"{src.kind} {redact(src.url)}" + (f", table {src.table}" if src.table else "")
+    console.print(escape(f"Source   {what}\n"
+                         f"MLflow   {redact(ws.tracking_uri)}  (from {origins['mlflow']})\n"
+                         f"Prefect  {redact(ws.prefect_api_url) or 'local, home ' + str(ws.prefect_home)}  "
+                         f"(from {origins['prefect']})\n"
+                         f"DVC      {redact(ws.dvc_remote) or 'no remote'}  (from {origins['dvc']})"),
+                  style="muted", soft_wrap=True)
     if journal.pending(ws):
         console.print("[escalate]a cycle stopped midway; the next run repairs it, or run "
                       "`modelcycle doctor` now[/escalate]")
