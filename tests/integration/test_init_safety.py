@@ -225,3 +225,22 @@ def test_calendar_columns_are_left_out_of_the_features(tmp_path, capsys, monkeyp
     for word in ("YEAR (the year)", "MONTH (the month)", "DAY_OF_WEEK (the day of the week)", "WD (the day",
                  "add it to `columns`", "cyclically", "sin and cos"):
         assert word in comment.replace("\n  # ", " "), comment
+
+
+def test_status_shows_backend_urls_redacted_even_when_the_server_is_down(taxi_ws, capsys, monkeypatch):
+    port = sql_stub.free_port()
+    monkeypatch.setenv("TEAM_PW", "tr4cker-pw")
+    cfg = taxi_ws / "modelcycle.yaml"
+    text = cfg.read_text()
+    old = ("  mlflow_tracking_uri: sqlite:///.modelcycle/mlflow.db\n  mlflow_artifacts: .modelcycle/mlartifacts\n"
+           "  prefect_api_url: null\n")
+    assert old in text
+    cfg.write_text(text.replace(old, f"  mlflow_tracking_uri: http://team:${{TEAM_PW}}@127.0.0.1:{port}\n"
+                                     "  mlflow_artifacts: .modelcycle/mlartifacts\n"
+                                     f"  prefect_api_url: http://team:${{TEAM_PW}}@127.0.0.1:{port}/api\n"))
+    code, out, err = cli(capsys, "-w", str(taxi_ws), "status")
+    assert code == 6, err  # the tracking server does not answer
+    assert f"MLflow   http://team:***@127.0.0.1:{port}" in out
+    assert f"Prefect  http://team:***@127.0.0.1:{port}/api" in out
+    assert "does not answer" in err and "Traceback" not in err
+    assert "tr4cker-pw" not in out + err

@@ -9,8 +9,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from modelcycle.cli import common
+from modelcycle.config import Workspace
 from modelcycle.config.secrets import redact
 from modelcycle.console import console
+from modelcycle.errors import ModelcycleError
 
 
 def status(
@@ -30,8 +32,13 @@ def status(
     table = Table(header_style="bold", show_edge=False)
     for col in ("alias", "version", "window", "commit", "data md5", "decision", "MLflow run"):
         table.add_column(col, no_wrap=True)
-    for alias in (CHAMPION, CHALLENGER):
-        mv = reg.get_alias(name, alias)
+    try:
+        reg.check()  # a server that does not answer fails now, not after MLflow's minutes of retries
+        aliases = {alias: reg.get_alias(name, alias) for alias in (CHAMPION, CHALLENGER)}
+    except ModelcycleError:
+        _backends(ws)  # where it looked, before the error says what went wrong
+        raise
+    for alias, mv in aliases.items():
         if mv is None:
             table.add_row(alias, "—", "", "", "", "", "")
             continue
@@ -39,18 +46,10 @@ def status(
         table.add_row(alias, f"v{mv.version}", t.get("window", ""), t.get("git_commit", "")[:8],
                       t.get("dvc_data_hash", "")[:8], t.get("decision", ""), (mv.run_id or "")[:8])
     console.print(table)
-    if reg.get_alias(name, CHAMPION) is None:
+    if aliases[CHAMPION] is None:
         console.print("[hint]no champion yet: run `modelcycle run --window YYYY-MM` once, or "
                       "`modelcycle promote --version N`[/hint]")
-    origins = ws.backend_origins()
-    src = ws.config.source
-    what = f"{src.kind} {redact(src.url)}" + (f", table {src.table}" if src.table else "")
-    console.print(escape(f"Source   {what}\n"
-                         f"MLflow   {redact(ws.tracking_uri)}  (from {origins['mlflow']})\n"
-                         f"Prefect  {redact(ws.prefect_api_url) or 'local, home ' + str(ws.prefect_home)}  "
-                         f"(from {origins['prefect']})\n"
-                         f"DVC      {redact(ws.dvc_remote) or 'no remote'}  (from {origins['dvc']})"),
-                  style="muted", soft_wrap=True)
+    _backends(ws)
     if journal.pending(ws):
         console.print("[escalate]a cycle stopped midway; the next run repairs it, or run "
                       "`modelcycle doctor` now[/escalate]")
@@ -66,6 +65,19 @@ def status(
                     console.print(decision_line(json.loads(line)))
                 except ValueError:
                     continue
+
+
+def _backends(ws: Workspace) -> None:
+    """The source and each backend, with any password in their URLs shown as ***."""
+    origins = ws.backend_origins()
+    src = ws.config.source
+    what = f"{src.kind} {redact(src.url)}" + (f", table {src.table}" if src.table else "")
+    console.print(escape(f"Source   {what}\n"
+                         f"MLflow   {redact(ws.tracking_uri)}  (from {origins['mlflow']})\n"
+                         f"Prefect  {redact(ws.prefect_api_url) or 'local, home ' + str(ws.prefect_home)}  "
+                         f"(from {origins['prefect']})\n"
+                         f"DVC      {redact(ws.dvc_remote) or 'no remote'}  (from {origins['dvc']})"),
+                  style="muted", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
