@@ -28,18 +28,26 @@ def config(
     params: bool = typer.Option(False, "--params", help="Describe params.yaml instead of modelcycle.yaml."),
 ) -> None:
     """Describe every key of modelcycle.yaml (or params.yaml): default and meaning."""
+    from rich.markup import escape
     from rich.table import Table
 
     from modelcycle.config.models import Params, ProjectConfig
+    from modelcycle.config.secrets import REFERENCE_FIELDS
 
     rows: list[tuple[str, str, str]] = []
     _walk(Params if params else ProjectConfig, "", rows)
-    table = Table(header_style="bold", show_lines=False, title="params.yaml" if params else "modelcycle.yaml")
+    caption = None if params else (
+        "URL fields (" + ", ".join(REFERENCE_FIELDS) + ") may refer to environment variables, "
+        "user:${DB_PASSWORD}@host, resolved from the environment or from .env beside modelcycle.yaml "
+        "(git-ignored): keep passwords out of the file git keeps.")
+    table = Table(header_style="bold", show_lines=False, title="params.yaml" if params else "modelcycle.yaml",
+                  caption=escape(caption) if caption else None, caption_justify="left")
     table.add_column("key", no_wrap=True)
     table.add_column("default")
     table.add_column("meaning")
     for key, default, text in rows:
-        table.add_row(key, "" if default == "section" else default, text, style="bold" if default == "section" else None)
+        table.add_row(escape(key), "" if default == "section" else escape(default), escape(text),
+                      style="bold" if default == "section" else None)
     console.print(table)
 
 

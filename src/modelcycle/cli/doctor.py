@@ -16,7 +16,7 @@ def doctor(
     killed git left, point a moved or copied workspace's MLflow store at its own files, then
     check that every part answers: MLflow, Prefect, git (on a branch), the DVC cache and remote
     (the committed data is there), the champion, the source. Exits 1 if a problem remains."""
-    from modelcycle.registry.mlflow import redact_uri as redact
+    from modelcycle.config import redact
     from modelcycle.lifecycle import doctor as checks
     from modelcycle.lifecycle import runtime, services
 

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from modelcycle.config.secrets import SOURCE_PASSWORD_VAR
 from modelcycle.console import console, err_console
 from modelcycle.errors import ConfigError
 
@@ -22,7 +23,12 @@ def init(
         "2009-2015 in a DuckDB warehouse, the seeds' 2.5 MAE gate)."),
     source: Optional[str] = typer.Option(
         None, "--source", help="Your own data: a glob of CSV/Parquet files, a DuckDB file (with "
-        "--table) or a SQLAlchemy URL (with --table)."),
+        "--table) or a SQLAlchemy URL (with --table). A password in the URL is moved to .env "
+        "(git-ignored, mode 0600) and modelcycle.yaml refers to it; a URL may also refer to "
+        "environment variables itself, 'postgresql+psycopg://me:${PGPASSWORD}@host/db'."),
+    password_var: str = typer.Option(
+        SOURCE_PASSWORD_VAR, "--password-var", help="The variable in .env that receives the source "
+        "URL's password."),
     table: Optional[str] = typer.Option(None, "--table", help="The table, for a DuckDB or SQL source."),
     timestamp: Optional[str] = typer.Option(None, "--timestamp", help="The column placing a row in time."),
     target: Optional[str] = typer.Option(None, "--target", help="The column to predict."),
@@ -46,12 +52,19 @@ def init(
 
       modelcycle init prices --source "data/*.csv" --timestamp sold_at --target price --threshold 25000
     """
+    import re
+
+    from rich.markup import escape
+
     from modelcycle.lifecycle import workspace as wsmod
 
     root = directory.expanduser().resolve()
 
     def progress(text: str) -> None:
-        err_console.print(f"[muted]· {text}[/muted]")
+        err_console.print(f"[muted]· {escape(text)}[/muted]", soft_wrap=True)
+
+    def warn(text: str) -> None:
+        err_console.print(f"[escalate]warning:[/escalate] {escape(text)}", soft_wrap=True)
 
     if example and source:
         raise ConfigError("give --example or --source, not both")
@@ -66,11 +79,14 @@ def init(
             raise ConfigError(f"a workspace for your own data needs {', '.join(missing)}",
                               "for example: modelcycle init prices --source 'data/*.csv' --timestamp sold_at "
                               "--target price --threshold 25000")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", password_var):
+            raise ConfigError(f"--password-var '{password_var}' is not a variable name",
+                              "use letters, digits and _, e.g. SALES_DB_PASSWORD")
         kind, url = _source_kind(source, table, root)
         ws = wsmod.create_from_source(
             root, name=name or _name(root), kind=kind, url=url, table=table, timestamp=timestamp,
             target=target, task=task, metric=metric or ("mae" if task == "regression" else "accuracy"),
-            threshold=threshold, force=force, progress=progress)
+            threshold=threshold, force=force, password_variable=password_var, progress=progress, warn=warn)
     else:
         raise ConfigError("say what the workspace is for",
                           "use --example taxifare, or --source with --timestamp, --target and --threshold")

@@ -5,30 +5,40 @@ from __future__ import annotations
 import json
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from modelcycle.cli import common
+from modelcycle.config import Workspace
+from modelcycle.config.secrets import redact
 from modelcycle.console import console
+from modelcycle.errors import ModelcycleError
 
 
 def status(
     last: int = typer.Option(8, "--last", min=1, help="How many recent decisions to show."),
 ) -> None:
     """Show the champion and challenger versions with their lineage (window, git commit, DVC data
-    hash, MLflow run, Prefect flow run), the backends in use, and the latest decisions."""
+    hash, MLflow run, Prefect flow run), the source and backends in use (passwords shown as ***),
+    and the latest decisions."""
     from modelcycle.lifecycle import journal
     from modelcycle.registry.base import CHALLENGER, CHAMPION
-    from modelcycle.registry.mlflow import MlflowRegistry
+    from modelcycle.registry.mlflow import for_workspace
 
     ws = common.workspace()
-    reg = MlflowRegistry(ws.tracking_uri, registry_uri=ws.registry_uri, artifact_location=ws.artifact_location)
+    reg = for_workspace(ws)
     name = ws.config.name
     console.print(f"[bold]{name}[/bold]  workspace [path]{ws.root}[/path]")
     table = Table(header_style="bold", show_edge=False)
     for col in ("alias", "version", "window", "commit", "data md5", "decision", "MLflow run"):
         table.add_column(col, no_wrap=True)
-    for alias in (CHAMPION, CHALLENGER):
-        mv = reg.get_alias(name, alias)
+    try:
+        reg.check()  # a server that does not answer fails now, not after MLflow's minutes of retries
+        aliases = {alias: reg.get_alias(name, alias) for alias in (CHAMPION, CHALLENGER)}
+    except ModelcycleError:
+        _backends(ws)  # where it looked, before the error says what went wrong
+        raise
+    for alias, mv in aliases.items():
         if mv is None:
             table.add_row(alias, "—", "", "", "", "", "")
             continue
@@ -36,14 +46,10 @@ def status(
         table.add_row(alias, f"v{mv.version}", t.get("window", ""), t.get("git_commit", "")[:8],
                       t.get("dvc_data_hash", "")[:8], t.get("decision", ""), (mv.run_id or "")[:8])
     console.print(table)
-    if reg.get_alias(name, CHAMPION) is None:
+    if aliases[CHAMPION] is None:
         console.print("[hint]no champion yet: run `modelcycle run --window YYYY-MM` once, or "
                       "`modelcycle promote --version N`[/hint]")
-    origins = ws.backend_origins()
-    console.print(f"[muted]MLflow   {ws.tracking_uri}  (from {origins['mlflow']})\n"
-                  f"Prefect  {ws.prefect_api_url or 'local, home ' + str(ws.prefect_home)}  "
-                  f"(from {origins['prefect']})\n"
-                  f"DVC      {ws.dvc_remote or 'no remote'}  (from {origins['dvc']})[/muted]")
+    _backends(ws)
     if journal.Journal.path_of(ws).exists():
         console.print("[escalate]a cycle stopped midway; the next run repairs it, or run "
                       "`modelcycle doctor` now[/escalate]")
@@ -59,6 +65,19 @@ def status(
                     console.print(decision_line(json.loads(line)))
                 except ValueError:
                     continue
+
+
+def _backends(ws: Workspace) -> None:
+    """The source and each backend, with any password in their URLs shown as ***."""
+    origins = ws.backend_origins()
+    src = ws.config.source
+    what = f"{src.kind} {redact(src.url)}" + (f", table {src.table}" if src.table else "")
+    console.print(escape(f"Source   {what}\n"
+                         f"MLflow   {redact(ws.tracking_uri)}  (from {origins['mlflow']})\n"
+                         f"Prefect  {redact(ws.prefect_api_url) or 'local, home ' + str(ws.prefect_home)}  "
+                         f"(from {origins['prefect']})\n"
+                         f"DVC      {redact(ws.dvc_remote) or 'no remote'}  (from {origins['dvc']})"),
+                  style="muted", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from modelcycle.config.models import Params, ProjectConfig
+from modelcycle.config.secrets import resolve_references, tighten
 from modelcycle.errors import ConfigError, WorkspaceError
+
+log = logging.getLogger(__name__)
 
 CONFIG_FILE = "modelcycle.yaml"
 PARAMS_FILE = "params.yaml"
@@ -79,8 +84,15 @@ def validation_error(path: Path, exc: ValidationError, model: type[BaseModel]) -
                        "fix the key(s) named above; `modelcycle config` describes every key")
 
 
-def load_config(path: Path) -> ProjectConfig:
+def load_config(path: Path, *, resolve: bool = True,
+                environ: Mapping[str, str] | None = None) -> ProjectConfig:
+    """modelcycle.yaml as a validated model. With ``resolve`` (the default) the ``${VAR}``
+    references of its URL fields are replaced by their values (``environ``, default the process
+    environment, then ``.env`` beside the file; see :mod:`modelcycle.config.secrets`); without,
+    they stay as written (what the file says, safe to show or write back)."""
     data = read_yaml(path)
+    if resolve:
+        data = resolve_references(data, config_file=path, environ=environ)
     try:
         return ProjectConfig.model_validate(data)
     except ValidationError as exc:
@@ -130,8 +142,14 @@ class Workspace:
 
     @classmethod
     def load(cls, start: str | os.PathLike[str] | None = None) -> Workspace:
+        """The workspace at or above ``start``; ``${VAR}`` references in its URL fields are
+        resolved (environment, then ``.env``). Its ``.modelcycle/`` folder (the embedded
+        backends) is made private to its owner (0700) when it was looser."""
         root = find_root(start)
-        return cls(root, load_config(root / CONFIG_FILE), load_params(root / PARAMS_FILE))
+        config = load_config(root / CONFIG_FILE)
+        if tighten(root / STATE_DIR, 0o700):
+            log.warning("%s could be read by other users; its mode is now 0700", root / STATE_DIR)
+        return cls(root, config, load_params(root / PARAMS_FILE))
 
     def reload_params(self) -> Workspace:
         return Workspace(self.root, self.config, load_params(self.root / PARAMS_FILE))

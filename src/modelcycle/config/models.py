@@ -26,7 +26,8 @@ class SourceConfig(Section):
         "sqlite:///, ...); files: Parquet or CSV files matched by a glob.")
     url: str = Field(
         description="duckdb: path of the database file; sql: the SQLAlchemy URL; files: a glob "
-        "such as data/rides-*.csv. Relative paths are relative to the workspace.")
+        "such as data/rides-*.csv. Relative paths are relative to the workspace. Write a password as "
+        "a reference, user:${MODELCYCLE_SOURCE_PASSWORD}@host, set in the environment or .env.")
     table: str | None = Field(
         default=None, description="duckdb/sql: the table (or view) to read. Give this or `query`.")
     query: str | None = Field(
@@ -151,13 +152,15 @@ class NotifyConfig(Section):
         description="append each decision as a JSON line to this file (null: off)")
     urls: list[str] = Field(
         default_factory=list,
-        description="Apprise URLs (slack://, mailto://, json://...); needs modelcycle[notify]")
+        description="Apprise URLs (slack://, mailto://, json://...); needs modelcycle[notify]. A "
+        "password in one is written as a ${NAME} reference (environment or .env)")
 
 
 class BackendsConfig(Section):
     """Where tracking, orchestration and data versions live. Defaults are embedded in the
     workspace; point them at a team's servers by changing URLs (or the environment variables
-    MLFLOW_TRACKING_URI, MLFLOW_REGISTRY_URI, PREFECT_API_URL, MODELCYCLE_DVC_REMOTE, which win)."""
+    MLFLOW_TRACKING_URI, MLFLOW_REGISTRY_URI, PREFECT_API_URL, MODELCYCLE_DVC_REMOTE, which win).
+    A password in a URL is written as a ${NAME} reference, resolved from the environment or .env."""
 
     mlflow_tracking_uri: str = Field(
         default="sqlite:///.modelcycle/mlflow.db",

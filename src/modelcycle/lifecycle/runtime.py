@@ -101,18 +101,11 @@ def check_api(timeout: float = 5.0) -> None:
             problem = f"it answered HTTP {resp.status}"
     except (urllib.error.URLError, OSError) as exc:
         problem = str(getattr(exc, "reason", exc))
-    raise WorkspaceError(f"the Prefect server {_redact(url)} does not answer: {problem}",
+    from modelcycle.config import redact
+
+    raise WorkspaceError(f"the Prefect server {redact(url)} does not answer: {problem}",
                          "start it (`prefect server start`), or fix backends.prefect_api_url in "
                          "modelcycle.yaml / PREFECT_API_URL")
-
-
-def _redact(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
-    return url
 
 
 def _free_port() -> int:

@@ -55,12 +55,13 @@ from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlsplit, urlunsplit
+from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
 
 from modelcycle import dbcache, tracepoints
+from modelcycle.config import redact
 from modelcycle.errors import DataError, ModelcycleError, ModelError, RegistryError
 from modelcycle.registry.base import ModelVersion, RunRecord, no_alias_error
 from modelcycle.registry.base import alias_name as _alias
@@ -162,14 +163,7 @@ def embedded_uris(workspace: str | os.PathLike[str]) -> tuple[str, str]:
 
 def redact_uri(uri: str) -> str:
     """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return uri
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
-    return uri
+    return redact(uri)
 
 
 def _sqlite_path(uri: str) -> Path | None:
