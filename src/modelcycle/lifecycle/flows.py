@@ -40,7 +40,7 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 from prefect.transactions import Transaction, transaction
 
 from modelcycle import tracepoints
-from modelcycle.config import Window, month_range
+from modelcycle.config import CONFIG_FILE, Window, literal_secrets, literal_secrets_error, month_range
 from modelcycle.errors import ModelcycleError, WorkspaceError
 from modelcycle.gate import Decision, Outcome, Policy, decide
 from modelcycle.lifecycle import effects, interrupts, lock, stages
@@ -418,6 +418,9 @@ def run_cycle(svc: Services, window: Window) -> CycleResult:
     result.repaired = effects.recover(svc)
     if result.repaired:
         log.warning("repaired before the cycle: %s", result.repaired)
+    secrets = literal_secrets(svc.ws.root / CONFIG_FILE)
+    if secrets:  # the cycle commits modelcycle.yaml: never with a password in it
+        raise literal_secrets_error(svc.ws.root / CONFIG_FILE, secrets)
     state0: VersionState = svc.versioning.state()
     _check_branch(svc, state0)
     champion_now = reg.get_alias(name, CHAMPION)
