@@ -129,10 +129,22 @@ def flow_runs_open(ws: Path) -> int:
         db.close()
 
 
+def cached_outputs(ws: Path, commit: str) -> dict[str, str]:
+    """``{path: md5}`` of the DVC-cached outputs ``dvc.lock`` records at ``commit``."""
+    import yaml
+
+    spec = yaml.safe_load(git(ws, "show", f"{commit}:dvc.yaml")) or {}
+    uncached = {p for st in (spec.get("stages") or {}).values() for key in ("outs", "metrics", "plots")
+                for item in st.get(key) or [] if isinstance(item, dict)
+                for p, opts in item.items() if (opts or {}).get("cache") is False}
+    lock = yaml.safe_load(git(ws, "show", f"{commit}:dvc.lock")) or {}
+    return {o["path"]: o["md5"] for st in (lock.get("stages") or {}).values() for o in st.get("outs") or []
+            if o.get("md5") and o["path"] not in uncached}
+
+
 def dvc_objects_exist(ws: Path, commit: str) -> bool:
-    lock = git(ws, "show", f"{commit}:dvc.lock")
     cache = ws / ".dvc" / "cache" / "files" / "md5"
-    for md5 in re.findall(r"md5: ([0-9a-f]{32}(?:\.dir)?)", lock):
+    for md5 in cached_outputs(ws, commit).values():
         path = cache / md5[:2] / md5[2:]
         if not path.exists():
             return False
@@ -213,7 +225,20 @@ def problems(ws: Path) -> list[str]:
 # -- one trial -----------------------------------------------------------------------------
 
 
-def trial(template: Path, root: Path, n: int, sig: str, point: str | None, rng: random.Random) -> dict:
+def cycle_seconds(template: Path, root: Path) -> float:
+    """How long an uninterrupted cycle takes here (random signals fall inside it)."""
+    ws = root / "calibrate"
+    shutil.copytree(template, ws, symlinks=True)
+    started = time.monotonic()
+    code, out = run(ws, "run", "--window", WINDOW)
+    if code != 0:
+        raise SystemExit(f"an uninterrupted cycle failed:\n{out}")
+    shutil.rmtree(ws, ignore_errors=True)
+    return time.monotonic() - started
+
+
+def trial(template: Path, root: Path, n: int, sig: str, point: str | None, rng: random.Random,
+          span: float) -> dict:
     ws = root / f"trial-{n}"
     shutil.copytree(template, ws, symlinks=True)
     started = time.monotonic()
@@ -223,7 +248,7 @@ def trial(template: Path, root: Path, n: int, sig: str, point: str | None, rng: 
         delay = None
     else:
         proc = start(ws, "run", "--window", WINDOW)
-        delay = rng.uniform(0.5, 14.0)
+        delay = rng.uniform(0.3, span)
         try:
             out, _ = proc.communicate(timeout=delay)
         except subprocess.TimeoutExpired:
@@ -270,12 +295,14 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="modelcycle-chaos-"))
     print(f"workspaces under {root}", flush=True)
     template = make_template(root, args.rows)
+    span = cycle_seconds(template, root)
+    print(f"an uninterrupted cycle takes {span:.1f} s: random signals fall within it", flush=True)
     plan = [(sig, point) for sig in args.signals.split(",") for point in args.points.split(",")
             for _ in range(args.per_point)]
     plan += [(sig, None) for sig in args.signals.split(",") for _ in range(args.random)]
     results = []
     for n, (sig, point) in enumerate(plan):
-        r = trial(template, root, n, sig, point, rng)
+        r = trial(template, root, n, sig, point, rng, span)
         results.append(r)
         mark = "ok" if r["consistent"] else "INCONSISTENT"
         print(f"[{n + 1}/{len(plan)}] SIG{sig:<4} {r['point']:<26} exit {r['exit']:>4}  {r['repair']:<8} "
