@@ -5,6 +5,7 @@ its own Prefect server, as a user's terminal would run it."""
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import signal
 import sqlite3
@@ -154,3 +155,29 @@ def test_an_interrupt_rolls_back_and_says_so(with_champion: Path, trace: str, co
     assert not [r for r in flow_runs(ws) if r[1] in ("RUNNING", "PENDING")], flow_runs(ws)
     log = [json.loads(x) for x in (ws / ".modelcycle/notifications.log").read_text().splitlines()]
     assert log[-1]["window"] == "2014-12"  # an interrupt is not announced as a decision
+
+
+def test_a_copied_workspace_is_its_own_and_survives_the_original(with_champion: Path, tmp_path: Path) -> None:
+    """MLflow stores absolute artifact locations: a copy used to write into the original, and to
+    fail to load its models once the original was gone. The copy now repoints its own store."""
+    copy = tmp_path / "elsewhere" / "ws2"
+    shutil.copytree(with_champion, copy, symlinks=True)
+    shutil.rmtree(with_champion)
+    rides = copy / "rides.csv"
+    import pandas as pd
+
+    pd.read_parquet(copy / "data/holdout.parquet").head(5).drop(columns=["fare_amount"]).to_csv(rides, index=False)
+    code, out = cli(copy, "predict", str(rides))
+    assert code == 0, out
+    assert len([line for line in out.splitlines() if line.count(",") >= 6]) >= 6, out
+    code, out = cli(copy, "run", "--window", "2015-01")
+    assert code == 0, out
+    db = sqlite3.connect(copy / ".modelcycle" / "mlflow.db")
+    locations = [r[0] for r in db.execute("SELECT artifact_location FROM experiments WHERE name = 'taxifare'")]
+    sources = [r[0] for r in db.execute("SELECT source FROM model_versions")]
+    db.close()
+    own = (copy / ".modelcycle" / "mlartifacts").resolve().as_uri()
+    assert all(loc.startswith(own) for loc in locations), locations
+    assert all(src.startswith(own) for src in sources), sources
+    code, out = cli(copy, "doctor")
+    assert code == 0, out
