@@ -231,3 +231,26 @@ def test_journal_owner_alive_is_not_recovered(fakes: Fakes) -> None:
         sleeper.wait()
     result = flows.run(fakes.root, "2015-01")  # its owner is gone now: repaired, then the cycle
     assert result.repaired and "2015-01" in result.repaired
+
+
+def test_on_a_team_server_the_act_block_holds_a_prefect_concurrency_slot(fakes: Fakes, monkeypatch) -> None:
+    """Workers on several machines share no file lock: one Prefect global concurrency slot per
+    model keeps two act blocks of one model apart."""
+    from prefect import get_client
+
+    from modelcycle.lifecycle import runtime
+
+    monkeypatch.setattr(runtime, "_team_server", True)
+    held: list[int] = []
+
+    def probe(point: str) -> None:
+        if point == "before:commit":
+            with get_client(sync_client=True) as client:
+                held.append(client.read_global_concurrency_limit_by_name("modelcycle-act-taxifare").active_slots)
+
+    with tracepoints.injecting(probe):
+        assert flows.run(fakes.root, "2015-01").outcome in ("keep", "promote")
+    assert held == [1]
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name("modelcycle-act-taxifare")
+    assert limit.limit == 1 and limit.active_slots == 0
