@@ -21,7 +21,7 @@ def status(
     """Show the champion and challenger versions with their lineage (window, git commit, DVC data
     hash, MLflow run, Prefect flow run), the source and backends in use (passwords shown as ***),
     and the latest decisions."""
-    from modelcycle.lifecycle import journal
+    from modelcycle.lifecycle import journal, lock
     from modelcycle.registry.base import CHALLENGER, CHAMPION
     from modelcycle.registry.mlflow import for_workspace
 
@@ -50,7 +50,10 @@ def status(
         console.print("[hint]no champion yet: run `modelcycle run --window YYYY-MM` once, or "
                       "`modelcycle promote --version N`[/hint]")
     _backends(ws)
-    if journal.Journal.path_of(ws).exists():
+    busy = lock.holder(ws.root)
+    if busy is not None:
+        console.print(f"[escalate]busy:[/escalate] {busy.describe()}", soft_wrap=True)
+    elif journal.Journal.path_of(ws).exists():
         console.print("[escalate]a cycle stopped midway; the next run repairs it, or run "
                       "`modelcycle doctor` now[/escalate]")
     log = ws.path(ws.config.notify.file) if ws.config.notify.file else None
