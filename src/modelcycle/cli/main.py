@@ -130,13 +130,20 @@ _OS_HINTS = {
 }
 
 
+_OS_WORDS = {"no space left": errno.ENOSPC, "quota": errno.EDQUOT, "permission denied": errno.EACCES,
+             "read-only file system": errno.EROFS}
+
+
 def _os_error(exc: OSError) -> None:
     """A file the command could not read or write: name it, say why and what to do."""
-    where = exc.filename or "a file"
     why = exc.strerror or str(exc)
-    err_console.print(f"[error]error:[/error] cannot use {escape(str(where))}: {escape(why)}",
-                      highlight=False, soft_wrap=True)
-    hint = _OS_HINTS.get(exc.errno or 0, "check the path and its permissions, then run again")
+    if exc.filename:
+        said = f"cannot use {exc.filename}: {why}"
+    else:
+        said = f"a file or connection failed: {why}"
+    err_console.print(f"[error]error:[/error] {escape(said)}", highlight=False, soft_wrap=True)
+    code = exc.errno or next((n for w, n in _OS_WORDS.items() if w in str(exc).lower()), 0)
+    hint = _OS_HINTS.get(code, "check the path and its permissions, then run again")
     err_console.print(f"[hint]{hint}; a cycle that stopped on this was rolled back[/hint]",
                       highlight=False, soft_wrap=True)
     sys.exit(74)
@@ -164,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         signum = interrupts.signal_of(exc)
         if signum is not None:
             _interrupted(signum)
-        if isinstance(exc, OSError) and (exc.filename or exc.errno in _OS_HINTS):
+        if isinstance(exc, OSError):
             if State.verbose:
                 err_console.print_exception(show_locals=False)
             _os_error(exc)
