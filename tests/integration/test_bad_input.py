@@ -3,6 +3,7 @@ no promotion, nothing already versioned lost."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -172,3 +173,54 @@ def test_console_script_help_and_error_without_traceback(tmp_path):
     proc = subprocess.run([str(exe), "-w", str(tmp_path), "status"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "modelcycle init" in proc.stderr
+
+
+def git_out(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_duplicated_rows_are_dropped_and_stated_in_the_reasons(with_champion, capsys):
+    _mutate_warehouse(with_champion, "INSERT INTO rides SELECT * FROM rides WHERE pickup_datetime >= '2015-01-20' "
+                      "AND pickup_datetime < '2015-01-22'")
+    code, _, err = cli(capsys, "-w", str(with_champion), "run", "--window", "2015-01")
+    assert code == 0, err
+    metrics = json.loads((with_champion / "reports/metrics.json").read_text())
+    assert metrics["validation"]["dropped"]["duplicate row"] > 100
+    assert any("duplicate row" in r for r in metrics["decision"]["reasons"]), metrics["decision"]["reasons"]
+
+
+def test_a_detached_head_is_refused_with_the_way_back(with_champion, capsys):
+    git_out(with_champion, "checkout", "-q", "--detach")
+    before = head(with_champion)
+    code, _, err = cli(capsys, "-w", str(with_champion), "run", "--window", "2015-01")
+    assert_clean_failure(code, err, "detached", "git switch")
+    assert head(with_champion) == before
+
+
+def test_an_uncommitted_params_edit_is_committed_with_the_cycle_that_used_it(with_champion, capsys):
+    params = with_champion / "params.yaml"
+    params.write_text(params.read_text().replace("holdout_fraction: 0.3", "holdout_fraction: 0.25"))
+    code, _, err = cli(capsys, "-w", str(with_champion), "run", "--window", "2015-01")
+    assert code == 0, err
+    tag = "modelcycle/taxifare/2015-01"
+    assert "holdout_fraction: 0.25" in git_out(with_champion, "show", f"{tag}:params.yaml")
+    assert "uncommitted changes to params.yaml" in git_out(with_champion, "log", "-1", "--format=%B", tag)
+    assert git_out(with_champion, "status", "--porcelain", "--untracked-files=no") == ""
+
+
+def test_a_literal_password_in_the_config_is_never_committed(with_champion, capsys):
+    edit(with_champion, "backends:", "backends:\n  prefect_api_url: null\n  mlflow_registry_uri: "
+         "postgresql+psycopg://me:hunter2@127.0.0.1:1/mlflow")
+    before = head(with_champion)
+    code, out, err = cli(capsys, "-w", str(with_champion), "run", "--window", "2015-01")
+    assert_clean_failure(code, err, "backends.mlflow_registry_uri", "${")
+    assert "hunter2" not in out + err
+    assert head(with_champion) == before
+
+
+def test_lost_dvc_cache_and_remote_are_seen_by_doctor(with_champion, capsys):
+    shutil.rmtree(with_champion / ".dvc" / "cache")
+    shutil.rmtree(with_champion / ".modelcycle" / "dvc-remote")
+    code, out, err = cli(capsys, "-w", str(with_champion), "doctor")
+    assert code == 1, out + err
+    assert "neither the DVC cache nor the remote" in out, out
