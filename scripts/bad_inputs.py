@@ -121,11 +121,16 @@ def git(ws: Path, *args: str, check: bool = True) -> str:
 
 
 def first_error_line(res: Res) -> str:
+    """The first line starting with "error:" (or the first line of a usage error's box, or the
+    first non-empty line) of stderr, else of stdout."""
     for stream, label in ((res.err, ""), (res.out, "(stdout) ")):
         lines = [ln.strip() for ln in stream.splitlines() if ln.strip()]
         for ln in lines:
-            if ln.lower().startswith(("error:", "unexpected error:")):
+            if ln.lower().startswith(("error:", "unexpected error:", "interrupted", "terminated")):
                 return label + ln
+        for i, ln in enumerate(lines[:-1]):
+            if ln.startswith("╭─ Error"):
+                return label + lines[i + 1].strip("│ ")
         if lines:
             return label + lines[0]
     return ""
@@ -1027,8 +1032,14 @@ def run_case(case: Case, root: Path, bases: dict[str, Path], keep: bool) -> dict
         finally:
             if case.teardown:
                 case.teardown(ctx)
-        row.update(command=" ".join(res.argv).replace(str(root), "$ROOT"), exit=res.code,
-                   message=first_error_line(res), stderr=res.err[-4000:], stdout=res.out[-2000:])
+        short = {str(ctx.ws): "$WS", str(cdir): "$CASE", str(root): "$ROOT"}
+
+        def shorten(text: str) -> str:
+            for long, name in short.items():
+                text = text.replace(long, name)
+            return text
+        row.update(command=shorten(" ".join(res.argv)), exit=res.code, message=shorten(first_error_line(res)),
+                   stderr=shorten(res.err[-4000:]), stdout=shorten(res.out[-2000:]))
     except SetupError as exc:
         text = str(exc)
         row["verdict"] = "skipped" if text.startswith("skipped") else "SETUP FAILED"
@@ -1051,8 +1062,8 @@ def clip(text: str, width: int) -> str:
 
 
 def print_row(row: dict) -> None:
-    print(f"{clip(row['case'], 30):<30} {clip(row['input'], 52):<52} {str(row['exit']):>5}  "
-          f"{clip(row['message'], 80):<80} {row['verdict']}", flush=True)
+    print(f"{clip(row['case'], 30):<30} {clip(row['input'], 50):<50} {str(row['exit']):>5}  "
+          f"{clip(row['message'], 110):<110} {row['verdict']}", flush=True)
     if row["verdict"] not in ("clear", "accepted"):
         for note in row["notes"]:
             print(f"{'':<30} ! {clip(note, 200)}", flush=True)
@@ -1083,14 +1094,14 @@ def main() -> None:
     if any(c.base == "own" for c in cases):
         bases["own"] = build_own(root)
     print(f"base workspaces ready in {time.monotonic() - started:.0f} s\n", flush=True)
-    print(f"{'case':<30} {'input':<52} {'exit':>5}  {'message (first line of stderr)':<80} verdict")
-    print("-" * 180, flush=True)
+    print(f"{'case':<30} {'input':<50} {'exit':>5}  {'message (first line of stderr)':<110} verdict")
+    print("-" * 210, flush=True)
     rows = []
     for case in cases:
         row = run_case(case, root, bases, args.keep)
         rows.append(row)
         print_row(row)
-    print("-" * 180)
+    print("-" * 210)
     counts = Counter(r["verdict"] for r in rows)
     print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) + f"   ({len(rows)} cases, "
           f"{time.monotonic() - started:.0f} s)")

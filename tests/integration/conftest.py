@@ -52,3 +52,13 @@ def taxi_ws(taxi_template: Path, tmp_path: Path) -> Path:
 @pytest.fixture
 def demo_size_ws(demo_size_template: Path, tmp_path: Path) -> Path:
     return _copy(demo_size_template, tmp_path / "ws")
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow database, migrated once; tests copy it (migrations take seconds)."""
+    from modelcycle.registry.mlflow import MlflowRegistry
+
+    folder = tmp_path_factory.mktemp("mlflow-template")
+    MlflowRegistry(f"sqlite:///{folder / 'mlflow.db'}")
+    return folder / "mlflow.db"

@@ -61,13 +61,6 @@ def regressor(frame: pd.DataFrame) -> ModelPipeline:
     return train(frame, "price", "regression", "lightgbm:LGBMRegressor")
 
 
-@pytest.fixture(scope="module")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("template")
-    MlflowRegistry(f"sqlite:///{folder / 'mlflow.db'}")  # runs the migrations once
-    return folder / "mlflow.db"
-
-
 @pytest.fixture
 def registry(tmp_path: Path, template_db: Path) -> MlflowRegistry:
     shutil.copy(template_db, tmp_path / "mlflow.db")

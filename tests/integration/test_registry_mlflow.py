@@ -98,13 +98,6 @@ def pipeline(feature_dir: Path, raw: pd.DataFrame) -> ModelPipeline:
                          features=f"{FEATURE_MODULE}:trip_features")
 
 
-@pytest.fixture(scope="module")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("template")
-    MlflowRegistry(f"sqlite:///{folder / 'mlflow.db'}")  # runs the migrations once
-    return folder / "mlflow.db"
-
-
 @pytest.fixture
 def store(tmp_path: Path, template_db: Path) -> tuple[str, str]:
     shutil.copy(template_db, tmp_path / "mlflow.db")

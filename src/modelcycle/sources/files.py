@@ -74,12 +74,10 @@ class FileSource:
                               "fix data.timestamp in modelcycle.yaml", column=self.timestamp, rule="required")
         missing = [c for c in (self.columns or {}) if c not in cols]
         if missing:
-            raise SchemaError(
-                f"column '{missing[0]}' is missing from {self.describe()}"
-                + (f" (and {', '.join(missing[1:])})" if len(missing) > 1 else "")
-                + f"; they have: {', '.join(cols)}",
-                "rename the column in the files, or fix data.columns in modelcycle.yaml",
-                column=missing[0], rule="required")
+            from modelcycle.steps.validate import missing_columns
+
+            raise missing_columns(missing, list(cols), source=f"from {self.describe()}", gives="they have",
+                                  hint="rename the column in the files, or fix data.columns in modelcycle.yaml")
 
     def fetch(self, start: datetime, end: datetime) -> pd.DataFrame:
         import duckdb

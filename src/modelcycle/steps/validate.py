@@ -195,17 +195,25 @@ def _wrong_column(frame: pd.DataFrame, name: str, kind: str, parsed: _Parsed, wh
         column=name, rule=f"type {kind}")
 
 
+def missing_columns(missing: list[str], have: list[Any], where: str = "", *, source: str = "",
+                    gives: str = "the source gives",
+                    hint: str = "rename the column in the source (or its query), or fix data.columns in "
+                                "modelcycle.yaml") -> SchemaError:
+    """The error for declared columns a frame (``where``: "(window 2015-03)") or a source
+    (``source``: "from CSV files ...") lacks: the first one named, the rest listed, and up to
+    twelve of the columns there are."""
+    at = f" {where}" if where else ""
+    shown = ", ".join(map(str, have[:12])) + (" ..." if len(have) > 12 else "")
+    return SchemaError(
+        f"column '{missing[0]}'{at} is missing{' ' + source if source else ''}"
+        + (f" (and {', '.join(missing[1:])})" if len(missing) > 1 else "")
+        + f"; {gives}: {shown}", hint, column=missing[0], rule="required")
+
+
 def _require(frame: pd.DataFrame, columns: Mapping[str, str], where: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        at = f" {where}" if where else ""
-        have = ", ".join(map(str, frame.columns[:12])) + (" ..." if len(frame.columns) > 12 else "")
-        raise SchemaError(
-            f"column '{missing[0]}'{at} is missing"
-            + (f" (and {', '.join(missing[1:])})" if len(missing) > 1 else "")
-            + f"; the source gives: {have}",
-            "rename the column in the source (or its query), or fix data.columns in modelcycle.yaml",
-            column=missing[0], rule="required")
+        raise missing_columns(missing, list(frame.columns), where)
 
 
 def check_schema(frame: pd.DataFrame, columns: Mapping[str, str], *, where: str = "") -> pd.DataFrame:
