@@ -120,13 +120,34 @@ def git(ws: Path, *args: str, check: bool = True) -> str:
     return subprocess.run(["git", *args], cwd=ws, capture_output=True, text=True, check=check).stdout.strip()
 
 
-def first_error_line(res: Res) -> str:
+_HEADS = ("error:", "unexpected error:", "interrupted", "terminated", "usage:")
+
+
+def message_of(res: Res, where: str = "stderr") -> str:
+    """The message the words must be in: stderr from its first error line on (progress lines
+    before it do not count), or, with ``where="all"``, stdout and stderr (doctor reports on stdout)."""
+    if where == "all":
+        return res.text
+    lines = res.err.splitlines()
+    for i, ln in enumerate(lines):
+        if ln.strip().lower().startswith(_HEADS):
+            return "\n".join(lines[i:])
+    return res.err
+
+
+def first_error_line(res: Res, headline: str | None = None) -> str:
     """The first line starting with "error:" (or the first line of a usage error's box, or the
-    first non-empty line) of stderr, else of stdout."""
+    first non-empty line) of stderr, else of stdout; with ``headline``, the first line of either
+    matching that regular expression."""
+    if headline:
+        for stream, label in ((res.err, ""), (res.out, "(stdout) ")):
+            for ln in stream.splitlines():
+                if re.search(headline, ln):
+                    return label + ln.strip()
     for stream, label in ((res.err, ""), (res.out, "(stdout) ")):
         lines = [ln.strip() for ln in stream.splitlines() if ln.strip()]
         for ln in lines:
-            if ln.lower().startswith(("error:", "unexpected error:", "interrupted", "terminated")):
+            if ln.lower().startswith(_HEADS[:4]):
                 return label + ln
         for i, ln in enumerate(lines[:-1]):
             if ln.startswith("╭─ Error"):
@@ -228,6 +249,7 @@ class Case:
     teardown: Callable[[Ctx], None] | None = None
     cwd: str = "dir"  # dir | ws
     message_in: str = "stderr"  # stderr | all: where the words must appear (doctor reports on stdout)
+    headline: str | None = None  # a regular expression picking the line shown in the table
     needs_root: bool = False
     expects: str = ""  # the expectation in words (for the table)
 
@@ -324,16 +346,22 @@ def mount(ctx: Ctx, target: Path, options: str, *, fill_from: list[Path] = (), r
     """Mount a tmpfs over ``target`` (as root), optionally copy files into it and make it read-only."""
     if os.geteuid() != 0:
         raise SetupError("skipped (needs root)")
+    stash = ctx.dir / f"stash-{target.name}"  # the tmpfs hides what the folder held: copy it first
+    stash.mkdir()
+    for src in fill_from:
+        if src.is_dir():
+            shutil.copytree(src, stash / src.name, symlinks=True)
+        else:
+            shutil.copy2(src, stash / src.name)
     proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise SetupError(f"skipped (needs root; mount failed: {proc.stderr.strip()[:120]})")
     ctx.state.setdefault("mounts", []).append(target)
-    for src in fill_from:
-        dst = target / src.name
+    for src in stash.iterdir():
         if src.is_dir():
-            shutil.copytree(src, dst, symlinks=True)
+            shutil.copytree(src, target / src.name, symlinks=True)
         else:
-            shutil.copy2(src, dst)
+            shutil.copy2(src, target / src.name)
     if readonly_after:
         proc = subprocess.run(["mount", "-o", "remount,ro", str(target)], capture_output=True, text=True)
         if proc.returncode != 0:
@@ -467,15 +495,21 @@ def check_lock(ctx: Ctx, res: Res) -> list[str]:
 
 
 def run_sigint(ctx: Ctx, case: Case) -> Res:
-    """SIGINT to the run's process group a few seconds in, as Ctrl-C in a terminal."""
+    """SIGINT to the run's process group, as Ctrl-C in a terminal, while the challenger trains:
+    1.5 s after the cycle wrote its journal (it does so before it touches anything)."""
     args = case_args(case, ctx)
     started = time.monotonic()
     proc = start(args, ctx.dir)
-    delay = float(ctx.state.get("sigint_after", 8.0))
+    journal = ctx.ws / ".modelcycle" / "journal.json"
+    deadline = time.monotonic() + 180
+    while not journal.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ctx.state["journal_seen_after"] = round(time.monotonic() - started, 1) if journal.exists() else None
     try:
-        proc.wait(timeout=delay)
+        proc.wait(timeout=1.5)
         ctx.state["ended_before_signal"] = True
     except subprocess.TimeoutExpired:
+        ctx.state["signal_at"] = round(time.monotonic() - started, 1)
         os.killpg(proc.pid, signal.SIGINT)
     res = finish(proc, args, started)
     time.sleep(1.0)
@@ -486,6 +520,8 @@ def check_sigint(ctx: Ctx, res: Res) -> list[str]:
     problems = []
     if ctx.state.get("ended_before_signal"):
         problems.append("the run ended before the signal was sent")
+    if ctx.state.get("journal_seen_after") is None:
+        problems.append("the cycle never wrote its journal: the signal came before the cycle began")
     said = [ln for ln in res.err.splitlines() if ln.lower().startswith(("interrupted", "terminated"))]
     if len(said) != 1:
         problems.append(f"expected one line saying what was rolled back, found {len(said)}")
@@ -910,7 +946,7 @@ CASES: list[Case] = [
          expects="error naming sold_at, or exit 0 with the rows counted/warned"),
     # -- registry, versioning, workspace ----------------------------------------------------------
     Case("reg-corrupt-champion", "registry", "every *.pkl under .modelcycle/mlartifacts truncated to 0 bytes",
-         RUN, "error", ("champion",), setup=_truncate_pkls),
+         RUN, "error", (("champion", "version 1", "v1 "), "pipeline.pkl"), setup=_truncate_pkls),
     Case("reg-champion-deleted", "registry", "model version 1 (the champion) deleted in the registry",
          RUN, "ok", setup=_delete_champion_version, ok_check=_escalated,
          expects="exit 0 and escalate (no promotion without a comparison)"),
@@ -921,7 +957,7 @@ CASES: list[Case] = [
          expects="exit 0; the cycle's commit holds the edit and says so"),
     Case("dvc-storage-deleted", "versioning", "rm -rf .dvc/cache .modelcycle/dvc-remote, then doctor",
          ["-w", "{ws}", "doctor"], "error", (("cache", "remote"),), exits=(1,), setup=_rm_dvc_storage,
-         message_in="all"),
+         message_in="all", headline=r"\bproblem\b"),
     Case("ws-copied-original-deleted", "workspace", "cp -a the workspace, delete the original, predict + run in the copy",
          [], "ok", runner=run_copied, ok_check=check_copied, expects="exit 0 for both"),
     Case("promote-no-such-version", "registry", "promote --version 99",
@@ -951,7 +987,7 @@ CASES: list[Case] = [
          RUN, "error", ("reports",), setup=_reports_readonly, teardown=unmount_all, needs_root=True),
     Case("disk-full", "workspace", "models/ is a 600 kB tmpfs (the challenger does not fit: ENOSPC)",
          RUN, "error", (("space", "ENOSPC"), "models"), setup=_models_full, teardown=unmount_all, needs_root=True),
-    Case("sigint-mid-run", "workspace", "SIGINT to the run's process group 8 s in",
+    Case("sigint-mid-run", "workspace", "SIGINT to the run's process group while the challenger trains",
          RUN, "error", (("rolled back", "nothing was changed"),), exits=(130,), runner=run_sigint,
          check=check_sigint, expects="exit 130, one line saying what was rolled back"),
 ]
@@ -981,7 +1017,7 @@ def judge(case: Case, ctx: Ctx, res: Res, before: dict, after: dict) -> tuple[st
             notes.append(f"no answer within {TIMEOUT:.0f} s")
         elif case.exits and res.code not in case.exits:
             notes.append(f"exit {res.code}, expected {'/'.join(map(str, case.exits))}")
-        message = res.err if case.message_in == "stderr" else res.text
+        message = message_of(res, case.message_in)
         missing = [w if isinstance(w, str) else " or ".join(w) for w in case.words if not present(w, message)]
         if missing:
             notes.append(f"the message does not name: {', '.join(repr(m) for m in missing)}")
@@ -1038,7 +1074,7 @@ def run_case(case: Case, root: Path, bases: dict[str, Path], keep: bool) -> dict
             for long, name in short.items():
                 text = text.replace(long, name)
             return text
-        row.update(command=shorten(" ".join(res.argv)), exit=res.code, message=shorten(first_error_line(res)),
+        row.update(command=shorten(" ".join(res.argv)), exit=res.code, message=shorten(first_error_line(res, case.headline)),
                    stderr=shorten(res.err[-4000:]), stdout=shorten(res.out[-2000:]))
     except SetupError as exc:
         text = str(exc)

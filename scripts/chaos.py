@@ -176,7 +176,8 @@ def leftovers(ws: Path) -> list[str]:
     for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
         try:
             cmd = " ".join(proc.info["cmdline"] or [])
-            if str(ws) in cmd or (proc.info["cwd"] or "").startswith(str(ws)):
+            home = proc.environ().get("PREFECT_HOME", "") if "uvicorn" in cmd else ""
+            if str(ws) in cmd or (proc.info["cwd"] or "").startswith(str(ws)) or home.startswith(str(ws)):
                 found.append(f"{proc.info['pid']}: {cmd[:120]}")
         except psutil.Error:
             continue
