@@ -181,3 +181,18 @@ def test_a_copied_workspace_is_its_own_and_survives_the_original(with_champion: 
     assert all(src.startswith(own) for src in sources), sources
     code, out = cli(copy, "doctor")
     assert code == 0, out
+
+
+def test_runs_a_killed_process_left_open_are_closed_by_the_next_run(with_champion: Path) -> None:
+    """Killed after its journal ended (the cycle committed and was announced), the process still
+    leaves its Prefect flow run RUNNING: the next run closes it by the process tag it carries."""
+    ws = with_champion
+    code, out = cli(ws, "run", "--window", "2015-01", trace="cycle:notified:KILL")
+    assert code == -signal.SIGKILL, out
+    assert ("2015-01", "RUNNING") in flow_runs(ws)
+    assert not (ws / ".modelcycle/journal.json").exists()
+    code, out = cli(ws, "run", "--window", "2015-02")
+    assert code == 0, out
+    assert ("2015-01", "CRASHED") in flow_runs(ws)
+    assert not [r for r in flow_runs(ws) if r[1] in ("RUNNING", "PENDING")], flow_runs(ws)
+    assert picture(ws)["running"] == 0

@@ -365,6 +365,7 @@ def crash_orphan_flow_runs() -> int:
             FlowRunFilterStateType,
         )
         from prefect.client.schemas.objects import StateType
+        from prefect.client.schemas.sorting import FlowRunSort
     except ImportError:  # pragma: no cover
         return 0
     dead: list[str] = []
@@ -373,7 +374,8 @@ def crash_orphan_flow_runs() -> int:
             runs = client.read_flow_runs(
                 flow_filter=FlowFilter(name=FlowFilterName(any_=list(FLOW_NAMES))),
                 flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
-                    any_=[StateType.RUNNING, StateType.PENDING, StateType.CANCELLING]))), limit=200)
+                    any_=[StateType.RUNNING, StateType.PENDING, StateType.CANCELLING]))),
+                sort=FlowRunSort.ID_DESC, limit=200)  # the server refuses a filter without a sort
             for run in runs:
                 tags = [t for t in run.tags if t.startswith(FLOW_PROCESS_TAG + ":")]
                 if tags and process_gone(tags[0][len(FLOW_PROCESS_TAG) + 1:]):
