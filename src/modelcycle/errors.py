@@ -84,3 +84,28 @@ class VersioningError(ModelcycleError):
 
 class NotifyError(ModelcycleError):
     exit_code = 8
+
+
+DISK_ERRNOS = (28, 122, 13, 1, 30)  # ENOSPC, EDQUOT, EACCES, EPERM, EROFS
+
+
+def disk_cause(exc: BaseException | None) -> OSError | None:
+    """The file-system error (disk full, read-only, no permission) behind a library's own error,
+    if there is one, with the file's name when it can be found: adapters raise it as it is, so
+    the user reads "no space left on device" and the path rather than the library's rewording."""
+    import re
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError):
+            if exc.errno in DISK_ERRNOS:
+                return exc
+            found = re.search(r"\[Errno (\d+)\] ([^'\"\]]+)", str(exc))
+            if found and int(found[1]) in DISK_ERRNOS:
+                where = None
+                if exc.args and isinstance(exc.args[0], list) and exc.args[0] and len(exc.args[0][0]) == 3:
+                    where = exc.args[0][0][1]  # shutil.Error: [(src, dst, why), ...]
+                return OSError(int(found[1]), found[2].strip(), where or exc.filename)
+        exc = exc.__cause__ or exc.__context__
+    return None

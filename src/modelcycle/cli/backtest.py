@@ -27,10 +27,12 @@ def backtest(
     and writes a timeline picture: champion and challenger per month, the threshold, the noise
     floor when the data is simulated, decisions marked."""
     from modelcycle.config import month_range
+    from modelcycle.lifecycle import services
 
     ws = common.workspace()
     windows = month_range(first, last)
     with common.locked(ws, no_wait=no_wait):
+        services.refuse_literal_secrets(ws)
         common.prepare_prefect(ws)
         from modelcycle.lifecycle import flows
 

@@ -20,6 +20,12 @@ def promote(
     escalation. The previous holder stays registered; promote it back the same way."""
     from modelcycle.lifecycle import actions, services
 
+    if not version.strip().isdigit():
+        from modelcycle.errors import ConfigError
+
+        raise ConfigError(f"--version {version!r} is not a version number",
+                          "give the number of a registered version, e.g. --version 7 (`modelcycle status` "
+                          "shows the champion's and the challenger's)")
     ws = common.workspace()
     with common.locked(ws, no_wait=no_wait):
         done = actions.promote(services.build(ws, echo=lambda _e: None), version, alias=alias, reason=reason,

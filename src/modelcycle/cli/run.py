@@ -22,6 +22,7 @@ def run(
     model (DVC + git), register the challenger in MLflow and move the aliases, all in one
     transaction that rolls back on any failure. Then notify."""
     from modelcycle.config import Window
+    from modelcycle.lifecycle import services
 
     ws = common.workspace()
     if window is not None:
@@ -33,6 +34,7 @@ def run(
                 raise ConfigError("no --window given and no cycle has run yet",
                                   "name the month to evaluate, e.g. `modelcycle run --window 2015-01`")
             window = Window.parse(ws.params.window).next().label
+        services.refuse_literal_secrets(ws)
         common.prepare_prefect(ws)
         from modelcycle.cli.render import results_table
         from modelcycle.lifecycle import flows

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from modelcycle.config.secrets import redact
 from modelcycle.config.models import Params, ProjectConfig
 from modelcycle.config.secrets import resolve_references, tighten
 from modelcycle.errors import ConfigError, WorkspaceError
@@ -79,6 +80,11 @@ def validation_error(path: Path, exc: ValidationError, model: type[BaseModel]) -
             lines.append(f"  {key}: required but missing")
         else:
             msg = err.get("msg", "invalid").removeprefix("Value error, ")
+            given = err.get("input")
+            if isinstance(given, (str, int, float, bool)) and not err.get("type", "").startswith("value_error"):
+                shown = redact(repr(given))
+                shown = shown if len(shown) <= 60 else shown[:57] + "..."
+                msg += f" (it is {shown})"
             lines.append(f"  {key}: {msg}")
     return ConfigError(f"{path} has {len(lines)} problem(s):\n" + "\n".join(lines),
                        "fix the key(s) named above; `modelcycle config` describes every key")

@@ -43,6 +43,13 @@ def examine(svc: Services, *, registry_check: Callable[[], None] | None = None,
 
     if moved:
         add(Finding("workspace", True, f"moved or copied: its MLflow store now points at its own artifacts ({moved})"))
+
+    def committable() -> Finding | None:
+        from modelcycle.lifecycle.services import refuse_literal_secrets
+
+        refuse_literal_secrets(svc.ws)
+        return None
+    add(_check("config", committable))
     registry_ok = True
     if registry_check is not None:
         def reach_registry() -> Finding:

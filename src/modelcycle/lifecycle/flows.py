@@ -40,10 +40,10 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 from prefect.transactions import Transaction, transaction
 
 from modelcycle import tracepoints
-from modelcycle.config import CONFIG_FILE, Window, literal_secrets, literal_secrets_error, month_range
+from modelcycle.config import Window, month_range
 from modelcycle.errors import ModelcycleError, WorkspaceError
 from modelcycle.gate import Decision, Outcome, Policy, decide
-from modelcycle.lifecycle import effects, interrupts, lock, stages
+from modelcycle.lifecycle import effects, interrupts, lock, services, stages
 from modelcycle.lifecycle.effects import CHAMPION_TAG, CYCLE_TAG, PROCESS_TAG
 from modelcycle.lifecycle.journal import Journal
 from modelcycle.lifecycle.services import Services, open_services
@@ -136,7 +136,11 @@ def prepare_task(svc: Services, clean: pd.DataFrame, window: Window) -> Any:
 
 def _score_champion(svc: Services, version: ModelVersion, holdout: pd.DataFrame) -> ChampionEval:
     started = time.perf_counter()
-    model = svc.registry.load_model(version.source)
+    try:
+        model = svc.registry.load_model(version.source)
+    except ModelcycleError as exc:
+        raise type(exc)(f"the champion, {svc.name} v{version.version}, cannot be loaded: {exc.message}",
+                        exc.hint) from exc
     loaded = time.perf_counter() - started
     return ChampionEval(version, stages.evaluate(svc.ws, model, holdout), loaded)
 
@@ -182,7 +186,7 @@ def _undo_hook(name: str) -> Any:
     keeps); the hook reopens the workspace's services and journal."""
 
     def hook(txn: Transaction) -> None:
-        svc = open_services(txn.get("workspace"))
+        svc = open_services(txn.get("workspace"), committable=False)
         journal = Journal.open(svc.ws)
         if journal is not None:
             effects.undo(svc, journal, name)
@@ -418,9 +422,7 @@ def run_cycle(svc: Services, window: Window) -> CycleResult:
     result.repaired = effects.recover(svc)
     if result.repaired:
         log.warning("repaired before the cycle: %s", result.repaired)
-    secrets = literal_secrets(svc.ws.root / CONFIG_FILE)
-    if secrets:  # the cycle commits modelcycle.yaml: never with a password in it
-        raise literal_secrets_error(svc.ws.root / CONFIG_FILE, secrets)
+    services.refuse_literal_secrets(svc.ws)  # again: the file may have changed since it was opened
     state0: VersionState = svc.versioning.state()
     _check_branch(svc, state0)
     champion_now = reg.get_alias(name, CHAMPION)

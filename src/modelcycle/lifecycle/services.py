@@ -68,8 +68,22 @@ _echo: Callable[[dict[str, Any]], None] | None = None
 _progress: Callable[[str, str], None] | None = None
 
 
-def open_services(root: str | Path) -> Services:
+def refuse_literal_secrets(ws: Workspace) -> None:
+    """A cycle commits modelcycle.yaml: refuse, before anything connects, one that holds a
+    password in a URL (it belongs in ``.env`` as a ``${VAR}``)."""
+    from modelcycle.config import CONFIG_FILE, literal_secrets, literal_secrets_error
+
+    found = literal_secrets(ws.root / CONFIG_FILE)
+    if found:
+        raise literal_secrets_error(ws.root / CONFIG_FILE, found)
+
+
+def open_services(root: str | Path, *, committable: bool = True) -> Services:
+    """The services a cycle uses; with ``committable``, the workspace's config must be fit to
+    commit (a rollback does not ask)."""
     ws = Workspace.load(Path(root))
+    if committable:
+        refuse_literal_secrets(ws)
     svc = _factory(ws) if _factory is not None else build(ws, echo=_echo)
     if svc.progress is None:
         svc.progress = _progress

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from modelcycle.config import PARAMS_FILE, Window, Workspace
-from modelcycle.errors import ConfigError, EmptyWindowError
+from modelcycle.errors import ConfigError, EmptyWindowError, disk_cause
 from modelcycle.sources import Source
 from modelcycle.steps import evaluate as ev
 from modelcycle.steps import split as sp
@@ -85,10 +85,18 @@ def background_writes() -> Iterator[_BackgroundWrites]:
 def _write_parquet(ws: Workspace, frame: pd.DataFrame, rel: str) -> None:
     path = ws.path(rel)
     path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write() -> None:
+        try:
+            frame.to_parquet(path, index=False)
+        except OSError as exc:  # Arrow's errors name no file: say which one
+            disk = disk_cause(exc) or exc
+            raise OSError(disk.errno, disk.strerror or str(exc), str(path)) from exc
+
     if _writes is not None:
-        _writes.submit(lambda: frame.to_parquet(path, index=False))
+        _writes.submit(write)
     else:
-        frame.to_parquet(path, index=False)
+        write()
 
 
 def _read_parquet(ws: Workspace, rel: str, stage: str) -> pd.DataFrame:

@@ -25,6 +25,7 @@ import shutil
 import socket
 import subprocess
 import textwrap
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -450,7 +451,36 @@ def read_sample(kind: str, url: str, table: str | None, root: Path, timestamp: s
         sample = SourceSample({str(name): _map_type(kind_name) for name, kind_name, *_ in described}, frame)
     if sample.columns.get(timestamp) == "str":
         sample.columns[timestamp] = "datetime"  # CSV timestamps with a zone suffix arrive as text
+    _check_timestamps(sample, timestamp, url)
     return sample
+
+
+def _check_timestamps(sample: SourceSample, timestamp: str, url: str) -> None:
+    """Refuse a timestamp column none of whose sampled values is a time: every window would be
+    empty, every cycle would fail."""
+    from modelcycle.errors import SchemaError
+
+    frame = sample.rows
+    if frame is None or timestamp not in frame.columns:
+        return
+    values = frame[timestamp].dropna()
+    if values.empty or pd.api.types.is_datetime64_any_dtype(values):
+        return
+    text = values.astype(str).str.strip()
+    text = text[text != ""]
+    if text.empty:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+    if parsed.notna().any():
+        return
+    shown = ", ".join(repr(v) for v in text.unique()[:3])
+    raise SchemaError(
+        f"the timestamp column '{timestamp}' of {redact(url)} holds no date or time in its first "
+        f"{len(frame)} rows (values such as {shown})",
+        "give the column that places a row in time as --timestamp, with values such as "
+        "2024-03-01 or 2024-03-01 08:30:00", column=timestamp, rule="type datetime")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ import pandas as pd
 
 from modelcycle import dbcache, tracepoints
 from modelcycle.config import redact
-from modelcycle.errors import DataError, ModelcycleError, ModelError, RegistryError
+from modelcycle.errors import DataError, ModelcycleError, ModelError, RegistryError, disk_cause
 from modelcycle.registry.base import ModelVersion, RunRecord, no_alias_error
 from modelcycle.registry.base import alias_name as _alias
 from modelcycle.registry.base import flatten_params as _flatten
@@ -236,6 +236,9 @@ def _translate(what: str, hint: str | None = None) -> Iterator[None]:
     except ModelcycleError:
         raise
     except Exception as exc:
+        disk = disk_cause(exc)
+        if disk is not None:  # a full or read-only disk: said as such, with the file, by the CLI
+            raise disk from exc
         raise RegistryError(f"{what}: {_exc_text(exc)}", hint or _default_hint(exc)) from exc
 
 

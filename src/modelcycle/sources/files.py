@@ -19,6 +19,10 @@ import pandas as pd
 
 from modelcycle.errors import SchemaError, SourceError
 from modelcycle.sources.sql import DuckDBFailure, run_duckdb
+from modelcycle.steps.validate import UNPLACED
+
+
+_UNPLACED = "__modelcycle_unplaced"
 
 
 def _ident(name: str) -> str:
@@ -66,8 +70,37 @@ class FileSource:
             fail=self._fail(f"are these {self.format.upper()} files? set source.format if the suffix misleads"))
         return [str(c) for c in described["column_name"]]
 
+    def _check_each(self, files: list[str]) -> None:
+        """DuckDB sniffs each CSV file's dialect on its own: a file with one malformed line may
+        come out as a single column named after its whole header, and its rows then belong to no
+        window. Read such a file again with the other files' delimiter, so DuckDB names the line."""
+        import duckdb
+
+        for file in files:
+            cols = self._file_columns([file])
+            if len(cols) != 1 or not any(d in cols[0] for d in ",;\t|"):
+                continue
+            delim = max(",;\t|", key=cols[0].count)
+            one = "'" + file.replace("'", "''") + "'"
+            names = ", ".join("'" + n.strip().strip('"').replace("'", "''") + "': 'VARCHAR'"
+                              for n in cols[0].split(delim))
+            run_duckdb(
+                duckdb.connect,
+                f"SELECT count(*) FROM read_csv({one}, auto_detect=false, header=true, delim='{delim}', "
+                f"quote='\"', columns={{{names}}})",
+                fail=lambda f, file=file: SourceError(
+                    f"{file} cannot be read as a table: {f.text}",
+                    "fix or remove that line (a field holding the delimiter needs quotes)"))
+            raise SourceError(f"{file} cannot be read as a table: its lines do not split into the columns "
+                              f"of its header {cols[0][:80]!r}",
+                              "check the file's delimiter and quoting (every line needs as many fields as "
+                              "the header)")
+
     def check(self) -> None:
-        cols = self._file_columns(self.files())
+        files = self.files()
+        if self.format == "csv":
+            self._check_each(files)
+        cols = self._file_columns(files)
         if self.timestamp not in cols:
             raise SchemaError(f"the timestamp column '{self.timestamp}' is not in {self.describe()} "
                               f"(they have: {', '.join(cols)})",
@@ -88,8 +121,12 @@ class FileSource:
         key = f"TRY_CAST(TRY_CAST({ts} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP)"
         text = self.format != "parquet"
         columns = f"* REPLACE ({key} AS {ts})" if text else "*"
-        sql = (f"SELECT {columns} FROM {self._reader(self.files(), text=text)} "
-               f"WHERE {key} >= $start AND {key} < $end ORDER BY {key}")
+        # rows whose timestamp is text that is no time belong to no window: they come back too,
+        # flagged, to be counted (and then set aside) rather than lost without a word
+        unplaced = f"({key} IS NULL AND NULLIF(TRIM(CAST({ts} AS VARCHAR)), '') IS NOT NULL)"
+        sql = (f"SELECT {columns}, CASE WHEN {unplaced} THEN CAST({ts} AS VARCHAR) END AS {_UNPLACED} "
+               f"FROM {self._reader(self.files(), text=text)} "
+               f"WHERE ({key} >= $start AND {key} < $end) OR {unplaced} ORDER BY {key}")
 
         def fail(f: DuckDBFailure) -> SourceError:
             hint = ("fix or remove that line (a field holding the delimiter needs quotes)" if f.line is not None
@@ -97,5 +134,11 @@ class FileSource:
                          "timestamp column?")
             return SourceError(f"reading {self.describe()} failed: {f.text}", hint)
 
-        return run_duckdb(duckdb.connect, sql, {"start": start, "end": end}, setup=["SET TimeZone='UTC'"],
-                          fail=fail)
+        frame = run_duckdb(duckdb.connect, sql, {"start": start, "end": end}, setup=["SET TimeZone='UTC'"],
+                           fail=fail)
+        bad = frame[_UNPLACED].notna()
+        if bad.any():
+            shown = [str(v) for v in frame.loc[bad, _UNPLACED].unique()[:3]]
+            frame = frame[~bad].reset_index(drop=True)
+            frame.attrs[UNPLACED] = {self.timestamp: (int(bad.sum()), shown)}
+        return frame.drop(columns=[_UNPLACED])

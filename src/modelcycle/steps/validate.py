@@ -36,6 +36,9 @@ _EXAMPLES = 3
 
 #: The label of the rule that drops exact copies of an earlier row (every declared column equal).
 DUPLICATE_ROW = "duplicate row"
+#: ``frame.attrs`` key a source sets for rows it read but could not place in time:
+#: ``{timestamp column: (rows, [a few of their values])}``; validation counts them as dropped.
+UNPLACED = "modelcycle_unplaced"
 
 #: Text that means "no value" (pandas.read_csv's default missing markers), compared stripped.
 _MISSING_TEXT = frozenset({
@@ -353,8 +356,14 @@ def validate(frame: pd.DataFrame, data: DataConfig, *, window_start: datetime | 
     for name, kind in data.columns.items():  # ints whose bad cells were set aside are whole again
         if kind == "int" and clean[name].dtype == "float64" and not clean[name].isna().any():
             clean[name] = clean[name].astype("int64")
+    # rows the source read but could place in no window (their timestamp is not one): counted
+    unplaced = dict(frame.attrs.get(UNPLACED) or {})
+    for name, (rows, shown) in unplaced.items():
+        label = type_label(name, "datetime")
+        dropped[label] = dropped.get(label, 0) + int(rows)
+        examples.setdefault(label, list(shown))
     report = ValidationReport(
-        rows_in=len(typed), rows_out=len(clean),
+        rows_in=len(typed) + sum(int(rows) for rows, _ in unplaced.values()), rows_out=len(clean),
         window_rows_in=int(in_window.sum()), window_rows_out=int((in_window & keep).sum()),
         dropped=dropped, examples=examples)
     if report.window_rows_in and not report.window_rows_out:

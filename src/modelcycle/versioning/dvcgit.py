@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelcycle import tracepoints
-from modelcycle.errors import VersioningError
+from modelcycle.errors import VersioningError, disk_cause
 from modelcycle.versioning.base import PROJECT_FILE, Snapshot, VersionState, pick_stages
 
 if TYPE_CHECKING:
@@ -265,6 +265,9 @@ class DvcGitVersioning:
         except VersioningError:
             raise
         except Exception as exc:  # noqa: BLE001 - every DVC/scmrepo/OS error is translated here
+            disk = disk_cause(exc)
+            if disk is not None:  # a full or read-only disk: said as such, with the file, by the CLI
+                raise disk from exc
             raise _translate(exc, what, self.root) from exc
 
     def _stages(self, repo: Repo) -> list[Any]:
