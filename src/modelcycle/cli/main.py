@@ -153,12 +153,12 @@ def main(argv: list[str] | None = None) -> None:
     from modelcycle.errors import ModelcycleError
     from modelcycle.lifecycle import interrupts
 
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-    _register()
-    interrupts.install()
+    interrupts.install()  # first: a signal from here on stops the command cleanly
     try:
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+        os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+        _register()
         app(args=argv, standalone_mode=True)
     except ModelcycleError as exc:
         if State.verbose:
