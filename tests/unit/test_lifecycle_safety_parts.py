@@ -87,9 +87,8 @@ def test_a_signal_inside_a_deferred_block_arrives_when_it_ends() -> None:
 
 
 def test_sigterm_becomes_interrupted_with_its_exit_code(monkeypatch) -> None:
-    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    previous = interrupts.install()
     try:
-        interrupts.install()
         with pytest.raises(interrupts.Interrupted) as err:
             with interrupts.deferred():
                 os.kill(os.getpid(), signal.SIGTERM)
@@ -97,8 +96,8 @@ def test_sigterm_becomes_interrupted_with_its_exit_code(monkeypatch) -> None:
         assert interrupts.signal_of(err.value) == signal.SIGTERM
         assert interrupts.EXIT_CODES[signal.SIGTERM] == 143
     finally:
-        signal.signal(signal.SIGTERM, previous[0])
-        signal.signal(signal.SIGINT, previous[1])
+        interrupts.restore(previous)
+    assert signal.getsignal(signal.SIGTERM) is previous[signal.SIGTERM]
 
 
 def test_deferred_outside_the_main_thread_runs_the_block_as_it_is() -> None:

@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     from modelcycle.errors import ModelcycleError
     from modelcycle.lifecycle import interrupts
 
-    interrupts.install()  # first: a signal from here on stops the command cleanly
+    handlers = interrupts.install()  # first: a signal from here on stops the command cleanly
     try:
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -185,6 +185,8 @@ def main(argv: list[str] | None = None) -> None:
                               highlight=False, soft_wrap=True)
             err_console.print("[hint]run again with --verbose for the traceback, and please report it[/hint]")
         sys.exit(70)
+    finally:
+        interrupts.restore(handlers)  # main() may be called again in one process (tests)
 
 
 if __name__ == "__main__":

@@ -42,11 +42,18 @@ def _on_signal(signum: int, _frame: Any) -> None:
     raise Interrupted(signum)
 
 
-def install() -> None:
-    """Make SIGINT and SIGTERM raise :class:`Interrupted` in the main thread (the CLI)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, _on_signal)
-        signal.signal(signal.SIGTERM, _on_signal)
+def install() -> dict[int, Any]:
+    """Make SIGINT and SIGTERM raise :class:`Interrupted` in the main thread (the CLI); returns
+    the handlers before, for :func:`restore`."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
+def restore(previous: dict[int, Any]) -> None:
+    """Put back the handlers :func:`install` replaced."""
+    for s, handler in previous.items():
+        signal.signal(s, handler)
 
 
 def signal_of(exc: BaseException) -> int | None:
