@@ -538,13 +538,22 @@ def run_copied(ctx: Ctx, case: Case) -> Res:
     subprocess.run(["cp", "-a", str(ctx.ws), str(moved)], check=True)
     shutil.rmtree(ctx.ws)
     ctx.state["moved"] = moved
-    predict_args = ["-w", str(moved), "predict", str(ctx.root / "rides.csv")]
-    p = mc(predict_args, ctx.dir)
-    ctx.state["predict"] = p
-    r = mc(["-w", str(moved), "run", "--window", "2015-01"], ctx.dir)
-    code = p.code if p.code != 0 else r.code
-    return Res(code, f"$ predict\n{p.out}\n$ run\n{r.out}", f"$ predict\n{p.err}\n$ run\n{r.err}",
-               ["modelcycle predict ... && modelcycle run --window 2015-01 (in the copy)"], p.seconds + r.seconds)
+    return in_turn(ctx, [("predict", ["-w", str(moved), "predict", str(ctx.root / "rides.csv")]),
+                         ("run", ["-w", str(moved), "run", "--window", "2015-01"])],
+                   "modelcycle predict ... && modelcycle run --window 2015-01 (in the copy)")
+
+
+def in_turn(ctx: Ctx, steps: list[tuple[str, list[str]]], said: str) -> Res:
+    """Run commands one after the other (each kept in ``ctx.state`` under its key); the result's
+    exit code is the first that is not 0, its output all of theirs."""
+    done = []
+    for key, args in steps:
+        ctx.state[key] = mc(args, ctx.dir)
+        shown = args[2:] if args[:1] == ["-w"] else args
+        done.append((" ".join(a if "/" not in a else Path(a).name for a in shown), ctx.state[key]))
+    code = next((r.code for _, r in done if r.code != 0), 0)
+    return Res(code, "\n".join(f"$ {k}\n{r.out}" for k, r in done), "\n".join(f"$ {k}\n{r.err}" for k, r in done),
+               [said], sum(r.seconds for _, r in done))
 
 
 def check_copied(ctx: Ctx, res: Res) -> list[str]:
@@ -571,14 +580,9 @@ def check_copied(ctx: Ctx, res: Res) -> list[str]:
 
 def run_two_windows(ctx: Ctx, case: Case) -> Res:
     """The bad cell lies in 2024-06: a window without it must be fine, then 2024-06 drops its row."""
-    a = mc(["-w", str(ctx.ws), "run", "--window", "2024-03"], ctx.dir)
-    ctx.state["a"] = a
-    b = mc(["-w", str(ctx.ws), "run", "--window", "2024-06"], ctx.dir)
-    ctx.state["b"] = b
-    code = a.code if a.code != 0 else b.code
-    return Res(code, f"$ run --window 2024-03\n{a.out}\n$ run --window 2024-06\n{b.out}",
-               f"$ run --window 2024-03\n{a.err}\n$ run --window 2024-06\n{b.err}",
-               ["modelcycle run --window 2024-03 && modelcycle run --window 2024-06"], a.seconds + b.seconds)
+    return in_turn(ctx, [("a", ["-w", str(ctx.ws), "run", "--window", "2024-03"]),
+                         ("b", ["-w", str(ctx.ws), "run", "--window", "2024-06"])],
+                   "modelcycle run --window 2024-03 && modelcycle run --window 2024-06")
 
 
 def check_two_windows(ctx: Ctx, res: Res) -> list[str]:
