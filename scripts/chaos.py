@@ -260,8 +260,9 @@ def trial(template: Path, root: Path, n: int, sig: str, point: str | None, rng: 
                 os.kill(proc.pid, signum)
             out, _ = proc.communicate(timeout=600)
     code = proc.returncode
-    time.sleep(1.0)  # the Prefect server child ends when its parent does
-    left = leftovers(ws)
+    deadline = time.monotonic() + 15  # the Prefect server ends when its parent does, shutting down cleanly
+    while (left := leftovers(ws)) and time.monotonic() < deadline:
+        time.sleep(0.5)
     repair = "doctor" if n % 2 == 0 else "next run"
     found: list[str] = []
     if left:

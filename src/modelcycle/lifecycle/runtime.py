@@ -36,6 +36,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from modelcycle import dbcache
 
@@ -114,14 +115,21 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Linux: the server ends if modelcycle is killed (it would otherwise outlive it)."""
-    try:
-        import ctypes
+def _die_with_parent(parent: int) -> Any:
+    """Linux: the server ends (SIGTERM, so it still writes what it holds) if modelcycle is killed;
+    it would otherwise outlive it. A parent that died before the child could ask is seen too."""
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+    def arrange() -> None:  # pragma: no cover - runs in the child, between fork and exec
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except Exception:
+            return
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return arrange
 
 
 class LocalServer:
@@ -160,7 +168,7 @@ class LocalServer:
             # its own session: a Ctrl-C in the terminal reaches modelcycle, which stops its
             # cycle cleanly (it needs the server for that), not the server
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+            preexec_fn=_die_with_parent(os.getpid()) if sys.platform.startswith("linux") else None)
         log_file.close()
         atexit.register(self.stop)
 
