@@ -589,7 +589,9 @@ def test_deep_copy_and_pickle(registry: MlflowRegistry) -> None:
     import pickle
 
     run_id = registry.start_run(experiment="taxifare", run_name="r")
-    assert copy.deepcopy({"registry": registry})["registry"] is registry  # e.g. kept in a Prefect transaction
+    same_store = copy.deepcopy({"registry": registry})["registry"]  # a handle: the copy opens the same store
+    assert same_store.tracking_uri == registry.tracking_uri
+    assert same_store.get_run(run_id).run_id == run_id
     clone = pickle.loads(pickle.dumps(registry))  # e.g. sent to a worker process
     assert clone.tracking_uri == registry.tracking_uri and clone is not registry
     clone.log_metrics(run_id, {"mae": 1.5})

@@ -67,11 +67,7 @@ class MemoryRegistry:
         self.model_tag_values: dict[str, dict[str, str]] = {}
         self._lock = threading.RLock()
 
-    # The fake stands for an external store: a deep copy (Prefect copies values it keeps in a
-    # transaction) is the same store, like the real registry; a pickle carries the data.
-    def __deepcopy__(self, memo: dict[int, Any]) -> MemoryRegistry:
-        return self
-
+    # A pickle (to another process) carries the data.
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         with self._lock:
             return _restore, ({k: v for k, v in self.__dict__.items() if k != "_lock"},)

@@ -689,12 +689,8 @@ class MlflowRegistry:
     def __repr__(self) -> str:
         return f"MlflowRegistry({redact_uri(self.tracking_uri)!r})"
 
-    # A registry is a handle on an external store: a deep copy (Prefect copies values it keeps
-    # in a transaction) is the same handle, and a pickle (to a worker process) re-opens the
+    # A registry is a handle on an external store: a pickle (to a worker process) re-opens the
     # store there from the URIs.
-    def __deepcopy__(self, memo: dict[int, Any]) -> MlflowRegistry:
-        return self
-
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return _reopen, (self.tracking_uri, self.registry_uri, self.artifact_location, self.system_metrics_interval)
 
