@@ -82,7 +82,8 @@ def figure(results: list[Any], *, name: str, metric: str, threshold: float,
             if w in events:
                 ax.axvline(x, color="#bbbbbb", lw=0.8, zorder=0)
                 ax.annotate(events[w], (x, 1.0), xycoords=("data", "axes fraction"), rotation=90,
-                            va="top", ha="right", fontsize=7, color="#555555", zorder=5,
+                            va="top", ha="right", fontsize=7, color="#555555",
+                            zorder=1.5,  # under the lines and markers: a label never hides a score
                             bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85})
     ax.set_xlim(-0.6, len(windows) - 0.4)
     ax.set_xticks(xs, windows, rotation=0 if len(windows) <= 12 else 45)
