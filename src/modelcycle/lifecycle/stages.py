@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,8 +37,9 @@ METRICS = "reports/metrics.json"
 STAGES = ["fetch", "validate", "prepare", "train", "evaluate"]
 
 
-class _BackgroundWrites:
-    """Writes stage outputs on a spare core while the cycle goes on (training uses one core)."""
+class BackgroundWrites:
+    """Writes stage outputs on a spare core while the cycle goes on (training uses one core).
+    ``close()`` (also on an error) makes sure every write is on disk."""
 
     def __init__(self) -> None:
         from concurrent.futures import ThreadPoolExecutor
@@ -64,25 +64,15 @@ class _BackgroundWrites:
         finally:
             self._pool.shutdown(wait=True)
 
+    def __enter__(self) -> BackgroundWrites:
+        return self
 
-_writes: _BackgroundWrites | None = None
-
-
-@contextmanager
-def background_writes() -> Iterator[_BackgroundWrites]:
-    """Within the block, parquet outputs are written in the background; ``wait()`` (and leaving
-    the block, also on an error) makes sure they are all on disk."""
-    global _writes
-    writer = _BackgroundWrites()
-    previous, _writes = _writes, writer
-    try:
-        yield writer
-    finally:
-        _writes = previous
-        writer.close()
+    def __exit__(self, *_exc: Any) -> None:
+        self.close()
 
 
-def _write_parquet(ws: Workspace, frame: pd.DataFrame, rel: str) -> None:
+def _write_parquet(ws: Workspace, frame: pd.DataFrame, rel: str, writes: BackgroundWrites | None = None) -> None:
+    """Write ``frame`` to ``rel``: in the background when ``writes`` is given, else now."""
     path = ws.path(rel)
     path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -93,8 +83,8 @@ def _write_parquet(ws: Workspace, frame: pd.DataFrame, rel: str) -> None:
             disk = disk_cause(exc) or exc
             raise OSError(disk.errno, disk.strerror or str(exc), str(path)) from exc
 
-    if _writes is not None:
-        _writes.submit(write)
+    if writes is not None:
+        writes.submit(write)
     else:
         write()
 
@@ -193,7 +183,7 @@ def fetch_range(ws: Workspace, window: Window) -> tuple[Any, Any]:
 
 
 def fetch(ws: Workspace, source: Source, window: Window,
-          rows: Callable[[], pd.DataFrame] | None = None) -> pd.DataFrame:
+          rows: Callable[[], pd.DataFrame] | None = None, writes: BackgroundWrites | None = None) -> pd.DataFrame:
     """History + window rows from the source -> data/raw.parquet. ``rows`` returns the result of
     a query already started (see :func:`fetch_range`)."""
     raw = rows() if rows is not None else source.fetch(*fetch_range(ws, window))
@@ -207,27 +197,28 @@ def fetch(ws: Workspace, source: Source, window: Window,
             f"{source.describe()} has no rows for window {window} "
             f"({window.start:%Y-%m-%d} to {window.end:%Y-%m-%d}, end excluded)",
             "pick a window the source covers; `modelcycle status` shows the last window run")
-    _write_parquet(ws, raw, RAW)
+    _write_parquet(ws, raw, RAW, writes)
     return raw
 
 
-def validate(ws: Workspace, raw: pd.DataFrame, window: Window) -> tuple[pd.DataFrame, va.ValidationReport]:
+def validate(ws: Workspace, raw: pd.DataFrame, window: Window,
+             writes: BackgroundWrites | None = None) -> tuple[pd.DataFrame, va.ValidationReport]:
     """Schema check and value rules -> data/clean.parquet + reports/validation.json."""
     clean, report = va.validate(raw, ws.config.data, window_start=window.start,
                                 where=f"(window {window})")
-    _write_parquet(ws, clean, CLEAN)
+    _write_parquet(ws, clean, CLEAN, writes)
     write_json(ws, VALIDATION, report.to_dict())
     return clean, report
 
 
-def prepare(ws: Workspace, clean: pd.DataFrame, window: Window) -> sp.Split:
+def prepare(ws: Workspace, clean: pd.DataFrame, window: Window, writes: BackgroundWrites | None = None) -> sp.Split:
     """Chronological split -> data/train.parquet + data/holdout.parquet."""
     split = sp.chronological(clean, timestamp=ws.config.data.timestamp, window_start=window.start,
                              window_end=window.end,
                              holdout_fraction=ws.params.split.holdout_fraction,
                              window_label=window.label)
-    _write_parquet(ws, split.train, TRAIN)
-    _write_parquet(ws, split.holdout, HOLDOUT)
+    _write_parquet(ws, split.train, TRAIN, writes)
+    _write_parquet(ws, split.holdout, HOLDOUT, writes)
     return split
 
 
