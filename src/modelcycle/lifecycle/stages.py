@@ -131,19 +131,16 @@ def params_window(ws: Workspace) -> Window:
 
 def workspace_code(ws: Workspace) -> list[Path]:
     """The user's own modules a model needs: the feature builder's module when it lives in the
-    workspace (``features:build`` for a ``features.py`` beside modelcycle.yaml). The workspace
-    is put on ``sys.path`` so it imports, and the module ships inside the logged model."""
-    import sys
+    workspace (``features:build`` for a ``features.py`` beside modelcycle.yaml). It is imported
+    from there (the workspace does not go on ``sys.path``) and ships inside the logged model."""
+    from modelcycle.steps.imports import load_from
 
     builder = ws.config.features.builder
     if not builder:
         return []
     module = builder.partition(":")[0] if ":" in builder else builder.rpartition(".")[0]
-    top = module.split(".")[0]
-    found = [p for p in (ws.root / f"{top}.py", ws.root / top) if p.exists()]
-    if found and str(ws.root) not in sys.path:
-        sys.path.insert(0, str(ws.root))
-    return found[:1]
+    found = load_from(ws.root, module.split(".")[0])
+    return [found] if found is not None else []
 
 
 def warm_up(ws: Workspace) -> None:

@@ -39,10 +39,6 @@ from modelcycle.versioning.base import PROJECT_FILE, Snapshot, VersionState, pic
 if TYPE_CHECKING:
     from dvc.repo import Repo
 
-# DVC only phones home from its CLI entry point, but a user's later `dvc` commands in the
-# workspace read this too (init_workspace_repo also writes core.analytics=false).
-os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "dvc.lock"
