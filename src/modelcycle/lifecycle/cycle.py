@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -153,8 +154,9 @@ def _flow_run_id() -> str | None:
         from prefect.context import get_run_context
 
         ctx = get_run_context()
-        return str(ctx.flow_run.id) if getattr(ctx, "flow_run", None) else None
-    except Exception:
+        flow_run = getattr(ctx, "flow_run", None)
+        return str(flow_run.id) if flow_run is not None else None
+    except Exception:  # noqa: BLE001 - outside a flow run there is no id
         return None
 
 
@@ -392,7 +394,7 @@ def record(cycle: Cycle, got: Gathered, cmp: Compared, acted: acting.Acted) -> N
     for hook in svc.hooks.after_act:
         try:
             hook(svc, result)
-        except Exception as exc:  # the cycle committed: a hook never undoes it
+        except Exception as exc:  # noqa: BLE001 - the cycle committed: a hook never undoes it
             log.warning("an after-act hook failed for %s: %s", cycle.label, exc)
 
 
@@ -413,7 +415,7 @@ def _await(cycle: Cycle) -> None:
 
         err_console.print("[error]stopped without rolling back[/error]: the next run or "
                           "`modelcycle doctor` repairs the workspace")
-        os._exit(interrupts.EXIT_CODES.get(signum, 130))
+        os._exit(interrupts.EXIT_CODES.get(signal.Signals(signum), 130))
 
     with interrupts.deferred(second):
         for f in (f for f in cycle.futures if f is not None):
@@ -471,7 +473,7 @@ def announce(svc: Services, result: CycleResult) -> list[str]:
              "challenger_score": result.challenger_score, "git_commit": result.git_commit}
     try:
         return tasks.notify_task(svc, event)
-    except Exception as exc:  # a notification never undoes a decision
+    except Exception as exc:  # noqa: BLE001 - a notification never undoes a decision
         log.warning("notification failed: %s", exc)
         return [str(exc)]
 

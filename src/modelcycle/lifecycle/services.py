@@ -77,7 +77,7 @@ class Options:
     hooks: Hooks = Hooks()
 
 
-_options: ContextVar[Options] = ContextVar("modelcycle_services", default=Options())
+_options: ContextVar[Options] = ContextVar("modelcycle_services", default=Options())  # noqa: B039 - frozen
 
 
 @contextmanager

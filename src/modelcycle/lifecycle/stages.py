@@ -8,7 +8,9 @@ functions and passes the frames along in memory as well.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from modelcycle.config import PARAMS_FILE, Window, Workspace
 from modelcycle.errors import ConfigError, EmptyWindowError, disk_cause
@@ -104,22 +107,25 @@ def write_json(ws: Workspace, rel: str, payload: dict[str, Any]) -> None:
 
 
 def set_window(ws: Workspace, window: Window) -> Workspace:
-    """Record the cycle's window in params.yaml (keeping the user's comments and order)."""
-    from ruamel.yaml import YAML
-
+    """Record the cycle's window in params.yaml, editing only its top-level ``window:`` line (the
+    user's comments, order and formatting stay as they are); the line is added if missing."""
     path = ws.path(PARAMS_FILE)
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    data = yaml.load(path.read_text(encoding="utf-8")) if path.exists() else None
-    if data is None:
-        from ruamel.yaml.comments import CommentedMap
-
-        data = CommentedMap()
-    if data.get("window") != window.label:
-        data["window"] = window.label
-        with path.open("w", encoding="utf-8") as fh:
-            yaml.dump(data, fh)
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if ws.params.window != window.label or _WINDOW_LINE.search(text) is None:
+        path.write_text(with_window(text, window.label), encoding="utf-8")
     return ws.reload_params()
+
+
+_WINDOW_LINE = re.compile(r"^window:[^\n#]*?(?P<comment>[ \t]+#[^\n]*)?$", re.MULTILINE)
+
+
+def with_window(text: str, label: str) -> str:
+    """``text`` (a params.yaml) with its top-level ``window:`` set to ``label``, quoted when YAML
+    would read it as something other than a string (a date, a number)."""
+    value = yaml.safe_dump(label, default_flow_style=True).splitlines()[0]
+    if _WINDOW_LINE.search(text):
+        return _WINDOW_LINE.sub(lambda m: f"window: {value}{m.group('comment') or ''}", text, count=1)
+    return text + ("" if not text or text.endswith("\n") else "\n") + f"window: {value}\n"
 
 
 def params_window(ws: Workspace) -> Window:
@@ -152,10 +158,8 @@ def warm_up(ws: Workspace) -> None:
     workspace_code(ws)
     for path, what in ((ws.config.model.estimator, "estimator"), (ws.config.features.builder, "feature builder")):
         if path:
-            try:
+            with contextlib.suppress(ConfigError):  # the cycle reports it where it happens
                 resolve(path, what=what)
-            except ConfigError:
-                pass  # the cycle reports it where it happens
     import mlflow.pyfunc  # noqa: F401
 
 

@@ -18,6 +18,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 from prefect.transactions import Transaction
 
+from modelcycle.config import Window
 from modelcycle.errors import ModelcycleError
 from modelcycle.gate import Decision, Policy, decide
 from modelcycle.lifecycle import effects, stages
@@ -26,7 +27,9 @@ from modelcycle.lifecycle.journal import Journal
 from modelcycle.lifecycle.services import Services, open_services
 from modelcycle.registry.base import CHALLENGER, CHAMPION, ModelVersion
 from modelcycle.steps.evaluate import Scores
+from modelcycle.steps.split import Split
 from modelcycle.steps.train import Trained
+from modelcycle.steps.validate import ValidationReport
 from modelcycle.versioning.base import Snapshot
 
 TASK: dict[str, Any] = {"cache_policy": NONE, "persist_result": False}
@@ -57,19 +60,20 @@ def score_champion(svc: Services, version: ModelVersion, holdout: pd.DataFrame) 
 
 
 @task(name="fetch", **TASK)
-def fetch_task(svc: Services, window: Any, rows: Callable[[], pd.DataFrame] | None,
+def fetch_task(svc: Services, window: Window, rows: Callable[[], pd.DataFrame] | None,
                writes: stages.BackgroundWrites | None) -> pd.DataFrame:
     return stages.fetch(svc.ws, svc.source, window, rows=rows, writes=writes)
 
 
 @task(name="validate", **TASK)
-def validate_task(svc: Services, raw: pd.DataFrame, window: Any,
-                  writes: stages.BackgroundWrites | None) -> tuple[pd.DataFrame, Any]:
+def validate_task(svc: Services, raw: pd.DataFrame, window: Window,
+                  writes: stages.BackgroundWrites | None) -> tuple[pd.DataFrame, ValidationReport]:
     return stages.validate(svc.ws, raw, window, writes)
 
 
 @task(name="prepare", **TASK)
-def prepare_task(svc: Services, clean: pd.DataFrame, window: Any, writes: stages.BackgroundWrites | None) -> Any:
+def prepare_task(svc: Services, clean: pd.DataFrame, window: Window,
+                 writes: stages.BackgroundWrites | None) -> Split:
     return stages.prepare(svc.ws, clean, window, writes)
 
 
