@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from modelcycle.cli.main import State
 from modelcycle.config import Workspace
 from modelcycle.console import err_console
+from modelcycle.notify import CycleOutcome, Event, EventKind
 
 
 def workspace() -> Workspace:
@@ -62,12 +63,12 @@ def cycle_progress(total: int, title: str) -> Iterator[Progress]:
     def on_progress(window: str, text: str) -> None:
         progress.update(task_id, window=window, description=text)
 
-    def on_event(event: dict[str, Any]) -> None:
+    def on_event(event: Event) -> None:
         from modelcycle.cli.render import decision_line
 
-        if event.get("kind") != "approval":  # a human's answer to an escalation is not a cycle
+        if event.kind != EventKind.APPROVAL:  # a human's answer to an escalation is not a cycle
             progress.advance(task_id)
-        if event.get("outcome") == "failed" and total == 1:
+        if event.outcome == CycleOutcome.FAILED and total == 1:
             return  # the error itself is printed next, as one paragraph
         progress.console.print(decision_line(event), soft_wrap=True)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelcycle.notify import Event
+
 from rich.table import Table
 from rich.text import Text
 
@@ -32,17 +34,16 @@ def _num(value: float | None, digits: int = 3) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}f}"
 
 
-def decision_line(event: dict[str, Any]) -> Text:
+def decision_line(event: Event) -> Text:
     line = Text()
-    line.append(f"{event.get('window', '?')}  ", style="bold")
-    line.append_text(outcome_text(str(event.get("outcome"))))
-    metric = str(event.get("metric") or "").upper()
-    if event.get("champion_score") is not None or event.get("challenger_score") is not None:
-        line.append(f"  champion {metric} {_num(event.get('champion_score'))}"
-                    f"  challenger {_num(event.get('challenger_score'))}", style="muted")
-    reasons = event.get("reasons") or []
-    if reasons:
-        line.append("\n   " + "\n   ".join(str(r) for r in reasons), style="muted")
+    line.append(f"{event.window}  ", style="bold")
+    line.append_text(outcome_text(str(event.outcome)))
+    metric = (event.metric or "").upper()
+    if event.champion_score is not None or event.challenger_score is not None:
+        line.append(f"  champion {metric} {_num(event.champion_score)}"
+                    f"  challenger {_num(event.challenger_score)}", style="muted")
+    if event.reasons:
+        line.append("\n   " + "\n   ".join(event.reasons), style="muted")
     return line
 
 

@@ -13,6 +13,7 @@ from modelcycle.config import Workspace
 from modelcycle.config.secrets import redact
 from modelcycle.console import console
 from modelcycle.errors import ModelcycleError
+from modelcycle.notify import Event
 
 
 def status(
@@ -65,7 +66,7 @@ def status(
             console.print("\n[bold]recent decisions[/bold]")
             for line in lines:
                 try:
-                    console.print(decision_line(json.loads(line)))
+                    console.print(decision_line(Event.from_dict(json.loads(line))))
                 except ValueError:
                     continue
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from modelcycle.lifecycle.effects import CHAMPION_TAG
 from modelcycle.lifecycle.services import Services
+from modelcycle.notify import CycleOutcome, Event, EventKind
 from modelcycle.registry.base import CHAMPION, canonical_alias
 
 
@@ -28,8 +29,8 @@ def promote(svc: Services, version: str, *, alias: str = "champion", reason: str
         reg.set_model_tags(name, {CHAMPION_TAG: mv.version})
     reg.set_version_tags(name, mv.version, {f"{target}_by": by, f"{target}_reason": reason})
     was = f" (was v{before.version})" if before else ""
-    svc.notifier.send({
-        "kind": "approval", "model": name, "window": mv.tags.get("window", "?"),
-        "outcome": "promote" if target == "champion" else "keep",
-        "reasons": [f"{reason}: v{mv.version} set as {target}{was} by {by}"], "version": mv.version})
+    svc.notifier.send(Event(
+        kind=EventKind.APPROVAL, model=name, window=mv.tags.get("window", "?"),
+        outcome=CycleOutcome.PROMOTE if target == CHAMPION else CycleOutcome.KEEP,
+        reasons=(f"{reason}: v{mv.version} set as {target}{was} by {by}",), version=mv.version))
     return Promotion(name, mv.version, target, before.version if before else None)

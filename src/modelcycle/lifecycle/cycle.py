@@ -35,6 +35,7 @@ from modelcycle.lifecycle.effects import CHAMPION_TAG, CYCLE_TAG, PROCESS_TAG
 from modelcycle.lifecycle.journal import Journal
 from modelcycle.lifecycle.services import Services
 from modelcycle.lifecycle.tasks import ChampionEval
+from modelcycle.notify import CycleOutcome, Event
 from modelcycle.registry.base import CHAMPION, ModelVersion
 from modelcycle.steps.evaluate import Scores
 from modelcycle.steps.train import Trained
@@ -49,7 +50,7 @@ class CycleResult:
     """What one cycle did, for the CLI, the backtest table and the benchmark."""
 
     window: str
-    outcome: str
+    outcome: CycleOutcome
     reasons: list[str]
     metric: str
     champion_version: str | None = None     # the champion the cycle started with
@@ -190,7 +191,7 @@ def begin(svc: Services, window: Window) -> Cycle:
     """Repair what a dead cycle left, check the workspace, capture its state, start the journal.
     Nothing has changed when this returns or raises."""
     timer = Timer()
-    result = CycleResult(window=window.label, outcome="failed", reasons=[], metric=svc.ws.config.metric,
+    result = CycleResult(window=window.label, outcome=CycleOutcome.FAILED, reasons=[], metric=svc.ws.config.metric,
                          flow_run_id=_flow_run_id())
     result.repaired = effects.recover(svc)
     if result.repaired:
@@ -300,11 +301,11 @@ def judge(cycle: Cycle, got: Gathered, cmp: Compared) -> Decision:
     svc = cycle.svc
     decision = tasks.decide_task(cmp.champion.scores if cmp.champion else None, cmp.challenger, policy_of(svc),
                                  data_problem(svc, got.report), cycle.champion_problem)
-    cycle.result.outcome, cycle.result.reasons = decision.outcome.value, list(decision.reasons)
+    cycle.result.outcome, cycle.result.reasons = CycleOutcome(decision.outcome), list(decision.reasons)
     tracepoints.reach("cycle:decided")
     for hook in svc.hooks.after_decide:
         decision = hook(svc, cycle.result, decision)
-        cycle.result.outcome, cycle.result.reasons = decision.outcome.value, list(decision.reasons)
+        cycle.result.outcome, cycle.result.reasons = CycleOutcome(decision.outcome), list(decision.reasons)
     cycle.timer.lap("decide")
     return decision
 
@@ -325,7 +326,7 @@ def act(cycle: Cycle, got: Gathered, cmp: Compared, decision: Decision) -> actin
                                                      got.split.holdout, policy_of(svc), data_problem(svc, got.report))
         if got.report.dropped:  # duplicates and broken cells never reach the holdout: say so
             decision = replace(decision, reasons=[*decision.reasons, f"validation: {got.report.summary()}"])
-        result.outcome, result.reasons = decision.outcome.value, list(decision.reasons)
+        result.outcome, result.reasons = CycleOutcome(decision.outcome), list(decision.reasons)
         result.champion_score = champion.scores.value if champion else result.champion_score
         stages.write_json(svc.ws, stages.METRICS, {
             "window": label, "metric": cmp.challenger.metric, "challenger": cmp.challenger.to_dict(),
@@ -434,8 +435,8 @@ def fail(cycle: Cycle, exc: BaseException) -> None:
         result.error = {2: "interrupted (Ctrl-C)", 15: "terminated (SIGTERM)"}.get(int(signum), f"signal {signum}")
     else:
         result.error = str(exc) if isinstance(exc, ModelcycleError) else f"{type(exc).__name__}: {exc}"
-    decided = f"the decision was to {result.outcome}; " if result.outcome != "failed" else ""
-    result.outcome = "failed"
+    decided = f"the decision was to {result.outcome}; " if result.outcome != CycleOutcome.FAILED else ""
+    result.outcome = CycleOutcome.FAILED
     if signum is not None and any(f is not None and not _finished(f) for f in cycle.futures):
         cycle.say("stopping: waiting for the training to finish before rolling back "
                   "(press Ctrl-C again to quit now and leave the repair to `modelcycle doctor`)")
@@ -466,11 +467,11 @@ def fail(cycle: Cycle, exc: BaseException) -> None:
 
 
 def announce(svc: Services, result: CycleResult) -> list[str]:
-    event = {"model": svc.name, "window": result.window, "outcome": result.outcome,
-             "reasons": result.reasons or ([result.error] if result.error else []),
-             "version": result.challenger_version, "champion": result.serving_version,
-             "metric": result.metric, "champion_score": result.champion_score,
-             "challenger_score": result.challenger_score, "git_commit": result.git_commit}
+    event = Event(model=svc.name, window=result.window, outcome=result.outcome,
+                  reasons=tuple(result.reasons or ([result.error] if result.error else [])),
+                  version=result.challenger_version, champion=result.serving_version,
+                  metric=result.metric, champion_score=result.champion_score,
+                  challenger_score=result.challenger_score, git_commit=result.git_commit)
     try:
         return tasks.notify_task(svc, event)
     except Exception as exc:  # noqa: BLE001 - a notification never undoes a decision

@@ -20,6 +20,7 @@ from modelcycle.config import Window, month_range
 from modelcycle.lifecycle import effects, interrupts, lock
 from modelcycle.lifecycle.cycle import CycleResult, run_cycle
 from modelcycle.lifecycle.services import open_services
+from modelcycle.notify import CycleOutcome
 
 __all__ = ["CycleResult", "backtest", "backtest_flow", "cycle_flow", "run"]
 
@@ -50,7 +51,7 @@ def backtest_flow(workspace: str, first: str, last: str, approve_escalations: bo
                 result: CycleResult = state.result()
                 result.timings["wall"] = time.perf_counter() - started
                 results.append(result)
-                if approve_escalations and result.outcome == "escalate" and result.challenger_version:
+                if approve_escalations and result.outcome == CycleOutcome.ESCALATE and result.challenger_version:
                     from modelcycle.lifecycle import actions
 
                     done = actions.promote(open_services(workspace), result.challenger_version,
@@ -61,7 +62,7 @@ def backtest_flow(workspace: str, first: str, last: str, approve_escalations: bo
                 exc = state.result(raise_on_failure=False)
                 if isinstance(exc, BaseException) and interrupts.is_interrupt(exc):
                     raise exc
-                results.append(CycleResult(window=w.label, outcome="failed", reasons=[str(exc)],
+                results.append(CycleResult(window=w.label, outcome=CycleOutcome.FAILED, reasons=[str(exc)],
                                            metric="", error=str(exc)))
     return results
 

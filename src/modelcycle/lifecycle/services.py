@@ -17,7 +17,7 @@ from typing import Any
 
 from modelcycle.config import Workspace
 from modelcycle.lifecycle.hooks import Hooks
-from modelcycle.notify import Notifier
+from modelcycle.notify import Event, Notifier
 from modelcycle.registry.base import Registry
 from modelcycle.sources import Source, build_source
 from modelcycle.versioning.base import Versioning
@@ -43,15 +43,15 @@ class Services:
             self.progress(window, text)
 
 
-def _echo_default(event: dict[str, Any]) -> None:
+def _echo_default(event: Event) -> None:
     from modelcycle.console import err_console
     from modelcycle.notify import format_message
 
-    style = {"promote": "promote", "keep": "keep", "escalate": "escalate"}.get(str(event.get("outcome")), "")
+    style = {"promote": "promote", "keep": "keep", "escalate": "escalate"}.get(str(event.outcome), "")
     err_console.print(format_message(event), style=style, markup=False)
 
 
-def build(ws: Workspace, *, echo: Callable[[dict[str, Any]], None] | None = None) -> Services:
+def build(ws: Workspace, *, echo: Callable[[Event], None] | None = None) -> Services:
     """Real adapters: the configured source, MLflow, DVC + git, the configured notifications."""
     from modelcycle.registry.mlflow import for_workspace as registry_for
     from modelcycle.versioning.dvcgit import DvcGitVersioning
@@ -72,7 +72,7 @@ class Options:
     """How services are built and shown for the calls made inside :func:`using`."""
 
     factory: Callable[[Workspace], Services] | None = None  # instead of build (tests' fakes)
-    echo: Callable[[dict[str, Any]], None] | None = None     # console notifications
+    echo: Callable[[Event], None] | None = None     # console notifications
     progress: Callable[[str, str], None] | None = None       # progress lines
     hooks: Hooks = Hooks()
 

@@ -25,6 +25,7 @@ from modelcycle.lifecycle import effects, stages
 from modelcycle.lifecycle.effects import CHAMPION_TAG, CYCLE_TAG
 from modelcycle.lifecycle.journal import Journal
 from modelcycle.lifecycle.services import Services, open_services
+from modelcycle.notify import Event
 from modelcycle.registry.base import CHALLENGER, CHAMPION, ModelVersion
 from modelcycle.steps.evaluate import Scores
 from modelcycle.steps.split import Split
@@ -110,7 +111,7 @@ def log_model_task(svc: Services, run_id: str) -> str:
 
 
 @task(name="notify", **TASK)
-def notify_task(svc: Services, event: dict[str, Any]) -> list[str]:
+def notify_task(svc: Services, event: Event) -> list[str]:
     return svc.notifier.send(event)
 
 

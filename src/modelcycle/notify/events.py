@@ -1,0 +1,73 @@
+"""What the lifecycle announces: one :class:`Event` per decision (a cycle's, or a human's
+answer to an escalation), written as one JSON line to the decision log and sent to every
+configured channel."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class CycleOutcome(StrEnum):
+    """How a cycle ended: the gate's three outcomes, or a failure (rolled back)."""
+
+    PROMOTE = "promote"
+    KEEP = "keep"
+    ESCALATE = "escalate"
+    FAILED = "failed"
+
+
+class EventKind(StrEnum):
+    DECISION = "decision"   # a cycle decided (or failed)
+    APPROVAL = "approval"   # a human moved an alias (`modelcycle promote`)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One announcement. ``version`` is the challenger's version (or the version a human
+    promoted), ``champion`` the version serving after the decision."""
+
+    model: str
+    window: str
+    outcome: CycleOutcome
+    reasons: tuple[str, ...] = ()
+    kind: EventKind = EventKind.DECISION
+    version: str | None = None
+    champion: str | None = None
+    metric: str | None = None
+    champion_score: float | None = None
+    challenger_score: float | None = None
+    git_commit: str | None = None
+    time: str = field(default_factory=_now)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form written to the decision log (enums as their values)."""
+        d = asdict(self)
+        d["outcome"], d["kind"], d["reasons"] = str(self.outcome), str(self.kind), list(self.reasons)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Event:
+        """An event read back from the decision log; unknown keys (a newer writer) are ignored,
+        missing ones take their defaults, an unknown outcome or kind is kept as its text."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("model", "?")
+        values.setdefault("window", "?")
+        values["outcome"] = _member(CycleOutcome, values.get("outcome", "?"))
+        values["kind"] = _member(EventKind, values.get("kind", EventKind.DECISION))
+        values["reasons"] = tuple(str(r) for r in values.get("reasons") or ())
+        return cls(**values)
+
+
+def _member(enum: type[StrEnum], value: Any) -> Any:
+    try:
+        return enum(value)
+    except ValueError:
+        return str(value)
