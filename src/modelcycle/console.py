@@ -29,4 +29,4 @@ console = Console(theme=THEME, highlight=False, force_terminal=bool(_force) or N
 err_console = Console(theme=THEME, highlight=False, stderr=True, force_terminal=bool(_force) or None,
                       width=_width(sys.stderr))
 
-OUTCOME_STYLE = {"promote": "promote", "keep": "keep", "escalate": "escalate"}
+OUTCOME_STYLE = {"promote": "promote", "keep": "keep", "escalate": "escalate", "failed": "error"}

@@ -150,7 +150,7 @@ def test_failure_in_the_act_block_rolls_everything_back(taxi_ws: Path, fail_on: 
         svc.registry = FailingRegistry(svc.registry, fail_on)
         return svc
 
-    with services.override(factory), pytest.raises(ModelcycleError, match="simulated failure"):
+    with services.using(factory=factory), pytest.raises(ModelcycleError, match="simulated failure"):
         # 2015-03 is the fare change: the challenger would be promoted, so the alias move happens
         flows.run(taxi_ws, "2015-03")
     after = snapshot(taxi_ws)
@@ -182,7 +182,7 @@ def test_failure_before_the_act_block_restores_workspace_files(taxi_ws: Path):
         svc.registry = Boom()
         return svc
 
-    with services.override(factory), pytest.raises(ModelcycleError, match="saving the challenger"):
+    with services.using(factory=factory), pytest.raises(ModelcycleError, match="saving the challenger"):
         flows.run(taxi_ws, "2015-01")
     assert snapshot(taxi_ws) == before
 

@@ -44,11 +44,10 @@ class Services:
 
 
 def _echo_default(event: Event) -> None:
-    from modelcycle.console import err_console
+    from modelcycle.console import OUTCOME_STYLE, err_console
     from modelcycle.notify import format_message
 
-    style = {"promote": "promote", "keep": "keep", "escalate": "escalate"}.get(str(event.outcome), "")
-    err_console.print(format_message(event), style=style, markup=False)
+    err_console.print(format_message(event), style=OUTCOME_STYLE.get(str(event.outcome), ""), markup=False)
 
 
 def build(ws: Workspace, *, echo: Callable[[Event], None] | None = None) -> Services:
@@ -88,11 +87,6 @@ def using(**changes: Any) -> Iterator[None]:
         yield
     finally:
         _options.reset(token)
-
-
-def override(factory: Callable[[Workspace], Services]) -> Any:
-    """Use ``factory`` instead of :func:`build` within the block (tests: fakes)."""
-    return using(factory=factory)
 
 
 def refuse_literal_secrets(ws: Workspace) -> None:
