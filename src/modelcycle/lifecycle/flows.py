@@ -18,7 +18,8 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 
 from modelcycle.config import Window, month_range
 from modelcycle.lifecycle import effects, interrupts, lock
-from modelcycle.lifecycle.cycle import CycleResult, run_cycle
+from modelcycle.lifecycle.cycle import run_cycle
+from modelcycle.lifecycle.result import CycleResult
 from modelcycle.lifecycle.services import open_services
 from modelcycle.notify import CycleOutcome
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from modelcycle.gate import Decision
-    from modelcycle.lifecycle.cycle import CycleResult
+    from modelcycle.lifecycle.result import CycleResult
     from modelcycle.lifecycle.services import Services
 
 

@@ -69,7 +69,7 @@ def fakes(template: Path, tmp_path: Path) -> Fakes:
     root = tmp_path / "ws"
     shutil.copytree(template, root, symlinks=True)
     fakes = Fakes(root)
-    with services.override(fakes):
+    with services.using(factory=fakes):
         flows.run(root, "2014-12")  # the first champion
         yield fakes
 

@@ -31,14 +31,14 @@ BEFORE_COMMIT = [
 AFTER_COMMIT = ["after:alias:champion", "cycle:committed", "cycle:tracked"]
 
 
-class Injected(RuntimeError):
+class InjectedError(RuntimeError):
     pass
 
 
 def fail_at(point: str):
     def hook(reached: str) -> None:
         if reached == point:
-            raise Injected(f"injected failure at {point}")
+            raise InjectedError(f"injected failure at {point}")
     return tracepoints.injecting(hook)
 
 
@@ -56,7 +56,7 @@ def test_every_point_is_reached_by_a_promoting_cycle(fakes: Fakes) -> None:
 @pytest.mark.parametrize("point", BEFORE_COMMIT)
 def test_a_failure_before_the_commit_point_changes_nothing(fakes: Fakes, point: str) -> None:
     before = fakes.snapshot()
-    with fail_at(point), pytest.raises(Injected):
+    with fail_at(point), pytest.raises(InjectedError):
         flows.run(fakes.root, "2015-03")
     after = fakes.snapshot()
     assert after == before
@@ -68,7 +68,7 @@ def test_a_failure_before_the_commit_point_changes_nothing(fakes: Fakes, point: 
 
 @pytest.mark.parametrize("point", AFTER_COMMIT)
 def test_a_failure_after_the_commit_point_keeps_the_cycle(fakes: Fakes, point: str) -> None:
-    with fail_at(point), pytest.raises(Injected):
+    with fail_at(point), pytest.raises(InjectedError):
         flows.run(fakes.root, "2015-03")
     reg = fakes.registry
     champion = reg.get_alias("taxifare", "champion")
@@ -89,7 +89,7 @@ def test_the_undo_functions_are_the_ones_recovery_uses(fakes: Fakes) -> None:
     from modelcycle.lifecycle import effects
 
     before = fakes.snapshot()
-    with fail_at("did:register"), pytest.raises(Injected):
+    with fail_at("did:register"), pytest.raises(InjectedError):
         flows.run(fakes.root, "2015-03")
     assert fakes.snapshot() == before
     assert set(effects.UNDO) == {"workspace", "commit", "register", "alias:challenger", "alias:champion"}

@@ -9,7 +9,7 @@ import pytest
 from modelcycle.errors import ConfigError
 from modelcycle.gate import Decision, Outcome
 from modelcycle.lifecycle import flows, services
-from modelcycle.lifecycle.cycle import Timer
+from modelcycle.lifecycle.result import Timer
 from modelcycle.lifecycle.hooks import Hooks
 from tests.unit.lifecycle.conftest import Fakes
 
@@ -27,7 +27,7 @@ def test_no_window_and_no_cycle_yet_is_a_clear_error(template, tmp_path) -> None
 
     root = tmp_path / "fresh"
     shutil.copytree(template, root, symlinks=True)
-    with services.override(Fakes(root)), pytest.raises(ConfigError, match="no cycle has run yet"):
+    with services.using(factory=Fakes(root)), pytest.raises(ConfigError, match="no cycle has run yet"):
         flows.run(root)
 
 

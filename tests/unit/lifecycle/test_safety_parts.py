@@ -42,9 +42,8 @@ def test_a_busy_workspace_names_its_holder_and_no_wait_refuses(tmp_path: Path, h
     who = lock.holder(tmp_path)
     assert who is not None and who.pid == holder_process.pid
     assert "modelcycle run --window 2015-02" in who.describe() and f"pid {holder_process.pid}" in who.describe()
-    with pytest.raises(WorkspaceError, match="is busy") as err:
-        with lock.hold(tmp_path, "modelcycle doctor", wait=False):
-            pass
+    with pytest.raises(WorkspaceError, match="is busy") as err, lock.hold(tmp_path, "modelcycle doctor", wait=False):
+        pass
     assert "2015-02" in err.value.message and "--no-wait" in (err.value.hint or "")
 
 
@@ -77,22 +76,20 @@ def test_the_lock_is_reentrant_within_a_process(tmp_path: Path) -> None:
 
 def test_a_signal_inside_a_deferred_block_arrives_when_it_ends() -> None:
     steps = []
-    with pytest.raises(KeyboardInterrupt):
-        with interrupts.deferred() as held:
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)
-            steps.append("finished the side effect")
-            assert held.signals == [signal.SIGINT]
+    with pytest.raises(KeyboardInterrupt), interrupts.deferred() as held:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        steps.append("finished the side effect")
+        assert held.signals == [signal.SIGINT]
     assert steps == ["finished the side effect"]
 
 
 def test_sigterm_becomes_interrupted_with_its_exit_code(monkeypatch) -> None:
     previous = interrupts.install()
     try:
-        with pytest.raises(interrupts.Interrupted) as err:
-            with interrupts.deferred():
-                os.kill(os.getpid(), signal.SIGTERM)
-                time.sleep(0.05)
+        with pytest.raises(interrupts.Interrupted) as err, interrupts.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
         assert interrupts.signal_of(err.value) == signal.SIGTERM
         assert interrupts.EXIT_CODES[signal.SIGTERM] == 143
     finally:
