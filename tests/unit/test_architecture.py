@@ -12,7 +12,7 @@ def test_import_contracts_hold():
     proc = subprocess.run([str(lint), "--config", str(ROOT / "pyproject.toml")], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Contracts: 3 kept, 0 broken" in proc.stdout
+    assert "Contracts: 4 kept, 0 broken" in proc.stdout
 
 
 def test_steps_package_import_is_light():

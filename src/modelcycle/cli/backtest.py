@@ -13,6 +13,7 @@ from modelcycle.console import console
 
 
 def backtest(
+    ctx: typer.Context,
     first: str = typer.Option(..., "--from", help="First month (YYYY-MM)."),
     last: str = typer.Option(..., "--to", help="Last month (YYYY-MM), included."),
     plot: Optional[Path] = typer.Option(
@@ -29,11 +30,11 @@ def backtest(
     from modelcycle.config import month_range
     from modelcycle.lifecycle import services
 
-    ws = common.workspace()
+    ws = common.load_workspace(ctx)
     windows = month_range(first, last)
     with common.locked(ws, no_wait=no_wait):
         services.refuse_literal_secrets(ws)
-        common.prepare_prefect(ws)
+        common.prepare_prefect(ws, verbose=common.options(ctx).verbose)
         from modelcycle.lifecycle import flows
 
         with common.cycle_progress(len(windows), "starting (Prefect's local server takes a few seconds)"):

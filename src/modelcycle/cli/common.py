@@ -1,30 +1,48 @@
-"""Helpers the verbs share: find the workspace, set Prefect up, show progress."""
+"""Helpers the verbs share: the root options, find the workspace, set Prefect up, show progress."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from modelcycle.cli.main import State
 from modelcycle.config import Workspace
 from modelcycle.console import err_console
 from modelcycle.notify import CycleOutcome, Event, EventKind
 
 
-def workspace() -> Workspace:
-    return Workspace.load(State.workspace)
+@dataclass(frozen=True)
+class CliOptions:
+    """The root command's options (``modelcycle -v -w DIR VERB``), kept in Click's context
+    (``ctx.obj``) by the root callback; every verb's context inherits it."""
+
+    verbose: bool = False
+    workspace: Path | None = None
 
 
-def begin_prefect(prefect_home: Path, api_url: str | None) -> Any:
+def options(ctx: typer.Context) -> CliOptions:
+    """The root options a verb runs under (the defaults when the verb was invoked without the root
+    command, as a test may do)."""
+    found = ctx.find_object(CliOptions)
+    return found if found is not None else CliOptions()
+
+
+def load_workspace(ctx: typer.Context) -> Workspace:
+    """The workspace --workspace names, or the nearest one at or above the current folder."""
+    return Workspace.load(options(ctx).workspace)
+
+
+def begin_prefect(prefect_home: Path, api_url: str | None, *, verbose: bool) -> Any:
     """Point Prefect at the workspace's home (or the configured server) before importing it, and
     start the local server; returns what :func:`await_prefect` waits for."""
     from modelcycle.lifecycle import runtime
 
-    runtime.configure(prefect_home=prefect_home, api_url=api_url, verbose=State.verbose)
+    runtime.configure(prefect_home=prefect_home, api_url=api_url, verbose=verbose)
     return runtime.start_local_server()
 
 
@@ -46,8 +64,8 @@ def await_prefect(server: Any, ws: Workspace) -> None:
                                      "(or PREFECT_API_URL) at a running Prefect server") from exc
 
 
-def prepare_prefect(ws: Workspace) -> None:
-    await_prefect(begin_prefect(ws.prefect_home, ws.prefect_api_url), ws)
+def prepare_prefect(ws: Workspace, *, verbose: bool) -> None:
+    await_prefect(begin_prefect(ws.prefect_home, ws.prefect_api_url, verbose=verbose), ws)
 
 
 @contextlib.contextmanager

@@ -11,7 +11,6 @@ from typing import Optional
 import typer
 
 from modelcycle.cli import common
-from modelcycle.cli.main import State
 from modelcycle.console import console, err_console
 from modelcycle.errors import WorkspaceError
 
@@ -25,6 +24,7 @@ def _is_demo(root: Path) -> bool:
 
 
 def demo(
+    ctx: typer.Context,
     directory: Path = typer.Argument(Path("demo"), help="Where to build the demo workspace.", file_okay=False),
     rows_per_month: Optional[int] = typer.Option(None, "--rows-per-month", min=1000,
                                                  help="Rides simulated per month (default: the simulator's)."),
@@ -49,10 +49,10 @@ def demo(
     # Prefect's local server takes a while to start: let it come up while the workspace is built
     prefect_home = root / ".modelcycle" / "prefect"
     prefect_home.mkdir(parents=True)
-    server = common.begin_prefect(prefect_home, os.environ.get("PREFECT_API_URL"))
+    server = common.begin_prefect(prefect_home, os.environ.get("PREFECT_API_URL"),
+                                 verbose=common.options(ctx).verbose)
     ws = wsmod.create_taxifare(root, rows_per_month=rows_per_month, force=True,
                                progress=lambda t: err_console.print(f"[muted]· {t}[/muted]"))
-    State.workspace = root
     common.await_prefect(server, ws)
     from modelcycle.cli.backtest import report
     from modelcycle.lifecycle import flows

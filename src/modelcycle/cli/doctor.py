@@ -9,6 +9,7 @@ from modelcycle.console import console
 
 
 def doctor(
+    ctx: typer.Context,
     no_wait: bool = typer.Option(False, "--no-wait", help=common.NO_WAIT_HELP),
 ) -> None:
     """Repair what a killed or interrupted cycle left half-done (git commit and tag, DVC outputs,
@@ -20,9 +21,10 @@ def doctor(
     from modelcycle.lifecycle import doctor as checks
     from modelcycle.lifecycle import runtime, services
 
-    ws = common.workspace()
+    ws = common.load_workspace(ctx)
     with common.locked(ws, no_wait=no_wait):
-        server = common.begin_prefect(ws.prefect_home, ws.prefect_api_url)
+        server = common.begin_prefect(ws.prefect_home, ws.prefect_api_url,
+                                     verbose=common.options(ctx).verbose)
         svc = services.build(ws, echo=lambda _e: None)
         moved = getattr(svc.registry, "relocated", None)
 

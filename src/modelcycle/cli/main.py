@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-
-from modelcycle import __version__
 from rich.markup import escape
 
+from modelcycle import __version__
+from modelcycle.cli.common import CliOptions
 from modelcycle.console import err_console
 
 app = typer.Typer(
@@ -53,28 +53,40 @@ class _NotPrefect(logging.Filter):
     """Prefect's records (a failed task's traceback among them) go to its API and UI; without
     --verbose the terminal shows modelcycle's one-paragraph errors instead."""
 
+    def __init__(self, verbose: bool) -> None:
+        super().__init__()
+        self.verbose = verbose
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return State.verbose or not record.name.startswith("prefect")
+        return self.verbose or not record.name.startswith("prefect")
 
 
-_HANDLER = _StderrHandler()
-_HANDLER.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-_HANDLER.addFilter(_NotPrefect())
+def _log_to_stderr(verbose: bool) -> None:
+    """Library logs on stderr: warnings and up, everything with --verbose."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(old)  # main() may run more than once in one process (tests)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_NotPrefect(verbose))
+    # a handler-level filter: Prefect's loggers carry their own levels and propagate to the root
+    handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    if not verbose:
+        for noisy in ("alembic", "mlflow", "dvc", "urllib3", "git", "scmrepo", "lightgbm"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
-class State:
-    verbose: bool = False
-    workspace: Optional[Path] = None
-
-
-def _version(value: bool) -> None:
-    if value:
+def _version(ctx: typer.Context, value: bool) -> None:
+    if value and not ctx.resilient_parsing:  # main()'s look at the options (below) prints nothing
         print(f"modelcycle {__version__}")
         raise typer.Exit()
 
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show library logs and full tracebacks."),
     workspace: Optional[Path] = typer.Option(
         None, "--workspace", "-w", help="The workspace folder (default: the nearest folder at or above "
@@ -82,31 +94,38 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
-    State.verbose = verbose
-    State.workspace = workspace
-    # a handler-level filter: Prefect's loggers carry their own levels and propagate to the root
-    _HANDLER.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    root = logging.getLogger()
-    if _HANDLER not in root.handlers:
-        root.addHandler(_HANDLER)
-    root.setLevel(logging.INFO if verbose else logging.WARNING)
-    if not verbose:
-        for noisy in ("alembic", "mlflow", "dvc", "urllib3", "git", "scmrepo", "lightgbm"):
-            logging.getLogger(noisy).setLevel(logging.ERROR)
-
-
-_registered = False
+    # every verb's context inherits this object: common.options(ctx), common.load_workspace(ctx)
+    ctx.obj = CliOptions(verbose=verbose, workspace=workspace)
+    _log_to_stderr(verbose)
 
 
 def _register() -> None:
-    global _registered
-    if _registered:
+    """Add the verbs to the app (once)."""
+    if app.registered_commands:
         return
     from modelcycle.cli import backtest, config, demo, doctor, init, predict, promote, run, status, step
 
     for module in (demo, init, run, backtest, status, predict, promote, step, doctor, config):
         module.register(app)
-    _registered = True
+
+
+def _asked_verbose(argv: list[str] | None) -> bool:
+    """Whether the command line gives the root command --verbose.
+
+    main() needs this to decide between a traceback and one paragraph when a verb fails, but such
+    an error reaches main() only after Click has closed the command's context, and the options in
+    ``ctx.obj`` with it. So main() reads the root options before the app runs, with Click's own
+    parser in resilient mode (no errors, no help, no --version, no verb invoked): ``-vw DIR``,
+    ``-w DIR -v`` and an option after the verb are read exactly as the app reads them. A command
+    line that does not parse is the app's to report; it is not verbose.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        command = typer.main.get_command(app)
+        with command.make_context("modelcycle", args, resilient_parsing=True) as ctx:
+            return bool(ctx.params.get("verbose"))
+    except Exception:  # noqa: BLE001 - the app reports a command line it cannot read
+        return False
 
 
 def _interrupted(signum: int) -> None:
@@ -154,14 +173,16 @@ def main(argv: list[str] | None = None) -> None:
     from modelcycle.lifecycle import interrupts
 
     handlers = interrupts.install()  # first: a signal from here on stops the command cleanly
+    verbose = False
     try:
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         os.environ.setdefault("DVC_NO_ANALYTICS", "1")
         os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
         _register()
+        verbose = _asked_verbose(argv)
         app(args=argv, standalone_mode=True)
     except ModelcycleError as exc:
-        if State.verbose:
+        if verbose:
             err_console.print_exception(show_locals=False)
         err_console.print(f"[error]error:[/error] {escape(exc.message)}", highlight=False, soft_wrap=True)
         if exc.hint:
@@ -172,13 +193,13 @@ def main(argv: list[str] | None = None) -> None:
         if signum is not None:
             _interrupted(signum)
         if isinstance(exc, OSError):
-            if State.verbose:
+            if verbose:
                 err_console.print_exception(show_locals=False)
             _os_error(exc)
         if not isinstance(exc, Exception):
             raise  # SystemExit (typer's normal exit), GeneratorExit
         # a bug in modelcycle or a library: say so plainly
-        if State.verbose:
+        if verbose:
             err_console.print_exception(show_locals=False)
         else:
             err_console.print(f"[error]unexpected error:[/error] {escape(f'{type(exc).__name__}: {exc}')}",

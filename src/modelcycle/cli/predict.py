@@ -36,6 +36,7 @@ def _read(path: str):  # noqa: ANN202
 
 
 def predict(
+    ctx: typer.Context,
     source: str = typer.Argument(..., help="CSV, JSON (records or lines) or Parquet file; - reads JSON from stdin."),
     alias: str = typer.Option("champion", "--alias", help="champion (or Production) / challenger (or Staging)."),
     version: Optional[str] = typer.Option(None, "--version", help="A model version number instead of an alias."),
@@ -52,7 +53,7 @@ def predict(
     from modelcycle.registry.mlflow import for_workspace
     from modelcycle.steps.validate import check_schema
 
-    ws = common.workspace()
+    ws = common.load_workspace(ctx)
     task = ws.config.data.task
     if proba and task != "classification":
         raise ConfigError(f"--proba: class probabilities exist only for classifiers, and this workspace's "

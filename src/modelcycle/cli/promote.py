@@ -11,6 +11,7 @@ from modelcycle.console import console
 
 
 def promote(
+    ctx: typer.Context,
     version: str = typer.Option(..., "--version", help="The model version to serve."),
     alias: str = typer.Option("champion", "--alias", help="champion (or Production) / challenger (or Staging)."),
     reason: str = typer.Option("approved by a human", "--reason", help="Why; kept on the version and in the notification."),
@@ -26,7 +27,7 @@ def promote(
         raise ConfigError(f"--version {version!r} is not a version number",
                           "give the number of a registered version, e.g. --version 7 (`modelcycle status` "
                           "shows the champion's and the challenger's)")
-    ws = common.workspace()
+    ws = common.load_workspace(ctx)
     with common.locked(ws, no_wait=no_wait):
         done = actions.promote(services.build(ws, echo=lambda _e: None), version, alias=alias, reason=reason,
                                by=getpass.getuser())

@@ -11,6 +11,7 @@ from modelcycle.console import console
 
 
 def run(
+    ctx: typer.Context,
     window: Optional[str] = typer.Option(
         None, "--window", help="The window to evaluate: a month (2015-03) or a range "
         "(2015-03-01..2015-03-16, end excluded). Default: the month after the last cycle's."),
@@ -23,14 +24,14 @@ def run(
     from modelcycle.config import Window
     from modelcycle.lifecycle import services
 
-    ws = common.workspace()
+    ws = common.load_workspace(ctx)
     if window is not None:
         Window.parse(window)  # a typo fails before anything starts
     with common.locked(ws, no_wait=no_wait):
         if window is None:  # read under the lock: a cycle that held it may have moved the window
             window = ws.reload_params().next_window().label
         services.refuse_literal_secrets(ws)
-        common.prepare_prefect(ws)
+        common.prepare_prefect(ws, verbose=common.options(ctx).verbose)
         from modelcycle.cli.render import results_table
         from modelcycle.lifecycle import flows
 

@@ -17,6 +17,7 @@ from modelcycle.notify import Event
 
 
 def status(
+    ctx: typer.Context,
     last: int = typer.Option(8, "--last", min=1, help="How many recent decisions to show."),
 ) -> None:
     """Show the champion and challenger versions with their lineage (window, git commit, DVC data
@@ -26,7 +27,7 @@ def status(
     from modelcycle.registry.base import CHALLENGER, CHAMPION
     from modelcycle.registry.mlflow import for_workspace
 
-    ws = common.workspace()
+    ws = common.load_workspace(ctx)
     reg = for_workspace(ws)
     name = ws.config.name
     console.print(f"[bold]{name}[/bold]  workspace [path]{ws.root}[/path]")

@@ -9,6 +9,7 @@ from modelcycle.console import console
 
 
 def step(
+    ctx: typer.Context,
     stage: str = typer.Argument(..., help="fetch, validate, prepare, train or evaluate."),
     no_wait: bool = typer.Option(False, "--no-wait", help=common.NO_WAIT_HELP),
 ) -> None:
@@ -16,7 +17,7 @@ def step(
     params.yaml, inputs from the stage before, outputs where dvc.yaml declares them."""
     from modelcycle.lifecycle import stages
 
-    ws = common.workspace()
+    ws = common.load_workspace(ctx)
     with common.locked(ws, no_wait=no_wait):
         console.print(stages.run_stage(ws, stage))
 
