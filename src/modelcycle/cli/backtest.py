@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -16,7 +16,7 @@ def backtest(
     ctx: typer.Context,
     first: str = typer.Option(..., "--from", help="First month (YYYY-MM)."),
     last: str = typer.Option(..., "--to", help="Last month (YYYY-MM), included."),
-    plot: Optional[Path] = typer.Option(
+    plot: Path | None = typer.Option(
         None, "--plot", help="Where to write the timeline PNG (default: reports/backtest-FROM-TO.png)."),
     approve_escalations: bool = typer.Option(
         False, "--approve-escalations", help="Approve each escalated challenger before the next month, as a "
@@ -74,4 +74,5 @@ def report(ws: Any, results: list[Any], png: Path, *, first_has_champion: bool, 
 
 
 def register(app: typer.Typer) -> None:
-    app.command("backtest", short_help='Replay the cycle month by month; print the decisions, draw the timeline.')(backtest)
+    app.command("backtest",
+                short_help='Replay the cycle month by month; print the decisions, draw the timeline.')(backtest)

@@ -6,7 +6,6 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -26,7 +25,7 @@ def _is_demo(root: Path) -> bool:
 def demo(
     ctx: typer.Context,
     directory: Path = typer.Argument(Path("demo"), help="Where to build the demo workspace.", file_okay=False),
-    rows_per_month: Optional[int] = typer.Option(None, "--rows-per-month", min=1000,
+    rows_per_month: int | None = typer.Option(None, "--rows-per-month", min=1000,
                                                  help="Rides simulated per month (default: the simulator's)."),
 ) -> None:
     """Build a workspace of simulated New York cab rides (2009-2015) in a DuckDB warehouse, train a
@@ -79,4 +78,5 @@ def demo(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("demo", short_help='The whole lifecycle on simulated New York cab rides, offline (about a minute).')(demo)
+    app.command("demo",
+                short_help='The whole lifecycle on simulated New York cab rides, offline (about a minute).')(demo)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -18,10 +17,10 @@ EXAMPLES = ("taxifare",)
 def init(
     directory: Path = typer.Argument(..., help="Folder to create the workspace in (new or empty).",
                                      file_okay=False),
-    example: Optional[str] = typer.Option(
+    example: str | None = typer.Option(
         None, "--example", "-e", help="Start from an example: taxifare (simulated New York cab rides "
         "2009-2015 in a DuckDB warehouse, the seeds' 2.5 MAE gate)."),
-    source: Optional[str] = typer.Option(
+    source: str | None = typer.Option(
         None, "--source", help="Your own data: a glob of CSV/Parquet files, a DuckDB file (with "
         "--table) or a SQLAlchemy URL (with --table). A password in the URL is moved to .env "
         "(git-ignored, mode 0600) and modelcycle.yaml refers to it; a URL may also refer to "
@@ -29,17 +28,17 @@ def init(
     password_var: str = typer.Option(
         SOURCE_PASSWORD_VAR, "--password-var", help="The variable in .env that receives the source "
         "URL's password."),
-    table: Optional[str] = typer.Option(None, "--table", help="The table, for a DuckDB or SQL source."),
-    timestamp: Optional[str] = typer.Option(None, "--timestamp", help="The column placing a row in time."),
-    target: Optional[str] = typer.Option(None, "--target", help="The column to predict."),
+    table: str | None = typer.Option(None, "--table", help="The table, for a DuckDB or SQL source."),
+    timestamp: str | None = typer.Option(None, "--timestamp", help="The column placing a row in time."),
+    target: str | None = typer.Option(None, "--target", help="The column to predict."),
     task: str = typer.Option("regression", "--task", help="regression or classification."),
-    metric: Optional[str] = typer.Option(
+    metric: str | None = typer.Option(
         None, "--metric", help="mae, rmse, mape, r2 (regression); accuracy, f1, log_loss, roc_auc "
         "(classification). Default: mae or accuracy."),
-    threshold: Optional[float] = typer.Option(
+    threshold: float | None = typer.Option(
         None, "--threshold", help="The bar a serving model must meet on the metric (e.g. 2.5 for MAE)."),
-    name: Optional[str] = typer.Option(None, "--name", help="The model's name (default: the folder's name)."),
-    rows_per_month: Optional[int] = typer.Option(
+    name: str | None = typer.Option(None, "--name", help="The model's name (default: the folder's name)."),
+    rows_per_month: int | None = typer.Option(
         None, "--rows-per-month", min=1000, help="taxifare: rides simulated per month."),
     force: bool = typer.Option(False, "--force", help="Allow a non-empty folder (nothing is overwritten)."),
 ) -> None:
@@ -79,6 +78,7 @@ def init(
             raise ConfigError(f"a workspace for your own data needs {', '.join(missing)}",
                               "for example: modelcycle init prices --source 'data/*.csv' --timestamp sold_at "
                               "--target price --threshold 25000")
+        assert timestamp is not None and target is not None and threshold is not None
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", password_var):
             raise ConfigError(f"--password-var '{password_var}' is not a variable name",
                               "use letters, digits and _, e.g. SALES_DB_PASSWORD")

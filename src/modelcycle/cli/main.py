@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TextIO
 
 import typer
 from rich.markup import escape
@@ -37,15 +37,15 @@ app = typer.Typer(
 )
 
 
-class _StderrHandler(logging.StreamHandler):
+class _StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever sys.stderr is at the time (it may be replaced after start-up)."""
 
-    @property  # type: ignore[override]
-    def stream(self):  # noqa: ANN201
+    @property
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, _value) -> None:  # noqa: ANN001
+    def stream(self, _value: TextIO) -> None:
         pass
 
 
@@ -88,7 +88,7 @@ def _version(ctx: typer.Context, value: bool) -> None:
 def _root(
     ctx: typer.Context,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show library logs and full tracebacks."),
-    workspace: Optional[Path] = typer.Option(
+    workspace: Path | None = typer.Option(
         None, "--workspace", "-w", help="The workspace folder (default: the nearest folder at or above "
         "the current one holding modelcycle.yaml).", file_okay=False),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
@@ -137,7 +137,7 @@ def _interrupted(signum: int) -> None:
                       + (escape(note) if note else "nothing was changed, or the next run or "
                          "`modelcycle doctor` repairs what a cycle left half-done"),
                       highlight=False, soft_wrap=True)
-    sys.exit(interrupts.EXIT_CODES.get(signum, 130))
+    sys.exit(interrupts.EXIT_CODES.get(signal.Signals(signum), 130))
 
 
 _OS_HINTS = {
@@ -156,10 +156,7 @@ _OS_WORDS = {"no space left": errno.ENOSPC, "quota": errno.EDQUOT, "permission d
 def _os_error(exc: OSError) -> None:
     """A file the command could not read or write: name it, say why and what to do."""
     why = exc.strerror or str(exc)
-    if exc.filename:
-        said = f"cannot use {exc.filename}: {why}"
-    else:
-        said = f"a file or connection failed: {why}"
+    said = f"cannot use {exc.filename}: {why}" if exc.filename else f"a file or connection failed: {why}"
     err_console.print(f"[error]error:[/error] {escape(said)}", highlight=False, soft_wrap=True)
     code = exc.errno or next((n for w, n in _OS_WORDS.items() if w in str(exc).lower()), 0)
     hint = _OS_HINTS.get(code, "check the path and its permissions, then run again")

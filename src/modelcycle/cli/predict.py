@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -12,8 +12,11 @@ from modelcycle.cli import common
 from modelcycle.console import err_console
 from modelcycle.errors import ConfigError, DataError
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def _read(path: str):  # noqa: ANN202
+
+def _read(path: str) -> pd.DataFrame:
     import pandas as pd
 
     if path == "-":
@@ -39,8 +42,8 @@ def predict(
     ctx: typer.Context,
     source: str = typer.Argument(..., help="CSV, JSON (records or lines) or Parquet file; - reads JSON from stdin."),
     alias: str = typer.Option("champion", "--alias", help="champion (or Production) / challenger (or Staging)."),
-    version: Optional[str] = typer.Option(None, "--version", help="A model version number instead of an alias."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write CSV/JSON/Parquet here "
+    version: str | None = typer.Option(None, "--version", help="A model version number instead of an alias."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write CSV/JSON/Parquet here "
                                           "(by suffix) instead of CSV on stdout."),
     proba: bool = typer.Option(False, "--proba", help="Also write the class probabilities: a proba_<class> "
                                "column per class after `prediction` (classification workspaces)."),

@@ -14,7 +14,8 @@ def promote(
     ctx: typer.Context,
     version: str = typer.Option(..., "--version", help="The model version to serve."),
     alias: str = typer.Option("champion", "--alias", help="champion (or Production) / challenger (or Staging)."),
-    reason: str = typer.Option("approved by a human", "--reason", help="Why; kept on the version and in the notification."),
+    reason: str = typer.Option("approved by a human", "--reason",
+                               help="Why; kept on the version and in the notification."),
     no_wait: bool = typer.Option(False, "--no-wait", help=common.NO_WAIT_HELP),
 ) -> None:
     """Point an alias (the champion by default) at a registered model version: the answer to an
@@ -36,4 +37,5 @@ def promote(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("promote", short_help="Point the champion (or challenger) alias at a model version: a human's decision.")(promote)
+    app.command("promote",
+                short_help="Point the champion (or challenger) alias at a model version: a human's decision.")(promote)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
 
 import typer
 
@@ -12,7 +11,7 @@ from modelcycle.console import console
 
 def run(
     ctx: typer.Context,
-    window: Optional[str] = typer.Option(
+    window: str | None = typer.Option(
         None, "--window", help="The window to evaluate: a month (2015-03) or a range "
         "(2015-03-01..2015-03-16, end excluded). Default: the month after the last cycle's."),
     no_wait: bool = typer.Option(False, "--no-wait", help=common.NO_WAIT_HELP),
@@ -45,4 +44,5 @@ def run(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run", short_help='Run one cycle for a window: validate, compare, decide, version, register, notify.')(run)
+    app.command("run",
+                short_help='Run one cycle for a window: validate, compare, decide, version, register, notify.')(run)

@@ -86,4 +86,5 @@ def _backends(ws: Workspace) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("status", short_help='Show the champion and challenger with their lineage, and recent decisions.')(status)
+    app.command("status",
+                short_help='Show the champion and challenger with their lineage, and recent decisions.')(status)
