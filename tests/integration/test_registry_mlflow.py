@@ -24,7 +24,8 @@ import pytest
 
 from modelcycle.errors import DataError, ModelcycleError, NoChampionError, RegistryError
 from modelcycle.registry import Registry
-from modelcycle.registry.mlflow import LoadedModel, MlflowRegistry, embedded_uris, redact_uri
+from modelcycle.registry.loaded import LoadedModel
+from modelcycle.registry.mlflow import MlflowRegistry, embedded_uris, redact_uri
 from modelcycle.steps.model import ModelPipeline
 
 pytestmark = pytest.mark.slow

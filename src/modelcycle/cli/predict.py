@@ -49,7 +49,7 @@ def predict(
     class). Any MLflow client can do the same with mlflow.pyfunc.load_model("models:/NAME@champion")
     and .predict(records) or .predict(records, params={"output": "proba"})."""
     from modelcycle.registry.base import canonical_alias
-    from modelcycle.registry.mlflow import for_workspace
+    from modelcycle.registry.workspace import for_workspace
     from modelcycle.steps.validate import check_schema
 
     ws = common.workspace()

@@ -23,7 +23,7 @@ def status(
     and the latest decisions."""
     from modelcycle.lifecycle import journal, lock
     from modelcycle.registry.base import CHALLENGER, CHAMPION
-    from modelcycle.registry.mlflow import for_workspace
+    from modelcycle.registry.workspace import for_workspace
 
     ws = common.workspace()
     reg = for_workspace(ws)

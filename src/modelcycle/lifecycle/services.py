@@ -49,7 +49,7 @@ def _echo_default(event: dict[str, Any]) -> None:
 
 def build(ws: Workspace, *, echo: Callable[[dict[str, Any]], None] | None = None) -> Services:
     """Real adapters: the configured source, MLflow, DVC + git, the configured notifications."""
-    from modelcycle.registry.mlflow import for_workspace as registry_for
+    from modelcycle.registry.workspace import for_workspace as registry_for
     from modelcycle.versioning.dvcgit import DvcGitVersioning
 
     n = ws.config.notify

@@ -277,7 +277,7 @@ def noise_floor(ws: Workspace, holdout: pd.DataFrame) -> FloorReport | None:
 
 def run_stage(ws: Workspace, stage: str) -> str:
     """Run one stage from files (as `dvc repro` does); returns a one-line summary."""
-    from modelcycle.registry.mlflow import for_workspace
+    from modelcycle.registry.workspace import for_workspace
     from modelcycle.sources import build_source
 
     window = params_window(ws)

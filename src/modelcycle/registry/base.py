@@ -12,6 +12,7 @@ from the seeds map onto them: ``Production`` -> ``champion``, ``Staging`` -> ``c
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -148,9 +149,15 @@ class Registry(Protocol):
         ...
 
     # models -------------------------------------------------------------------------------
-    def save_model(self, pipeline: Any, path: str, *, input_example: pd.DataFrame) -> None:
+    def save_model(self, pipeline: Any, path: str, *, input_example: pd.DataFrame,
+                   extra_code_paths: list[str | os.PathLike[str]] | None = None,
+                   extra_pip_requirements: list[str] | None = None) -> None:
         """Write ``pipeline`` (a ModelPipeline) as an MLflow pyfunc model directory at ``path``,
-        with signature, input example and explicit pip requirements (never inferred)."""
+        with signature, input example and explicit pip requirements (never inferred).
+
+        ``extra_code_paths``: files or folders shipped with the model (e.g. the workspace's
+        ``features.py``), each importable when the model loads; a missing one is a ModelError.
+        ``extra_pip_requirements``: added to the requirements found from the pipeline."""
         ...
 
     def log_model_dir(self, run_id: str, path: str, artifact_path: str = "model") -> str:

@@ -1,4 +1,4 @@
-"""The MLflow 3 adapter: tracking, model packaging and the model registry.
+"""The MLflow 3 adapter: tracking and the model registry.
 
 Everything goes through one explicit ``MlflowClient(tracking_uri=..., registry_uri=...)``. This
 module never calls ``mlflow.set_tracking_uri``/``set_registry_uri``, ``mlflow.start_run`` or any
@@ -15,72 +15,72 @@ Where MLflow itself falls back to the global URIs, this module resolves the URI 
 
 How a model is stored (MLflow 3 "logged models")
 -------------------------------------------------
-:meth:`MlflowRegistry.save_model` writes a pyfunc directory ("models from code":
-:mod:`modelcycle.registry.pyfunc` is the model's code, the fitted pipeline is the artifact
-``pipeline.pkl``, the ``modelcycle`` package ships under ``code/``, pip requirements are explicit).
+:meth:`MlflowRegistry.save_model` writes a pyfunc directory (see
+:mod:`modelcycle.registry.packaging`: "models from code", the fitted pipeline as the artifact
+``pipeline.pkl``, the ``modelcycle`` package under ``code/``, explicit pip requirements).
 :meth:`MlflowRegistry.log_model_dir` then does with the explicit client what ``Model.log`` does
 with the fluent one: ``create_logged_model(experiment, source_run_id=run)``,
 ``log_model_artifacts``, stamps ``model_id``/``run_id`` into ``MLmodel``, links the model to the
 run as an output and finalizes it ``READY``. It returns ``models:/<model_id>``, which
-:meth:`MlflowRegistry.register` and :meth:`MlflowRegistry.load_model` accept. The model shows on
-the run's and the experiment's "Logged models" pages (not under the run's artifacts, which is
-MLflow 3's layout). ``mlflow.pyfunc.log_model`` was not used: it resolves the tracking URI from
-global state and re-saves the model.
+:meth:`MlflowRegistry.register` and :meth:`MlflowRegistry.load_model` accept (the latter returns
+a :class:`modelcycle.registry.loaded.LoadedModel`). The model shows on the run's and the
+experiment's "Logged models" pages (not under the run's artifacts, which is MLflow 3's layout).
+``mlflow.pyfunc.log_model`` was not used: it resolves the tracking URI from global state and
+re-saves the model.
 
 Errors: every MLflow (and SQLAlchemy, requests, OS) error is translated once, by
-:func:`_translate`, into :class:`modelcycle.errors.RegistryError` (``NoChampionError`` when an
-alias is unset) with a message naming the store or model and a hint.
+:func:`modelcycle.registry.translate.translate`, into :class:`modelcycle.errors.RegistryError`
+(``NoChampionError`` when an alias is unset) with a message naming the store or model and a hint.
 
-Console: the first registry raises a few chatty MLflow loggers to WARNING and defaults
-``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false`` and ``MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT=true``
-(explicit settings win; see :func:`_quiet_mlflow_loggers`). Importing this module does not import
-MLflow (seconds); the first registry or model call does.
+Console: the first registry quiets MLflow's chatty loggers and progress bars (see
+:func:`modelcycle.registry.translate.quiet_mlflow_loggers`). Importing this module does not
+import MLflow (seconds); the first registry or model call does.
+
+A workspace opens its registry with :func:`modelcycle.registry.workspace.for_workspace`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
-import json
 import logging
 import os
 import re
-import sys
 import tempfile
 import threading
 import time
-import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import replace
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import numpy as np
 import pandas as pd
 
 from modelcycle import dbcache, tracepoints
 from modelcycle.config import redact
-from modelcycle.errors import DataError, ModelcycleError, ModelError, RegistryError, disk_cause
+from modelcycle.errors import RegistryError
 from modelcycle.registry.base import ModelVersion, RunRecord, no_alias_error
 from modelcycle.registry.base import alias_name as _alias
 from modelcycle.registry.base import flatten_params as _flatten
 from modelcycle.registry.base import param_text as _text
 from modelcycle.registry.base import truncate as _truncate
+from modelcycle.registry.loaded import LoadedModel
+from modelcycle.registry.packaging import save_pyfunc_model
+from modelcycle.registry.translate import error_code as _mlflow_error_code
+from modelcycle.registry.translate import exc_text as _exc_text
+from modelcycle.registry.translate import is_missing as _is_missing
+from modelcycle.registry.translate import quiet_mlflow_loggers as _quiet_mlflow_loggers
+from modelcycle.registry.translate import translate as _translate
 
 log = logging.getLogger(__name__)
 
 _STATUSES = ("FINISHED", "FAILED", "KILLED")
 _KEY_BAD_CHARS = re.compile(r"[^\w\-./: ]")
-_INPUT_EXAMPLE_ROWS = 5
 _AWAIT_READY_SECONDS = 300
 # mlflow.pyfunc.load_model of a "models from code" model runs the code file and reads the model
 # it registered from a module global (mlflow.models.model.__mlflow_model__): loads must not
 # interleave.
 _LOAD_LOCK = threading.RLock()
-_QUIET_ONCE = threading.Lock()
-_quieted = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -132,26 +132,6 @@ def relocate_store(db: Path, artifact_root: str, marker: str) -> str | None:
         con.close()
 
 
-def for_workspace(ws: Any) -> MlflowRegistry:
-    """The registry of a workspace (``config.Workspace``), with its embedded store made its own
-    first: a copied or moved workspace's store still points at the old folder's artifacts,
-    and is pointed at its own (see :func:`relocate_store`)."""
-    db = _sqlite_path(ws.tracking_uri)
-    moved = None
-    artifacts = ws.config.backends.mlflow_artifacts
-    if db is not None and "://" not in artifacts and not Path(artifacts).is_absolute():
-        db = db.expanduser()
-        if db.resolve().is_relative_to(Path(ws.root).resolve()):
-            marker = "/" + Path(artifacts).as_posix().strip("/").removeprefix("./")
-            moved = relocate_store(db, ws.artifact_location.rstrip("/"), marker)
-            if moved:
-                log.warning("this workspace was moved or copied; its MLflow store now points at its "
-                            "own artifacts (%s)", moved)
-    registry = MlflowRegistry(ws.tracking_uri, registry_uri=ws.registry_uri, artifact_location=ws.artifact_location)
-    registry.relocated = moved
-    return registry
-
-
 def embedded_uris(workspace: str | os.PathLike[str]) -> tuple[str, str]:
     """The embedded default backend of a workspace: ``(tracking_uri, artifact_location)``.
 
@@ -166,7 +146,7 @@ def redact_uri(uri: str) -> str:
     return redact(uri)
 
 
-def _sqlite_path(uri: str) -> Path | None:
+def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI (relative to the working directory as SQLite
     reads it), or None for other stores and in-memory databases."""
     if not uri.startswith("sqlite:///"):
@@ -187,7 +167,7 @@ def _artifact_root(artifact_location: str | None, tracking_uri: str) -> str | No
     None, a SQLite store keeps artifacts in ``mlartifacts`` beside the database file (MLflow's
     own default would be ``./mlartifacts`` under whatever the working directory is)."""
     if artifact_location is None:
-        db = _sqlite_path(tracking_uri)
+        db = sqlite_path(tracking_uri)
         if db is None:
             return None  # a server decides (mlflow-artifacts proxy) or MLflow's default
         return (db.expanduser().resolve().parent / "mlartifacts").as_uri()
@@ -198,428 +178,6 @@ def _artifact_root(artifact_location: str | None, tracking_uri: str) -> str | No
 
 def _safe_folder(name: str) -> str:
     return re.sub(r"[^\w.\-]+", "_", name).strip("._") or "experiment"
-
-
-# --------------------------------------------------------------------------------------------
-# Errors
-# --------------------------------------------------------------------------------------------
-
-
-def _mlflow_error_code(exc: BaseException) -> str | None:
-    return getattr(exc, "error_code", None)
-
-
-def _short(text: str, limit: int = 600) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _exc_text(exc: BaseException) -> str:
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return _short(message)
-
-
-def _is_missing(exc: BaseException) -> bool:
-    if _mlflow_error_code(exc) in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
-        return True
-    text = str(exc).lower()
-    return "not found" in text or "does not exist" in text
-
-
-@contextlib.contextmanager
-def _translate(what: str, hint: str | None = None) -> Iterator[None]:
-    """Turn any third-party error inside the block into ``RegistryError(what: cause, hint)``.
-
-    modelcycle's own errors pass through unchanged."""
-    try:
-        yield
-    except ModelcycleError:
-        raise
-    except Exception as exc:
-        disk = disk_cause(exc)
-        if disk is not None:  # a full or read-only disk: said as such, with the file, by the CLI
-            raise disk from exc
-        raise RegistryError(f"{what}: {_exc_text(exc)}", hint or _default_hint(exc)) from exc
-
-
-def _default_hint(exc: BaseException) -> str | None:
-    text = str(exc).lower()
-    code = _mlflow_error_code(exc)
-    if "max retries exceeded" in text or "connection refused" in text or "failed to establish" in text:
-        return ("is the MLflow server running and reachable? Check backends.mlflow_tracking_uri in modelcycle.yaml "
-                "or MLFLOW_TRACKING_URI")
-    if "out-of-date database schema" in text or "mlflow db upgrade" in text:
-        return "upgrade the database with `mlflow db upgrade <tracking uri>` (back it up first)"
-    if "database is locked" in text:
-        return "another process holds the SQLite database; retry, or use an MLflow server for concurrent writers"
-    if code == "RESOURCE_DOES_NOT_EXIST":
-        return "check the name, version or id; `mlflow ui` shows what the store holds"
-    return None
-
-
-# --------------------------------------------------------------------------------------------
-# Console noise
-# --------------------------------------------------------------------------------------------
-
-
-def _quiet_mlflow_loggers() -> None:
-    """Keep MLflow's INFO chatter (database creation and migrations, system-metrics thread
-    start/stop) off the user's console. Loggers the user configured, and an explicit
-    ``MLFLOW_LOGGING_LEVEL=DEBUG``, are left alone."""
-    global _quieted
-    with _QUIET_ONCE:
-        if _quieted:
-            return
-        _quieted = True
-        # MLflow draws a tqdm bar for every local file it copies into a model; the CLI draws
-        # its own progress. Only a default: an explicit setting wins.
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        # With a server, MLflow writes "View run ... at: <url>" to *stdout* when a run ends,
-        # which would mix into the CLI's output; MlflowRegistry.run_url gives the link instead.
-        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-        if os.environ.get("MLFLOW_LOGGING_LEVEL", "").upper() == "DEBUG":
-            return
-        for name in (
-            "mlflow.pyfunc",  # "Validating input example against model signature"
-            "mlflow.store.db.utils",
-            "mlflow.store.tracking.sqlalchemy_store",
-            "mlflow.store.model_registry.sqlalchemy_store",
-            "mlflow.store.model_registry.abstract_store",  # "Waiting up to 300 seconds for ..."
-            "mlflow.system_metrics",
-            "alembic",
-        ):
-            logger = logging.getLogger(name)
-            if logger.level in (logging.NOTSET, logging.DEBUG, logging.INFO):
-                logger.setLevel(logging.WARNING)
-
-
-# --------------------------------------------------------------------------------------------
-# Packaging: pip requirements
-# --------------------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=1)
-def _module_distributions() -> Mapping[str, list[str]]:
-    return importlib.metadata.packages_distributions()
-
-
-def _canonical(dist: str) -> str:
-    return re.sub(r"[-_.]+", "-", dist).lower()
-
-
-def _pin(dist: str) -> str | None:
-    try:
-        version = importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    return f"{_canonical(dist)}=={version.split('+', 1)[0]}"
-
-
-def _mlflow_requirement() -> str:
-    for dist in ("mlflow", "mlflow-skinny"):
-        if pinned := _pin(dist):
-            return pinned
-    import mlflow
-
-    return f"mlflow=={mlflow.__version__}"
-
-
-def pip_requirements_for(modules: set[str], *, shipped: set[str] = frozenset(),
-                         extra: list[str] | None = None) -> list[str]:
-    """Pinned requirements: MLflow, CloudPickle, NumPy, pandas, plus the distributions that
-    provide ``modules`` (top-level module names the pickled pipeline refers to), minus the
-    standard library and the modules shipped as code with the model."""
-    dists: set[str] = {"cloudpickle", "numpy", "pandas"}
-    mapping = _module_distributions()
-    skip = {"builtins", "__main__", "modelcycle", "mlflow", *shipped}
-    for module in sorted(modules):
-        if module in skip or module in sys.stdlib_module_names or module.startswith("_"):
-            continue
-        found = mapping.get(module)
-        if found:
-            dists.update(found)
-        else:
-            log.debug("no installed distribution provides module %r; not a requirement", module)
-    dists = {d for d in dists if _canonical(d) not in ("mlflow", "mlflow-skinny", "modelcycle")}
-    pins = {p for d in dists if (p := _pin(d))}
-    reqs = [_mlflow_requirement(), *sorted(pins)]
-    for item in extra or []:
-        if item not in reqs:
-            reqs.append(item)
-    return reqs
-
-
-class _ModuleCollector:
-    """Called for every object the pickler visits; collects the top-level modules of their
-    classes (whole MRO, so LightGBM's scikit-learn base classes count) and functions."""
-
-    def __init__(self) -> None:
-        self.modules: set[str] = set()
-        self._seen: set[type] = set()
-
-    def __call__(self, obj: Any) -> None:
-        kind = type(obj)
-        if kind not in self._seen:
-            self._seen.add(kind)
-            self._add_mro(kind)
-        if isinstance(obj, type) and obj not in self._seen:
-            self._seen.add(obj)
-            self._add_mro(obj)
-        elif callable(obj) and isinstance(getattr(obj, "__module__", None), str):
-            self.modules.add(obj.__module__.split(".", 1)[0])
-
-    def _add_mro(self, cls: type) -> None:
-        for klass in getattr(cls, "__mro__", (cls,)):
-            module = getattr(klass, "__module__", None)
-            if isinstance(module, str):
-                self.modules.add(module.split(".", 1)[0])
-
-
-# --------------------------------------------------------------------------------------------
-# Packaging: the pyfunc directory
-# --------------------------------------------------------------------------------------------
-
-
-def _package_dir() -> Path:
-    import modelcycle
-
-    return Path(modelcycle.__file__).resolve().parent
-
-
-def _example_frame(pipeline: Any, input_example: pd.DataFrame) -> pd.DataFrame:
-    if not isinstance(input_example, pd.DataFrame):
-        input_example = pd.DataFrame(input_example)
-    if input_example.empty:
-        raise ModelError("the input example for the model has no rows",
-                         "pass a few raw records, e.g. frame.head()")
-    columns = list(getattr(pipeline, "input_columns", None) or [])
-    if columns and all(c in input_example.columns for c in columns):
-        # The signature must ask for the columns predict needs, not the target or extras.
-        input_example = input_example[columns]
-    return input_example.head(_INPUT_EXAMPLE_ROWS).reset_index(drop=True)
-
-
-def _datetime_columns(example: pd.DataFrame) -> dict[str, str | None]:
-    zones: dict[str, str | None] = {}
-    for column in example.columns:
-        if pd.api.types.is_datetime64_any_dtype(example[column]):
-            zone = getattr(example[column].dt, "tz", None)
-            zones[str(column)] = str(zone) if zone is not None else None
-    return zones
-
-
-def _signature(example: pd.DataFrame, predictions: np.ndarray, datetime_columns: dict[str, str | None]) -> Any:
-    """Input schema from the raw example, output schema from the predictions.
-
-    Datetime columns are declared ``Any``: MLflow's enforcement refuses dates sent as text
-    (JSON and CSV clients; under pandas 3 text is the ``str`` dtype, which MLflow does not parse),
-    so the model parses them itself (:func:`modelcycle.registry.pyfunc.normalise_datetimes`).
-    Other columns keep their strict types. An integer column is ``long`` and a later window with
-    a missing value there (float64) is refused by MLflow, which would also refuse int64 against
-    ``double``: the refusal surfaces as a DataError naming the column (MLflow's "integer columns"
-    hint is silenced here).
-
-    The inference param ``output`` (``"label"`` by default, ``"proba"`` for a classifier's class
-    probabilities, see :mod:`modelcycle.registry.pyfunc`) is declared for every model, so MLflow
-    passes it on instead of dropping it; a regression model asked for ``"proba"`` says it has none."""
-    from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types.schema import AnyType, ColSpec, Schema
-
-    from modelcycle.registry.pyfunc import OUTPUT_LABEL, OUTPUT_PARAM
-
-    output: Any = predictions
-    if predictions.dtype == object and predictions.ndim == 1:
-        output = pd.Series(predictions, name="prediction")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        signature = infer_signature(example, output, params={OUTPUT_PARAM: OUTPUT_LABEL})
-    columns = [
-        ColSpec(AnyType(), spec.name, required=spec.required)
-        if isinstance(spec, ColSpec) and spec.name in datetime_columns else spec
-        for spec in signature.inputs.inputs
-    ]
-    return ModelSignature(inputs=Schema(columns), outputs=signature.outputs, params=signature.params)
-
-
-def _pipeline_metadata(pipeline: Any) -> dict[str, Any]:
-    import modelcycle
-
-    estimator = getattr(pipeline, "estimator", None)
-    meta: dict[str, Any] = {
-        "modelcycle_version": getattr(modelcycle, "__version__", "unknown"),
-        "estimator": f"{type(estimator).__module__}:{type(estimator).__qualname__}",
-    }
-    for key in ("target", "task", "features", "input_columns", "feature_names", "classes"):
-        value = getattr(pipeline, key, None)
-        if value is not None:
-            meta[key] = json.loads(json.dumps(value, default=str))
-    return meta
-
-
-def save_pyfunc_model(pipeline: Any, path: str | os.PathLike[str], *, input_example: pd.DataFrame,
-                      extra_code_paths: list[str | os.PathLike[str]] | None = None,
-                      extra_pip_requirements: list[str] | None = None) -> None:
-    """Write ``pipeline`` as an MLflow pyfunc model directory at ``path`` (see the module doc).
-
-    ``extra_code_paths``: files or folders shipped beside ``modelcycle`` in ``code/`` (e.g. the
-    workspace's own feature module named by ``pipeline.features``); each lands on ``sys.path``
-    when the model loads. ``extra_pip_requirements``: added to the inferred-from-pickle pins.
-    """
-    import mlflow.pyfunc
-
-    from modelcycle.registry import pyfunc
-
-    _quiet_mlflow_loggers()
-    target = Path(path)
-    if target.exists() and any(target.iterdir()):
-        raise RegistryError(f"cannot save the model to {target}: the folder exists and is not empty",
-                            "choose a new folder, or delete the old one first")
-    example = _example_frame(pipeline, input_example)
-    try:
-        predictions = np.asarray(pipeline.predict(example))
-    except ModelcycleError:
-        raise
-    except Exception as exc:
-        raise ModelError(f"the model cannot predict on its input example: {_exc_text(exc)}",
-                         "check that the example holds raw records with the columns the model needs") from exc
-
-    code_paths = [str(_package_dir())]
-    shipped: set[str] = set()
-    for extra in extra_code_paths or []:
-        extra_path = Path(extra).expanduser().resolve()
-        if not extra_path.exists():
-            raise ModelError(f"the extra code path {extra_path} does not exist",
-                             "list files or folders that exist (for example features.py of the workspace)")
-        module = extra_path.stem if extra_path.is_file() else extra_path.name
-        if module == "modelcycle" or module in shipped:
-            raise ModelError(f"the extra code path {extra_path} collides with another shipped module '{module}'",
-                             "rename the module or drop the duplicate path")
-        shipped.add(module)
-        code_paths.append(str(extra_path))
-
-    with tempfile.TemporaryDirectory(prefix="modelcycle-save-") as staging:
-        pickle_path = Path(staging) / pyfunc.PIPELINE_FILE
-        collector = _ModuleCollector()
-        try:
-            pyfunc.dump_pipeline(pipeline, pickle_path, on_object=collector)
-        except Exception as exc:
-            raise ModelError(f"the model pipeline cannot be serialised: {_exc_text(exc)}",
-                             "estimators and feature functions must be picklable") from exc
-        features = getattr(pipeline, "features", None)
-        if isinstance(features, str) and features:
-            feature_top = features.split(":", 1)[0].split(".", 1)[0]
-            collector.modules.add(feature_top)  # an installed feature package is a requirement
-            if feature_top not in shipped and feature_top != "modelcycle" \
-                    and feature_top not in _module_distributions() and feature_top not in sys.stdlib_module_names:
-                log.warning("the feature module '%s' of this model is neither shipped with it nor an installed "
-                            "package: the model will not load elsewhere; pass extra_code_paths=[<its file>]",
-                            feature_top)
-        requirements = pip_requirements_for(collector.modules, shipped=shipped, extra=extra_pip_requirements)
-        datetimes = _datetime_columns(example)
-        metadata = _pipeline_metadata(pipeline)
-        metadata["datetime_columns"] = datetimes
-        with _translate(f"cannot write the MLflow model to {target}"):
-            signature = _signature(example, predictions, datetimes)
-            mlflow.pyfunc.save_model(
-                path=str(target),
-                python_model=pyfunc.__file__,
-                artifacts={pyfunc.PIPELINE_ARTIFACT: str(pickle_path)},
-                signature=signature,
-                input_example=example,
-                pip_requirements=requirements,
-                code_paths=code_paths,
-                model_config={pyfunc.DATETIME_COLUMNS: datetimes},
-                metadata={"modelcycle": metadata},
-            )
-
-
-# --------------------------------------------------------------------------------------------
-# Loaded models
-# --------------------------------------------------------------------------------------------
-
-
-class LoadedModel:
-    """A pyfunc model loaded through the registry: ``predict(raw) -> np.ndarray``.
-
-    ``uri`` is what was asked for, ``version`` the registered version it resolved to (when it
-    came from the registry), ``pipeline`` the :class:`~modelcycle.steps.model.ModelPipeline`.
-    """
-
-    def __init__(self, pyfunc_model: Any, uri: str, version: ModelVersion | None = None) -> None:
-        self._model = pyfunc_model
-        self.uri = uri
-        self.version = version
-        schema = pyfunc_model.metadata.get_input_schema()
-        self._inputs: list[str] = list(schema.input_names()) if schema is not None and schema.has_input_names() else []
-
-    @property
-    def pipeline(self) -> Any:
-        return self._model.unwrap_python_model().pipeline
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        meta = self._model.metadata.metadata or {}
-        return dict(meta.get("modelcycle", {}))
-
-    @property
-    def model_id(self) -> str | None:
-        return getattr(self._model.metadata, "model_id", None)
-
-    @property
-    def classes(self) -> list[Any] | None:
-        """A classifier's classes, in the order of its probability columns; None otherwise."""
-        classes = getattr(self.pipeline, "classes", None)
-        return list(classes) if classes is not None else None
-
-    def _call(self, raw: pd.DataFrame, params: dict[str, Any] | None) -> Any:
-        if isinstance(raw, pd.DataFrame) and self._inputs and set(self._inputs) <= set(raw.columns):
-            raw = raw[self._inputs]  # extra columns (the target, ids) are fine: drop them quietly
-        try:
-            if params is None:
-                return self._model.predict(raw)
-            if self._takes_output:
-                return self._model.predict(raw, params=params)
-            # saved before the `output` param existed: ask the wrapped pipeline directly
-            from modelcycle.registry.pyfunc import normalise_datetimes, proba_frame
-
-            zones = getattr(self._model.unwrap_python_model(), "datetime_columns", None) or {}
-            frame = raw if isinstance(raw, pd.DataFrame) else pd.DataFrame(raw)
-            return proba_frame(self.pipeline, normalise_datetimes(frame, zones))
-        except ModelcycleError:
-            raise
-        except Exception as exc:
-            columns = ", ".join(self.metadata.get("input_columns", [])) or "see the model's signature"
-            raise DataError(f"the records do not fit the model {self.uri}: {_exc_text(exc)}",
-                            f"the model takes raw records with columns: {columns}") from exc
-
-    @property
-    def _takes_output(self) -> bool:
-        from modelcycle.registry.pyfunc import OUTPUT_PARAM
-
-        schema = self._model.metadata.get_params_schema()
-        return schema is not None and any(p.name == OUTPUT_PARAM for p in schema.params)
-
-    def predict(self, raw: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self._call(raw, None))
-
-    def probabilities(self, raw: pd.DataFrame) -> pd.DataFrame:
-        """Class probabilities of a classifier: a ``proba_<class>`` column per class (in the
-        order of :attr:`classes`), one row per record. A regression model is a DataError."""
-        from modelcycle.registry.pyfunc import OUTPUT_PARAM, OUTPUT_PROBA
-
-        task = self.metadata.get("task")
-        if task is not None and task != "classification":
-            raise DataError(f"the model {self.uri} is a {task} model: class probabilities exist only for "
-                            "classifiers", "predict without asking for probabilities")
-        return pd.DataFrame(self._call(raw, {OUTPUT_PARAM: OUTPUT_PROBA}))
-
-    def predict_proba(self, raw: pd.DataFrame) -> np.ndarray:
-        return self.probabilities(raw).to_numpy(dtype="float64")
-
-    def __repr__(self) -> str:
-        version = f" v{self.version.version}" if self.version else ""
-        return f"LoadedModel({self.uri!r}{version})"
-
 
 # --------------------------------------------------------------------------------------------
 # The registry
@@ -673,7 +231,7 @@ class MlflowRegistry:
             self._preflight(uri)
         # a new SQLite store starts from the cached empty schema (MLflow's migrations take seconds)
         fresh = [db for uri in {self.tracking_uri, self.registry_uri}
-                 if (db := _sqlite_path(uri)) is not None and not db.expanduser().exists()
+                 if (db := sqlite_path(uri)) is not None and not db.expanduser().exists()
                  and not dbcache.seed("mlflow", db.expanduser())]
         from mlflow import MlflowClient
 
@@ -705,7 +263,7 @@ class MlflowRegistry:
         return "check backends.mlflow_tracking_uri in modelcycle.yaml or MLFLOW_TRACKING_URI"
 
     def _preflight(self, uri: str) -> None:
-        db = _sqlite_path(uri)
+        db = sqlite_path(uri)
         if db is not None and not db.expanduser().parent.is_dir():
             raise RegistryError(
                 f"cannot open the MLflow store {uri}: the folder {db.expanduser().parent} does not exist",
@@ -898,7 +456,7 @@ class MlflowRegistry:
     def save_model(self, pipeline: Any, path: str, *, input_example: pd.DataFrame,
                    extra_code_paths: list[str | os.PathLike[str]] | None = None,
                    extra_pip_requirements: list[str] | None = None) -> None:
-        """See :func:`save_pyfunc_model`."""
+        """See :func:`modelcycle.registry.packaging.save_pyfunc_model`."""
         save_pyfunc_model(pipeline, path, input_example=input_example, extra_code_paths=extra_code_paths,
                           extra_pip_requirements=extra_pip_requirements)
 
