@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from modelcycle.config import Workspace
-from modelcycle.registry.workspace import for_workspace
+from modelcycle.registry.workspace import open_registry
 
 
 def _experiment_locations(db: Path) -> dict[str, str]:
@@ -31,7 +31,7 @@ def test_a_copied_workspace_writes_into_its_own_artifacts(taxi_template: Path, t
     assert _experiment_locations(copy / ".modelcycle" / "mlflow.db")[name] == f"{old_root}/{name}"
 
     with caplog.at_level(logging.WARNING, logger="modelcycle.registry.workspace"):
-        registry = for_workspace(ws)
+        registry = open_registry(ws)
 
     assert registry.relocated == f"{old_root} -> {ws.artifact_location}"
     assert "this workspace was moved or copied" in caplog.text
@@ -39,12 +39,12 @@ def test_a_copied_workspace_writes_into_its_own_artifacts(taxi_template: Path, t
     # the template the copy came from still points at its own folder
     assert _experiment_locations(taxi_template / ".modelcycle" / "mlflow.db")[name] == f"{old_root}/{name}"
     # opening it again finds nothing to move
-    assert for_workspace(Workspace.load(copy)).relocated is None
+    assert open_registry(Workspace.load(copy)).relocated is None
 
 
 def test_a_workspace_in_place_is_left_alone(taxi_ws: Path) -> None:
     ws = Workspace.load(taxi_ws)
-    registry = for_workspace(ws)
+    registry = open_registry(ws)
     assert registry.relocated is None
     assert (registry.tracking_uri, registry.registry_uri, registry.artifact_location) == (
         ws.tracking_uri, ws.registry_uri, ws.artifact_location)

@@ -23,10 +23,10 @@ def status(
     and the latest decisions."""
     from modelcycle.lifecycle import journal, lock
     from modelcycle.registry.base import CHALLENGER, CHAMPION
-    from modelcycle.registry.workspace import for_workspace
+    from modelcycle.registry.workspace import open_registry
 
     ws = common.workspace()
-    reg = for_workspace(ws)
+    reg = open_registry(ws)
     name = ws.config.name
     console.print(f"[bold]{name}[/bold]  workspace [path]{ws.root}[/path]")
     table = Table(header_style="bold", show_edge=False)

@@ -1,7 +1,13 @@
-"""The model a registry loads: a pyfunc model with modelcycle's predict and probabilities."""
+"""The model a registry loads: a pyfunc model with modelcycle's predict and probabilities.
+
+:func:`load_location` downloads a model's files (with the registry's explicit URIs) and loads
+them as an MLflow pyfunc model; :class:`LoadedModel` wraps it. Importing this module does not
+import MLflow.
+"""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -9,7 +15,16 @@ import pandas as pd
 
 from modelcycle.errors import DataError, ModelcycleError
 from modelcycle.registry.base import ModelVersion
-from modelcycle.registry.translate import exc_text
+from modelcycle.registry.translate import exc_text, translate
+
+# mlflow.pyfunc.load_model of a "models from code" model runs the code file and reads the model
+# it registered from a module global (mlflow.models.model.__mlflow_model__): loads must not
+# interleave.
+_LOAD_LOCK = threading.RLock()
+
+_CORRUPT_HINT = ("the model's files are missing, truncated or corrupt: register the model again "
+                 "(`modelcycle run --window YYYY-MM`), or point the alias at another version "
+                 "(`modelcycle promote --version N`)")
 
 
 class LoadedModel:
@@ -94,3 +109,20 @@ class LoadedModel:
         version = f" v{self.version.version}" if self.version else ""
         return f"LoadedModel({self.uri!r}{version})"
 
+
+
+def load_location(location: str, uri: str, version: ModelVersion | None, *,
+                  tracking_uri: str, registry_uri: str) -> LoadedModel:
+    """Download the model at the artifact ``location`` (what ``uri`` resolved to, from
+    ``version`` when it is a registered one) and load it."""
+    import mlflow.artifacts
+    import mlflow.pyfunc
+
+    where = uri if version is None else f"{uri} (version {version.version})"
+    with translate(f"cannot load the model {where}", _CORRUPT_HINT):
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=location, tracking_uri=tracking_uri, registry_uri=registry_uri,
+        )
+        with _LOAD_LOCK:
+            model = mlflow.pyfunc.load_model(local)
+    return LoadedModel(model, uri, version)

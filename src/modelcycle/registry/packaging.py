@@ -21,16 +21,20 @@ import re
 import sys
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence, Set
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from modelcycle.errors import ModelcycleError, ModelError, RegistryError
+from modelcycle.registry.base import CodePaths
 from modelcycle.registry.translate import exc_text, quiet_mlflow_loggers, translate
+
+if TYPE_CHECKING:
+    from modelcycle.steps.model import ModelPipeline
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +72,8 @@ def _mlflow_requirement() -> str:
     return f"mlflow=={mlflow.__version__}"
 
 
-def pip_requirements_for(modules: set[str], *, shipped: set[str] = frozenset(),
-                         extra: list[str] | None = None) -> list[str]:
+def pip_requirements_for(modules: Set[str], *, shipped: Set[str] = frozenset(),
+                         extra: Sequence[str] | None = None) -> list[str]:
     """Pinned requirements: MLflow, CloudPickle, NumPy, pandas, plus the distributions that
     provide ``modules`` (top-level module names the pickled pipeline refers to), minus the
     standard library and the modules shipped as code with the model."""
@@ -177,8 +181,9 @@ def _signature(example: pd.DataFrame, predictions: np.ndarray, datetime_columns:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         signature = infer_signature(example, output, params={OUTPUT_PARAM: OUTPUT_LABEL})
+    any_type: Any = AnyType  # untyped in MLflow
     columns = [
-        ColSpec(AnyType(), spec.name, required=spec.required)
+        ColSpec(any_type(), spec.name, required=spec.required)
         if isinstance(spec, ColSpec) and spec.name in datetime_columns else spec
         for spec in signature.inputs.inputs
     ]
@@ -200,9 +205,9 @@ def _pipeline_metadata(pipeline: Any) -> dict[str, Any]:
     return meta
 
 
-def save_pyfunc_model(pipeline: Any, path: str | os.PathLike[str], *, input_example: pd.DataFrame,
-                      extra_code_paths: list[str | os.PathLike[str]] | None = None,
-                      extra_pip_requirements: list[str] | None = None) -> None:
+def save_pyfunc_model(pipeline: ModelPipeline, path: str | os.PathLike[str], *, input_example: pd.DataFrame,
+                      extra_code_paths: CodePaths | None = None,
+                      extra_pip_requirements: Sequence[str] | None = None) -> None:
     """Write ``pipeline`` as an MLflow pyfunc model directory at ``path`` (see the module doc).
 
     ``extra_code_paths``: files or folders shipped beside ``modelcycle`` in ``code/`` (e.g. the

@@ -1,7 +1,9 @@
 """What reaches the user from MLflow: its errors, translated once, and its console chatter.
 
-Shared by the MLflow adapter (:mod:`modelcycle.registry.mlflow`), the model writer
-(:mod:`modelcycle.registry.packaging`) and the loaded model (:mod:`modelcycle.registry.loaded`).
+Shared by every module of the registry that talks to MLflow: the adapter
+(:mod:`modelcycle.registry.mlflow`), the store opener (:mod:`modelcycle.registry.stores`), the
+model writer (:mod:`modelcycle.registry.packaging`), the model logger
+(:mod:`modelcycle.registry.logged_models`) and the loaded model (:mod:`modelcycle.registry.loaded`).
 
 Errors: every MLflow (and SQLAlchemy, requests, OS) error is translated once, by
 :func:`translate`, into :class:`modelcycle.errors.RegistryError` with a message naming the store
