@@ -122,10 +122,9 @@ def test_nan_flood_does_not_promote(with_champion, capsys):
     assert code == 0, err
     assert "fare_amount is empty" in err or "failed validation" in err
     from modelcycle.config import Workspace
-    from modelcycle.registry.mlflow import MlflowRegistry
+    from modelcycle.registry.workspace import open_registry
 
-    ws = Workspace.load(with_champion)
-    reg = MlflowRegistry(ws.tracking_uri, artifact_location=ws.artifact_location)
+    reg = open_registry(Workspace.load(with_champion))
     assert reg.get_alias("taxifare", "champion").version == "1"
 
 

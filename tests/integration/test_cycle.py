@@ -16,6 +16,7 @@ from modelcycle.errors import ModelcycleError, RegistryError
 from modelcycle.lifecycle import flows, services
 from modelcycle.lifecycle.stages import CLEAN, HOLDOUT, MODEL, RAW
 from modelcycle.registry.mlflow import MlflowRegistry
+from modelcycle.registry.workspace import open_registry
 from modelcycle.versioning.dvcgit import DvcGitVersioning
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -27,7 +28,7 @@ def git(root: Path, *args: str) -> str:
 
 def registry(root: Path) -> MlflowRegistry:
     ws = Workspace.load(root)
-    return MlflowRegistry(ws.tracking_uri, registry_uri=ws.registry_uri, artifact_location=ws.artifact_location)
+    return open_registry(ws)
 
 
 def snapshot(root: Path) -> dict:

@@ -15,6 +15,7 @@ import yaml
 
 from modelcycle.errors import DataError
 from modelcycle.registry.mlflow import MlflowRegistry
+from modelcycle.registry.workspace import open_registry
 from modelcycle.steps.evaluate import evaluate
 from modelcycle.steps.model import ModelPipeline
 from modelcycle.steps.train import TrainSpec, fit
@@ -191,7 +192,7 @@ def test_cli_predict_proba_writes_a_column_per_class(tmp_path: Path, capsys: pyt
     root = workspace(tmp_path, capsys, frame.drop(columns=["price"]), "--target", "band",
                      "--task", "classification", "--metric", "log_loss", "--threshold", "0.9")
     ws = Workspace.load(root)
-    registry = MlflowRegistry(ws.tracking_uri, artifact_location=ws.artifact_location)
+    registry = open_registry(ws)
     register_champion(registry, classifier, frame[COLUMNS], tmp_path / "model", ws.config.name)
     records(frame).head(6).to_json(tmp_path / "new.json", orient="records", date_format="iso")
 

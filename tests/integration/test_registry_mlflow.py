@@ -24,7 +24,9 @@ import pytest
 
 from modelcycle.errors import DataError, ModelcycleError, NoChampionError, RegistryError
 from modelcycle.registry import Registry
-from modelcycle.registry.mlflow import LoadedModel, MlflowRegistry, embedded_uris, redact_uri
+from modelcycle.registry.loaded import LoadedModel
+from modelcycle.registry.mlflow import MlflowRegistry
+from modelcycle.registry.stores import embedded_uris, redact_uri
 from modelcycle.steps.model import ModelPipeline
 
 pytestmark = pytest.mark.slow
@@ -236,7 +238,7 @@ def test_two_threads_log_to_two_runs_at_once(registry: MlflowRegistry) -> None:
                 for step in range(15):
                     registry.log_metrics(run_id, {"loss": float(step), f"{role}_only": 1.0}, step=step)
             registry.end_run(run_id)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(role,)) for role in ("champion", "challenger")]

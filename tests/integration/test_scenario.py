@@ -9,7 +9,7 @@ import pytest
 
 from modelcycle.config import Workspace
 from modelcycle.lifecycle import flows, scenario
-from modelcycle.registry.mlflow import MlflowRegistry
+from modelcycle.registry.workspace import open_registry
 from tests.integration.test_bad_input import cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
@@ -37,7 +37,7 @@ def test_small_backtest_decides_as_the_ground_truth_says(demo_size_ws: Path, cap
     # announced as a human decision, apart from the cycles' decisions
     assert "(approved)" in out
     ws = Workspace.load(taxi_ws)
-    reg = MlflowRegistry(ws.tracking_uri, registry_uri=ws.registry_uri, artifact_location=ws.artifact_location)
+    reg = open_registry(ws)
     champion = reg.get_alias(ws.config.name, "champion")
     assert champion.tags["window"] == "2015-05" and champion.tags["champion_by"] == "backtest"
     events = [json.loads(line) for line in (taxi_ws / ".modelcycle/notifications.log").read_text().splitlines()]

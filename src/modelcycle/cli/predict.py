@@ -53,7 +53,7 @@ def predict(
     class). Any MLflow client can do the same with mlflow.pyfunc.load_model("models:/NAME@champion")
     and .predict(records) or .predict(records, params={"output": "proba"})."""
     from modelcycle.registry.base import canonical_alias
-    from modelcycle.registry.mlflow import for_workspace
+    from modelcycle.registry.workspace import open_registry
     from modelcycle.steps.validate import check_schema
 
     ws = common.load_workspace(ctx)
@@ -62,7 +62,7 @@ def predict(
         raise ConfigError(f"--proba: class probabilities exist only for classifiers, and this workspace's "
                           f"model is a {task} model (data.task in modelcycle.yaml)",
                           "drop --proba to get the predicted values")
-    reg = for_workspace(ws)
+    reg = open_registry(ws)
     frame = _read(source)
     if frame.empty:
         raise DataError(f"{source} holds no records")

@@ -25,10 +25,10 @@ def status(
     and the latest decisions."""
     from modelcycle.lifecycle import journal, lock
     from modelcycle.registry.base import CHALLENGER, CHAMPION
-    from modelcycle.registry.mlflow import for_workspace
+    from modelcycle.registry.workspace import open_registry
 
     ws = common.load_workspace(ctx)
-    reg = for_workspace(ws)
+    reg = open_registry(ws)
     name = ws.config.name
     console.print(f"[bold]{name}[/bold]  workspace [path]{ws.root}[/path]")
     table = Table(header_style="bold", show_edge=False)

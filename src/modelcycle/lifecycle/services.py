@@ -52,14 +52,14 @@ def _echo_default(event: Event) -> None:
 
 def build(ws: Workspace, *, echo: Callable[[Event], None] | None = None) -> Services:
     """Real adapters: the configured source, MLflow, DVC + git, the configured notifications."""
-    from modelcycle.registry.mlflow import for_workspace as registry_for
+    from modelcycle.registry.workspace import open_registry
     from modelcycle.versioning.dvcgit import DvcGitVersioning
 
     n = ws.config.notify
     return Services(
         ws=ws,
         source=build_source(ws.config, ws.root),
-        registry=registry_for(ws),
+        registry=open_registry(ws),
         versioning=DvcGitVersioning(str(ws.root)),
         notifier=Notifier(file=ws.path(n.file) if n.file else None, urls=n.urls,
                           echo=(echo or _echo_default) if n.console else None),

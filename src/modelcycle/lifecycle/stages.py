@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
@@ -27,6 +27,9 @@ from modelcycle.steps import evaluate as ev
 from modelcycle.steps import split as sp
 from modelcycle.steps import train as tr
 from modelcycle.steps import validate as va
+
+if TYPE_CHECKING:
+    from modelcycle.registry.base import ModelWriter
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +226,7 @@ def prepare(ws: Workspace, clean: pd.DataFrame, window: Window, writes: Backgrou
     return split
 
 
-def train(ws: Workspace, train_rows: pd.DataFrame, save_model: Any) -> tr.Trained:
+def train(ws: Workspace, train_rows: pd.DataFrame, save_model: ModelWriter) -> tr.Trained:
     """Fit the challenger -> models/challenger (an MLflow pyfunc model directory).
 
     ``save_model(pipeline, path, input_example=...)`` is the registry's writer.
@@ -269,7 +272,7 @@ def noise_floor(ws: Workspace, holdout: pd.DataFrame) -> FloorReport | None:
 
 def run_stage(ws: Workspace, stage: str) -> str:
     """Run one stage from files (as `dvc repro` does); returns a one-line summary."""
-    from modelcycle.registry.mlflow import for_workspace
+    from modelcycle.registry.workspace import open_registry
     from modelcycle.sources import build_source
 
     window = params_window(ws)
@@ -283,11 +286,11 @@ def run_stage(ws: Workspace, stage: str) -> str:
         split = prepare(ws, _read_parquet(ws, CLEAN, stage), window)
         return f"{split.describe()} -> {TRAIN}, {HOLDOUT}"
     if stage == "train":
-        registry = for_workspace(ws)
+        registry = open_registry(ws)
         trained = train(ws, _read_parquet(ws, TRAIN, stage), registry.save_model)
         return f"trained {ws.config.model.estimator} on {trained.rows} rows in {trained.fit_seconds:.1f}s -> {MODEL}"
     if stage == "evaluate":
-        registry = for_workspace(ws)
+        registry = open_registry(ws)
         model = registry.load_model(str(ws.path(MODEL)))
         scores = evaluate(ws, model, _read_parquet(ws, HOLDOUT, stage))
         write_json(ws, METRICS, {"window": window.label, "challenger": scores.to_dict()})

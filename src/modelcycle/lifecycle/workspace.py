@@ -216,7 +216,7 @@ def _make_state_dir(root: Path) -> Path:
 def _finish(root: Path, config_text: str, params_text: str, progress: Progress, *,
             env_values: dict[str, str] | None = None,
             before_commit: Callable[[Workspace], None] | None = None) -> Workspace:
-    from modelcycle.registry.mlflow import MlflowRegistry
+    from modelcycle.registry.workspace import open_registry
     from modelcycle.versioning import dvcgit
 
     config_path = root / CONFIG_FILE
@@ -238,8 +238,7 @@ def _finish(root: Path, config_text: str, params_text: str, progress: Progress, 
     progress("initialising git and DVC")
     dvcgit.init_workspace_repo(str(root), ws.dvc_remote)
     progress("creating the MLflow tracking database")
-    MlflowRegistry(ws.tracking_uri, registry_uri=ws.registry_uri,
-                   artifact_location=ws.artifact_location).experiment_id(ws.config.name)
+    open_registry(ws).experiment_id(ws.config.name)
     if before_commit is not None:
         before_commit(ws)
     for name in (CONFIG_FILE, PARAMS_FILE):

@@ -12,15 +12,19 @@ from the seeds map onto them: ``Production`` -> ``champion``, ``Staging`` -> ``c
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
 from modelcycle.errors import NoChampionError, RegistryError
+
+if TYPE_CHECKING:
+    from modelcycle.steps.model import ModelPipeline
 
 PROMOTE_HINT = "run a first cycle (`modelcycle run --window YYYY-MM`), or `modelcycle promote --version N`"
 CHAMPION = "champion"
@@ -114,10 +118,26 @@ class Predictor(Protocol):
     def predict(self, raw: pd.DataFrame) -> np.ndarray: ...
 
 
+#: Files or folders shipped as code with a model (e.g. the workspace's ``features.py``).
+CodePaths = Sequence[str | os.PathLike[str]]
+
+
+class ModelWriter(Protocol):
+    """``Registry.save_model``: what the training stage is given to write its model with."""
+
+    def __call__(self, pipeline: ModelPipeline, path: str, *, input_example: pd.DataFrame,
+                 extra_code_paths: CodePaths | None = None,
+                 extra_pip_requirements: Sequence[str] | None = None) -> None: ...
+
+
 class Registry(Protocol):
     """Runs, metrics, models, versions and aliases of one tracking + registry backend."""
 
     tracking_uri: str
+
+    def check(self, timeout: float = 5.0) -> None:
+        """Reach the store once; a RegistryError naming it when it does not answer in time."""
+        ...
 
     # runs ---------------------------------------------------------------------------------
     def start_run(self, *, experiment: str, run_name: str, tags: dict[str, str] | None = None,
@@ -148,9 +168,15 @@ class Registry(Protocol):
         ...
 
     # models -------------------------------------------------------------------------------
-    def save_model(self, pipeline: Any, path: str, *, input_example: pd.DataFrame) -> None:
+    def save_model(self, pipeline: ModelPipeline, path: str, *, input_example: pd.DataFrame,
+                   extra_code_paths: CodePaths | None = None,
+                   extra_pip_requirements: Sequence[str] | None = None) -> None:
         """Write ``pipeline`` (a ModelPipeline) as an MLflow pyfunc model directory at ``path``,
-        with signature, input example and explicit pip requirements (never inferred)."""
+        with signature, input example and explicit pip requirements (never inferred).
+
+        ``extra_code_paths``: files or folders shipped with the model (e.g. the workspace's
+        ``features.py``), each importable when the model loads; a missing one is a ModelError.
+        ``extra_pip_requirements``: added to the requirements found from the pipeline."""
         ...
 
     def log_model_dir(self, run_id: str, path: str, artifact_path: str = "model") -> str:

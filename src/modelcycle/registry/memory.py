@@ -19,18 +19,18 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
-import numpy as np
 import pandas as pd
 
 from modelcycle import tracepoints
 from modelcycle.errors import ModelcycleError, ModelError, RegistryError
 from modelcycle.registry.base import (
+    CodePaths,
     ModelVersion,
     RunRecord,
     alias_name,
@@ -41,6 +41,9 @@ from modelcycle.registry.base import (
 )
 
 PIPELINE_FILE = "pipeline.pkl"
+if TYPE_CHECKING:
+    from modelcycle.steps.model import ModelPipeline
+
 _STATUSES = ("FINISHED", "FAILED", "KILLED")
 _PARAM_LIMIT = 6000  # MLflow's MAX_PARAM_VAL_LENGTH
 _TAG_LIMIT = 8000  # MLflow's MAX_TAG_VAL_LENGTH
@@ -71,6 +74,9 @@ class MemoryRegistry:
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         with self._lock:
             return _restore, ({k: v for k, v in self.__dict__.items() if k != "_lock"},)
+
+    def check(self, timeout: float = 5.0) -> None:
+        """An in-memory store always answers."""
 
     # runs ---------------------------------------------------------------------------------
     def _run(self, run_id: str) -> RunRecord:
@@ -164,14 +170,14 @@ class MemoryRegistry:
                     "system/cpu_utilization_percentage": float(psutil.cpu_percent(interval=None)),
                     "system/system_memory_usage_percentage": float(psutil.virtual_memory().percent),
                 }
-            except Exception:  # pragma: no cover - psutil is a dependency
+            except (ImportError, OSError):  # pragma: no cover - psutil is a dependency
                 pass
             self.log_metrics(run_id, sample)
 
     # models -------------------------------------------------------------------------------
-    def save_model(self, pipeline: Any, path: str, *, input_example: pd.DataFrame,
-                   extra_code_paths: list[Any] | None = None,
-                   extra_pip_requirements: list[str] | None = None) -> None:
+    def save_model(self, pipeline: ModelPipeline, path: str, *, input_example: pd.DataFrame,
+                   extra_code_paths: CodePaths | None = None,
+                   extra_pip_requirements: Sequence[str] | None = None) -> None:
         target = Path(path)
         if target.exists() and any(target.iterdir()):
             raise RegistryError(f"cannot save the model to {target}: the folder exists and is not empty",

@@ -46,7 +46,7 @@ import cloudpickle
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.pyfunc import PythonModel
+from mlflow.pyfunc.model import PythonModel
 
 #: Name of the pipeline in the model's ``artifacts`` (``context.artifacts[PIPELINE_ARTIFACT]``).
 PIPELINE_ARTIFACT = "pipeline"
@@ -143,7 +143,8 @@ class ModelcyclePyfunc(PythonModel):
         if not hasattr(self.pipeline, "predict"):
             raise RuntimeError(f"{path} does not hold a model pipeline (no predict method)")
 
-    def predict(self, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
+    # MLflow 3 calls a predict without ``context`` as such (it inspects the signature).
+    def predict(self, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:  # type: ignore[override]
         """Labels or values (``output="label"``, the default) as an array, or class
         probabilities (``output="proba"``) as a DataFrame with a ``proba_<class>`` column per class."""
         if self.pipeline is None:
@@ -167,8 +168,8 @@ def dump_pipeline(pipeline: Any, path: str | os.PathLike[str], *, on_object: Any
     registry find out which libraries the pickle refers to (its pip requirements).
     """
 
-    class _Pickler(cloudpickle.Pickler):
-        def persistent_id(self, obj: Any) -> None:  # noqa: D401 - pickle protocol hook
+    class _Pickler(cloudpickle.Pickler):  # type: ignore[misc, unused-ignore]  # cloudpickle is untyped
+        def persistent_id(self, obj: Any) -> None:  # the pickle protocol's hook: None pickles obj as usual
             if on_object is not None:
                 on_object(obj)
             return None
