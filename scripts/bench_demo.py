@@ -84,7 +84,7 @@ def main() -> int:
         return 1
     results = json.loads((target / "reports/backtest-2015-01-2015-06.json").read_text())
 
-    from modelcycle.sources.simulator import regime_changes
+    from modelcycle.examples.taxifare.simulator import regime_changes
 
     changes = {c["window"]: c["kind"] for c in regime_changes()}
     linear = linear_baseline(target, [r["window"] for r in results])

@@ -12,16 +12,31 @@ import typer
 
 from modelcycle.cli import common
 from modelcycle.cli.main import State
+from modelcycle.config import CONFIG_FILE
 from modelcycle.console import console, err_console
-from modelcycle.errors import WorkspaceError
+from modelcycle.errors import ConfigError, WorkspaceError
 
 FIRST_CHAMPION = "2014-12"
 BACKTEST = ("2015-01", "2015-06")
 
 
 def _is_demo(root: Path) -> bool:
-    cfg = root / "modelcycle.yaml"
-    return cfg.exists() and "\nsimulation:" in cfg.read_text(encoding="utf-8")
+    """Whether ``root`` holds a taxifare workspace (which the demo may delete and rebuild): its
+    modelcycle.yaml's ``reference.factory`` is the taxi simulator's, or it has the ``simulation``
+    section of a demo built by an older modelcycle."""
+    from modelcycle.config.load import read_yaml
+    from modelcycle.examples.taxifare.scenario import FACTORY
+
+    cfg = root / CONFIG_FILE
+    if not cfg.is_file():
+        return False
+    try:
+        data = read_yaml(cfg)
+    except ConfigError:
+        return False
+    reference = data.get("reference")
+    factory = reference.get("factory") if isinstance(reference, dict) else None
+    return factory == FACTORY or isinstance(data.get("simulation"), dict)
 
 
 def demo(
@@ -36,7 +51,7 @@ def demo(
     simulator's ground truth, and where
     the timeline picture, the MLflow data and the Prefect data are. An existing demo workspace
     in DIRECTORY is rebuilt."""
-    from modelcycle.lifecycle import workspace as wsmod
+    from modelcycle.examples.taxifare.workspace import create
 
     started = time.perf_counter()
     root = directory.expanduser().resolve()
@@ -50,8 +65,8 @@ def demo(
     prefect_home = root / ".modelcycle" / "prefect"
     prefect_home.mkdir(parents=True)
     server = common.begin_prefect(prefect_home, os.environ.get("PREFECT_API_URL"))
-    ws = wsmod.create_taxifare(root, rows_per_month=rows_per_month, force=True,
-                               progress=lambda t: err_console.print(f"[muted]· {t}[/muted]"))
+    ws = create(root, rows_per_month=rows_per_month, force=True,
+                progress=lambda t: err_console.print(f"[muted]· {t}[/muted]"))
     State.workspace = root
     common.await_prefect(server, ws)
     from modelcycle.cli.backtest import report

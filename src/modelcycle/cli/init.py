@@ -11,16 +11,15 @@ import typer
 from modelcycle.config.secrets import SOURCE_PASSWORD_VAR
 from modelcycle.console import console, err_console
 from modelcycle.errors import ConfigError
-
-EXAMPLES = ("taxifare",)
+from modelcycle.examples import EXAMPLES
 
 
 def init(
     directory: Path = typer.Argument(..., help="Folder to create the workspace in (new or empty).",
                                      file_okay=False),
     example: Optional[str] = typer.Option(
-        None, "--example", "-e", help="Start from an example: taxifare (simulated New York cab rides "
-        "2009-2015 in a DuckDB warehouse, the seeds' 2.5 MAE gate)."),
+        None, "--example", "-e", help="Start from an example: "
+        + "; ".join(f"{name} ({what})" for name, what in EXAMPLES.items()) + "."),
     source: Optional[str] = typer.Option(
         None, "--source", help="Your own data: a glob of CSV/Parquet files, a DuckDB file (with "
         "--table) or a SQLAlchemy URL (with --table). A password in the URL is moved to .env "
@@ -71,7 +70,10 @@ def init(
     if example:
         if example not in EXAMPLES:
             raise ConfigError(f"there is no example '{example}'", f"examples: {', '.join(EXAMPLES)}")
-        ws = wsmod.create_taxifare(root, rows_per_month=rows_per_month, force=force, progress=progress)
+        from modelcycle.examples import create
+
+        options = {"rows_per_month": rows_per_month} if rows_per_month is not None else {}
+        ws = create(example, root, force=force, progress=progress, **options)
     elif source:
         missing = [flag for flag, v in (("--timestamp", timestamp), ("--target", target),
                                         ("--threshold", threshold)) if v is None]

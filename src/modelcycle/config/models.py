@@ -93,7 +93,7 @@ class FeaturesConfig(Section):
     builder: str | None = Field(
         default=None,
         description="import path of a function frame -> feature frame, e.g. "
-        "'modelcycle.steps.features:taxi_features' or 'features:build' for a features.py in the "
+        "'modelcycle.examples.taxifare.features:taxi_features' or 'features:build' for a features.py in the "
         "workspace; it is packaged inside the logged model")
     columns: list[str] | None = Field(
         default=None,
@@ -179,14 +179,19 @@ class BackendsConfig(Section):
         description="DVC remote for data and model snapshots: a folder, s3://, gs://, azure://")
 
 
-class SimulationConfig(Section):
-    """Present in the demo workspace: the warehouse holds simulated rides, so each cycle can
-    state its metric as a ratio to the simulator's irreducible error."""
+class ReferenceConfig(Section):
+    """Ground truth the data comes with (a simulator's, a benchmark's): the best score possible on
+    any rows, and per window what happened and the right decision. Each cycle then logs its score
+    beside that noise floor, and a backtest checks every decision against the truth."""
 
-    seed: int = Field(default=7, description="the simulator's seed")
-    rows_per_month: int = Field(gt=0, description="rows simulated per month")
-    start: str = Field(default="2009-01", description="first simulated month")
-    end: str = Field(default="2015-06", description="last simulated month")
+    factory: str = Field(
+        description="import path of a class or function that, called with `params`, returns the "
+        "reference: an object with `label`, `noise_floor(rows, metric)` and `truth(window, "
+        "has_champion=..., config=...)` (see modelcycle.lifecycle.reference), e.g. "
+        "'modelcycle.examples.taxifare.scenario:TaxiReference' or 'reference:Truths' for a "
+        "reference.py in the workspace")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments the factory is called with")
 
 
 class ProjectConfig(Section):
@@ -203,8 +208,20 @@ class ProjectConfig(Section):
     gate: GateConfig
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     backends: BackendsConfig = Field(default_factory=BackendsConfig)
-    simulation: SimulationConfig | None = Field(
-        default=None, description="set by `modelcycle init --example taxifare`")
+    reference: ReferenceConfig | None = Field(
+        default=None,
+        description="optional: ground truth the data comes with (the taxifare example's simulator has one)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_simulation_section(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "simulation" in data:
+            raise ValueError(
+                "`simulation` is no longer a key: a simulated warehouse's noise floor and ground truth now "
+                "come from `reference` (reference.factory: modelcycle.examples.taxifare.scenario:TaxiReference, "
+                "reference.params: {seed: 7, rows_per_month: 12000}); a demo workspace is rebuilt by "
+                "`modelcycle demo DIR`")
+        return data
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> ProjectConfig:

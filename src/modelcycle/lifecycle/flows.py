@@ -467,7 +467,7 @@ def run_cycle(svc: Services, window: Window) -> CycleResult:
                                   f"scoring the champion on {len(split.holdout)} held-out rows")
             trained_future = train_challenger_task.submit(svc, split.train)
             champion_future = evaluate_champion_task.submit(svc, champion_now, split.holdout)
-            floor_future = noise_floor_task.submit(svc, split.holdout) if svc.ws.config.simulation else None
+            floor_future = noise_floor_task.submit(svc, split.holdout) if svc.ws.config.reference else None
             futures += [trained_future, champion_future, floor_future]
             tracepoints.reach("cycle:training")
             trained: Trained = trained_future.result()

@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelcycle.steps.features import (
+from modelcycle.examples.taxifare.features import (
     INPUT_COLUMNS,
     TAXI_FEATURES,
-    EARTH_RADIUS_KM,
     taxi_features,
 )
+from modelcycle.steps.features import EARTH_RADIUS_KM
 
 JFK = (40.6413, -73.7781)
 MIDTOWN = (40.7549, -73.9840)
@@ -173,8 +173,9 @@ def test_missing_column_gives_nan_features(frame):
 
 
 def test_import_is_light():
-    code = ("import sys, modelcycle.steps.features; "
+    code = ("import sys, modelcycle.examples.taxifare.features; "
             "heavy = [m for m in ('lightgbm', 'sklearn', 'duckdb', 'scipy', 'mlflow', 'prefect', "
-            "'modelcycle.sources') if m in sys.modules]; print(heavy)")
+            "'modelcycle.sources', 'modelcycle.lifecycle', 'modelcycle.examples.taxifare.simulator') "
+            "if m in sys.modules]; print(heavy)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

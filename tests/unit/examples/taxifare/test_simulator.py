@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from modelcycle.errors import DataError, SourceError
-from modelcycle.sources import simulator as sim_mod
-from modelcycle.sources.simulator import (
+from modelcycle.examples.taxifare import simulator as sim_mod
+from modelcycle.examples.taxifare.features import taxi_features
+from modelcycle.examples.taxifare.simulator import (
     DEFAULT_MODEL_PARAMS,
     DEFAULT_ROWS_PER_MONTH,
     NYC_BOUNDS,
@@ -21,7 +22,7 @@ from modelcycle.sources.simulator import (
     regime_changes,
     write_warehouse,
 )
-from modelcycle.steps.features import haversine_km, taxi_features
+from modelcycle.steps.features import haversine_km
 
 ROWS = 2_000
 

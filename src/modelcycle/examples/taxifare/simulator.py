@@ -72,16 +72,15 @@ import numpy as np
 import pandas as pd
 
 from modelcycle.errors import DataError, SourceError
-from modelcycle.steps.features import (
+from modelcycle.examples.taxifare.features import (
+    GRID_ANGLE_DEG,
     KM_PER_DEG_LAT,
     KM_PER_DEG_LON,
-    GRID_ANGLE_DEG,
     LANDMARKS,
     grid_coordinates,
     grid_distance_km,
-    haversine_km,
-    to_naive_timestamps,
 )
+from modelcycle.steps.features import haversine_km, to_naive_timestamps
 
 # ----------------------------------------------------------------------------------------------
 # Public constants
