@@ -188,16 +188,19 @@ LEAK_SCRIPT = """
 import sys, threading, time
 from datetime import datetime
 
+failed = threading.Event()
+
 def fail():
     try:
         {call}
     except Exception as exc:
         held = exc  # a failed task's state keeps its error, as Prefect's worker threads do
         print("failed:", type(exc).__name__, flush=True)
+        failed.set()
         time.sleep(600)
 
 threading.Thread(target=fail, daemon=True).start()
-time.sleep(3)
+failed.wait(60)  # then exit while the thread still holds the error
 """
 
 

@@ -71,12 +71,8 @@ def cycle_progress(total: int, title: str) -> Iterator[Progress]:
             return  # the error itself is printed next, as one paragraph
         progress.console.print(decision_line(event), soft_wrap=True)
 
-    services.set_ui(echo=on_event, progress=on_progress)
-    with progress:
-        try:
-            yield progress
-        finally:
-            services.set_ui()
+    with progress, services.using(echo=on_event, progress=on_progress):
+        yield progress
 
 
 NO_WAIT_HELP = ("If another modelcycle command is changing the workspace, stop at once with an error "

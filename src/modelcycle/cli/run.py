@@ -8,7 +8,6 @@ import typer
 
 from modelcycle.cli import common
 from modelcycle.console import console
-from modelcycle.errors import ConfigError
 
 
 def run(
@@ -28,12 +27,8 @@ def run(
     if window is not None:
         Window.parse(window)  # a typo fails before anything starts
     with common.locked(ws, no_wait=no_wait):
-        if window is None:
-            ws = ws.reload_params()  # a cycle that held the lock may have moved the window
-            if not ws.params.window:
-                raise ConfigError("no --window given and no cycle has run yet",
-                                  "name the month to evaluate, e.g. `modelcycle run --window 2015-01`")
-            window = Window.parse(ws.params.window).next().label
+        if window is None:  # read under the lock: a cycle that held it may have moved the window
+            window = ws.reload_params().next_window().label
         services.refuse_literal_secrets(ws)
         common.prepare_prefect(ws)
         from modelcycle.cli.render import results_table

@@ -13,9 +13,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from modelcycle.config.secrets import redact
 from modelcycle.config.models import Params, ProjectConfig
-from modelcycle.config.secrets import resolve_references, tighten
+from modelcycle.config.secrets import redact, resolve_references, tighten
+from modelcycle.config.window import Window
 from modelcycle.errors import ConfigError, WorkspaceError
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,13 @@ class Workspace:
 
     def reload_params(self) -> Workspace:
         return Workspace(self.root, self.config, load_params(self.root / PARAMS_FILE))
+
+    def next_window(self) -> Window:
+        """The window after the last cycle's (``window`` in params.yaml): the default of a run."""
+        if not self.params.window:
+            raise ConfigError("no window given and no cycle has run yet",
+                              "name the month to evaluate, e.g. `modelcycle run --window 2015-01`")
+        return Window.parse(self.params.window).next()
 
     # paths --------------------------------------------------------------------------------
     def path(self, relative: str | os.PathLike[str]) -> Path:

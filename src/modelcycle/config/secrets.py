@@ -22,7 +22,7 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -327,10 +327,10 @@ def resolve_references(data: Mapping[str, Any], *, config_file: str | os.PathLik
             continue
         value = parent[leaf]
         if isinstance(value, str):
-            parent[leaf] = _REF.sub(lambda m, f=dotted: value_of(m.group(1), f), value)  # type: ignore[index]
+            parent[leaf] = _substitute(value, dotted, value_of)  # type: ignore[index]
         elif isinstance(value, list):
-            parent[leaf] = [_REF.sub(lambda m, f=f"{dotted}.{i}": value_of(m.group(1), f), v)  # type: ignore[index]
-                            if isinstance(v, str) else v for i, v in enumerate(value)]
+            parent[leaf] = [_substitute(v, f"{dotted}.{i}", value_of) if isinstance(v, str) else v  # type: ignore[index]
+                            for i, v in enumerate(value)]
     return out
 
 
@@ -356,3 +356,8 @@ def tighten(path: str | os.PathLike[str], mode: int, *, fd: int | None = None) -
     except PermissionError:
         return False
     return True
+
+
+def _substitute(text: str, field: str, value_of: Callable[[str, str], str]) -> str:
+    """``text`` with each ``${NAME}`` replaced by ``value_of(NAME, field)``."""
+    return _REF.sub(lambda m: value_of(m.group(1), field), text)

@@ -34,4 +34,5 @@ def create(name: str, root: Path, **options: Any) -> Workspace:
 
     if name not in EXAMPLES:
         raise KeyError(name)
-    return importlib.import_module(f"modelcycle.examples.{name}.workspace").create(root, **options)
+    ws: Workspace = importlib.import_module(f"modelcycle.examples.{name}.workspace").create(root, **options)
+    return ws

@@ -21,14 +21,14 @@ equally good models differ by chance. The outcomes:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from modelcycle.gate.stats import improvement_interval
 from modelcycle.steps.evaluate import METRICS, Scores
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     PROMOTE = "promote"
     KEEP = "keep"
     ESCALATE = "escalate"

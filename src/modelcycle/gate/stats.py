@@ -30,7 +30,7 @@ The interval is the percentile interval of the resampled relative improvement.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,7 +158,7 @@ def _double_or_nothing(X: np.ndarray, resamples: int, rng: np.random.Generator) 
     return sums, counts
 
 
-def _weights(n: int, resamples: int, rng: np.random.Generator, method: str):  # noqa: ANN202
+def _weights(n: int, resamples: int, rng: np.random.Generator, method: str) -> Iterator[np.ndarray]:
     """Explicit row weights, a chunk of resamples at a time (for metrics that are not sums)."""
     chunk = max(1, min(resamples, _CHUNK_BYTES // max(1, n * 24)))
     nbytes = -(-n // 8)

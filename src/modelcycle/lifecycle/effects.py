@@ -28,6 +28,7 @@ import logging
 import os
 import socket
 import time
+from uuid import UUID
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -340,7 +341,7 @@ def crash_flow_runs(ids: list[str], message: str) -> int:
                 if run_id in seen:
                     continue
                 seen.add(run_id)
-                run = client.read_flow_run(run_id)
+                run = client.read_flow_run(UUID(run_id))
                 if run.parent_task_run_id:
                     parent = client.read_task_run(run.parent_task_run_id)
                     if parent.flow_run_id:
@@ -348,7 +349,7 @@ def crash_flow_runs(ids: list[str], message: str) -> int:
                 if run.state is not None and not run.state.is_final():
                     client.set_flow_run_state(run.id, Crashed(message=message), force=True)
                     changed += 1
-    except Exception:  # noqa: BLE001 - Prefect's bookkeeping never blocks a repair
+    except Exception:
         log.debug("could not mark flow runs %s crashed", ids, exc_info=True)
     return changed
 
@@ -380,7 +381,9 @@ def crash_orphan_flow_runs() -> int:
                 tags = [t for t in run.tags if t.startswith(FLOW_PROCESS_TAG + ":")]
                 if tags and process_gone(tags[0][len(FLOW_PROCESS_TAG) + 1:]):
                     dead.append(str(run.id))
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.debug("could not search for orphan flow runs", exc_info=True)
         return 0
-    return crash_flow_runs(dead, "the process running this flow stopped; modelcycle's recovery closed it") if dead else 0
+    if not dead:
+        return 0
+    return crash_flow_runs(dead, "the process running this flow stopped; modelcycle's recovery closed it")

@@ -129,5 +129,5 @@ def deferred(on_signal: Callable[[int, Held], None] | None = None) -> Iterator[H
         for s, handler in previous.items():
             signal.signal(s, handler)
         if held.signals:
-            first = held.signals[0]
+            first = signal.Signals(held.signals[0])
             _deliver(first, previous[first])

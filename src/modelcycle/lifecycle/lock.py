@@ -22,11 +22,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelcycle.config import STATE_DIR
 from modelcycle.errors import WorkspaceError
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 LOCK_FILE = "lock"
 HOLDER_FILE = "lock.json"
@@ -46,7 +50,7 @@ class Holder:
 
     def describe(self) -> str:
         started = datetime.fromisoformat(self.since)
-        age = max(0, int((datetime.now(timezone.utc) - started).total_seconds()))
+        age = max(0, int((datetime.now(UTC) - started).total_seconds()))
         local = started.astimezone().strftime("%H:%M:%S")
         where = f"pid {self.pid}" + ("" if self.host == socket.gethostname() else f" on {self.host}")
         return f"`{self.command}` ({where}) has held it since {local} ({_ago(age)})"
@@ -65,7 +69,7 @@ def _paths(root: Path) -> tuple[Path, Path]:
     return state / LOCK_FILE, state / HOLDER_FILE
 
 
-def _file_lock(path: Path):  # noqa: ANN202 - filelock's class
+def _file_lock(path: Path) -> FileLock:
     from filelock import FileLock
 
     return FileLock(str(path), is_singleton=True, thread_local=False)
@@ -95,7 +99,7 @@ def holder(root: Path) -> Holder | None:
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        return read_holder(root) or Holder(-1, "?", "another command", datetime.now(timezone.utc).isoformat())
+        return read_holder(root) or Holder(-1, "?", "another command", datetime.now(UTC).isoformat())
     lock.release()
     return None
 
@@ -171,7 +175,7 @@ def hold(root: Path, command: str, *, wait: bool = True,
 
 def _write_holder(info: Path, command: str) -> None:
     data = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
-            "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "since": datetime.now(UTC).isoformat(timespec="seconds"),
             "written": time.time()}
     tmp = info.with_name(info.name + ".tmp")
     tmp.write_text(json.dumps(data), encoding="utf-8")

@@ -25,7 +25,6 @@ Without ``reference:`` none of this happens; nothing else depends on it. The tax
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -82,11 +81,15 @@ def _factory_text(ws: Workspace) -> str:
 
 
 def _workspace_module(ws: Workspace, path: str) -> None:
-    """Put the workspace on ``sys.path`` when the factory's module lives beside modelcycle.yaml."""
+    """Import the factory's module from the workspace's folder when it lives beside
+    modelcycle.yaml (``reference:Truths`` for a ``reference.py``), without putting the workspace
+    on ``sys.path``."""
+    from modelcycle.steps.imports import load_from
+
     module = path.partition(":")[0] if ":" in path else path.rpartition(".")[0]
     top = module.split(".")[0]
-    if top and ((ws.root / f"{top}.py").exists() or (ws.root / top).is_dir()) and str(ws.root) not in sys.path:
-        sys.path.insert(0, str(ws.root))
+    if top:
+        load_from(ws.root, top)
 
 
 def load(ws: Workspace) -> Reference | None:
@@ -100,7 +103,14 @@ def load(ws: Workspace) -> Reference | None:
     cfg = ws.config.reference
     if cfg is None:
         return None
-    _workspace_module(ws, cfg.factory)
+    try:
+        _workspace_module(ws, cfg.factory)
+    except ModelcycleError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"the module of the reference '{cfg.factory}' (reference.factory) failed to import: "
+                          f"{type(exc).__name__}: {exc}",
+                          "fix that module, or remove `reference:` from modelcycle.yaml") from exc
     factory = resolve(cfg.factory, what="reference", field="reference.factory")
     if not callable(factory):
         raise ConfigError(f"the reference '{cfg.factory}' (reference.factory) is a {type(factory).__name__}, "
@@ -126,7 +136,8 @@ def load(ws: Workspace) -> Reference | None:
         raise ConfigError(f"the reference '{cfg.factory}' (reference.factory) returned an object that {what}",
                           "a reference has `label` (a string), `noise_floor(rows, metric)` and "
                           "`truth(window, has_champion=..., config=...)`: see modelcycle.lifecycle.reference")
-    return obj
+    ref: Reference = obj
+    return ref
 
 
 def _failed(ws: Workspace, what: str, exc: Exception) -> ConfigError:

@@ -124,7 +124,7 @@ def _die_with_parent(parent: int) -> Any:
             import ctypes
 
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except Exception:
+        except Exception:  # noqa: BLE001 - not Linux: the server is stopped at exit instead
             return
         if os.getppid() != parent:
             os._exit(1)
@@ -192,7 +192,8 @@ class LocalServer:
         with contextlib.suppress(OSError):
             tail = self.log_path.read_text(errors="replace")[-2000:]
         code = self.process.poll() if self.process else None
-        raise RuntimeError(f"Prefect's local server did not start ({'exit code ' + str(code) if code is not None else 'timed out'})"
+        why = f"exit code {code}" if code is not None else "timed out"
+        raise RuntimeError(f"Prefect's local server did not start ({why})"
                            + (f"; its log {self.log_path} ends with:\n{tail}" if tail else ""))
 
     def stop(self) -> None:

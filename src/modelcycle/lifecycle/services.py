@@ -1,18 +1,22 @@
 """The adapters one workspace's cycles use, built from its configuration.
 
 Flows receive only plain parameters (the workspace path and the window); they get their
-services here. Tests swap in fakes with :func:`override`.
+services here. How they are built and shown is chosen by the caller for the calls it makes,
+through :func:`using` (a context variable, not module state): the command line's progress and
+console, tests' fakes (:func:`override`), a deployment's hooks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from modelcycle.config import Workspace
+from modelcycle.lifecycle.hooks import Hooks
 from modelcycle.notify import Notifier
 from modelcycle.registry.base import Registry
 from modelcycle.sources import Source, build_source
@@ -27,7 +31,7 @@ class Services:
     versioning: Versioning
     notifier: Notifier
     progress: Callable[[str, str], None] | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    hooks: Hooks = field(default_factory=Hooks)
 
     @property
     def name(self) -> str:
@@ -63,9 +67,32 @@ def build(ws: Workspace, *, echo: Callable[[dict[str, Any]], None] | None = None
     )
 
 
-_factory: Callable[[Workspace], Services] | None = None
-_echo: Callable[[dict[str, Any]], None] | None = None
-_progress: Callable[[str, str], None] | None = None
+@dataclass(frozen=True)
+class Options:
+    """How services are built and shown for the calls made inside :func:`using`."""
+
+    factory: Callable[[Workspace], Services] | None = None  # instead of build (tests' fakes)
+    echo: Callable[[dict[str, Any]], None] | None = None     # console notifications
+    progress: Callable[[str, str], None] | None = None       # progress lines
+    hooks: Hooks = Hooks()
+
+
+_options: ContextVar[Options] = ContextVar("modelcycle_services", default=Options())  # noqa: B039 - frozen
+
+
+@contextmanager
+def using(**changes: Any) -> Iterator[None]:
+    """Within the block, build and show services with these :class:`Options` changed."""
+    token = _options.set(replace(_options.get(), **changes))
+    try:
+        yield
+    finally:
+        _options.reset(token)
+
+
+def override(factory: Callable[[Workspace], Services]) -> Any:
+    """Use ``factory`` instead of :func:`build` within the block (tests: fakes)."""
+    return using(factory=factory)
 
 
 def refuse_literal_secrets(ws: Workspace) -> None:
@@ -84,25 +111,10 @@ def open_services(root: str | Path, *, committable: bool = True) -> Services:
     ws = Workspace.load(Path(root))
     if committable:
         refuse_literal_secrets(ws)
-    svc = _factory(ws) if _factory is not None else build(ws, echo=_echo)
+    options = _options.get()
+    svc = options.factory(ws) if options.factory is not None else build(ws, echo=options.echo)
     if svc.progress is None:
-        svc.progress = _progress
+        svc.progress = options.progress
+    if options.hooks != Hooks():
+        svc.hooks = options.hooks
     return svc
-
-
-@contextmanager
-def override(factory: Callable[[Workspace], Services]) -> Iterator[None]:
-    """Use ``factory`` instead of :func:`build` (tests: fakes for the registry or versioning)."""
-    global _factory
-    previous, _factory = _factory, factory
-    try:
-        yield
-    finally:
-        _factory = previous
-
-
-def set_ui(*, echo: Callable[[dict[str, Any]], None] | None = None,
-           progress: Callable[[str, str], None] | None = None) -> None:
-    """How console notifications and progress are shown (the CLI renders them its own way)."""
-    global _echo, _progress
-    _echo, _progress = echo, progress

@@ -8,15 +8,17 @@ functions and passes the frames along in memory as well.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from modelcycle.config import PARAMS_FILE, Window, Workspace
 from modelcycle.errors import ConfigError, EmptyWindowError, disk_cause
@@ -38,8 +40,9 @@ METRICS = "reports/metrics.json"
 STAGES = ["fetch", "validate", "prepare", "train", "evaluate"]
 
 
-class _BackgroundWrites:
-    """Writes stage outputs on a spare core while the cycle goes on (training uses one core)."""
+class BackgroundWrites:
+    """Writes stage outputs on a spare core while the cycle goes on (training uses one core).
+    ``close()`` (also on an error) makes sure every write is on disk."""
 
     def __init__(self) -> None:
         from concurrent.futures import ThreadPoolExecutor
@@ -64,25 +67,15 @@ class _BackgroundWrites:
         finally:
             self._pool.shutdown(wait=True)
 
+    def __enter__(self) -> BackgroundWrites:
+        return self
 
-_writes: _BackgroundWrites | None = None
-
-
-@contextmanager
-def background_writes() -> Iterator[_BackgroundWrites]:
-    """Within the block, parquet outputs are written in the background; ``wait()`` (and leaving
-    the block, also on an error) makes sure they are all on disk."""
-    global _writes
-    writer = _BackgroundWrites()
-    previous, _writes = _writes, writer
-    try:
-        yield writer
-    finally:
-        _writes = previous
-        writer.close()
+    def __exit__(self, *_exc: Any) -> None:
+        self.close()
 
 
-def _write_parquet(ws: Workspace, frame: pd.DataFrame, rel: str) -> None:
+def _write_parquet(ws: Workspace, frame: pd.DataFrame, rel: str, writes: BackgroundWrites | None = None) -> None:
+    """Write ``frame`` to ``rel``: in the background when ``writes`` is given, else now."""
     path = ws.path(rel)
     path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -93,8 +86,8 @@ def _write_parquet(ws: Workspace, frame: pd.DataFrame, rel: str) -> None:
             disk = disk_cause(exc) or exc
             raise OSError(disk.errno, disk.strerror or str(exc), str(path)) from exc
 
-    if _writes is not None:
-        _writes.submit(write)
+    if writes is not None:
+        writes.submit(write)
     else:
         write()
 
@@ -114,22 +107,25 @@ def write_json(ws: Workspace, rel: str, payload: dict[str, Any]) -> None:
 
 
 def set_window(ws: Workspace, window: Window) -> Workspace:
-    """Record the cycle's window in params.yaml (keeping the user's comments and order)."""
-    from ruamel.yaml import YAML
-
+    """Record the cycle's window in params.yaml, editing only its top-level ``window:`` line (the
+    user's comments, order and formatting stay as they are); the line is added if missing."""
     path = ws.path(PARAMS_FILE)
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    data = yaml.load(path.read_text(encoding="utf-8")) if path.exists() else None
-    if data is None:
-        from ruamel.yaml.comments import CommentedMap
-
-        data = CommentedMap()
-    if data.get("window") != window.label:
-        data["window"] = window.label
-        with path.open("w", encoding="utf-8") as fh:
-            yaml.dump(data, fh)
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if ws.params.window != window.label or _WINDOW_LINE.search(text) is None:
+        path.write_text(with_window(text, window.label), encoding="utf-8")
     return ws.reload_params()
+
+
+_WINDOW_LINE = re.compile(r"^window:[^\n#]*?(?P<comment>[ \t]+#[^\n]*)?$", re.MULTILINE)
+
+
+def with_window(text: str, label: str) -> str:
+    """``text`` (a params.yaml) with its top-level ``window:`` set to ``label``, quoted when YAML
+    would read it as something other than a string (a date, a number)."""
+    value = yaml.safe_dump(label, default_flow_style=True).splitlines()[0]
+    if _WINDOW_LINE.search(text):
+        return _WINDOW_LINE.sub(lambda m: f"window: {value}{m.group('comment') or ''}", text, count=1)
+    return text + ("" if not text or text.endswith("\n") else "\n") + f"window: {value}\n"
 
 
 def params_window(ws: Workspace) -> Window:
@@ -141,19 +137,16 @@ def params_window(ws: Workspace) -> Window:
 
 def workspace_code(ws: Workspace) -> list[Path]:
     """The user's own modules a model needs: the feature builder's module when it lives in the
-    workspace (``features:build`` for a ``features.py`` beside modelcycle.yaml). The workspace
-    is put on ``sys.path`` so it imports, and the module ships inside the logged model."""
-    import sys
+    workspace (``features:build`` for a ``features.py`` beside modelcycle.yaml). It is imported
+    from there (the workspace does not go on ``sys.path``) and ships inside the logged model."""
+    from modelcycle.steps.imports import load_from
 
     builder = ws.config.features.builder
     if not builder:
         return []
     module = builder.partition(":")[0] if ":" in builder else builder.rpartition(".")[0]
-    top = module.split(".")[0]
-    found = [p for p in (ws.root / f"{top}.py", ws.root / top) if p.exists()]
-    if found and str(ws.root) not in sys.path:
-        sys.path.insert(0, str(ws.root))
-    return found[:1]
+    found = load_from(ws.root, module.split(".")[0])
+    return [found] if found is not None else []
 
 
 def warm_up(ws: Workspace) -> None:
@@ -165,10 +158,8 @@ def warm_up(ws: Workspace) -> None:
     workspace_code(ws)
     for path, what in ((ws.config.model.estimator, "estimator"), (ws.config.features.builder, "feature builder")):
         if path:
-            try:
+            with contextlib.suppress(ConfigError):  # the cycle reports it where it happens
                 resolve(path, what=what)
-            except ConfigError:
-                pass  # the cycle reports it where it happens
     import mlflow.pyfunc  # noqa: F401
 
 
@@ -193,7 +184,7 @@ def fetch_range(ws: Workspace, window: Window) -> tuple[Any, Any]:
 
 
 def fetch(ws: Workspace, source: Source, window: Window,
-          rows: Callable[[], pd.DataFrame] | None = None) -> pd.DataFrame:
+          rows: Callable[[], pd.DataFrame] | None = None, writes: BackgroundWrites | None = None) -> pd.DataFrame:
     """History + window rows from the source -> data/raw.parquet. ``rows`` returns the result of
     a query already started (see :func:`fetch_range`)."""
     raw = rows() if rows is not None else source.fetch(*fetch_range(ws, window))
@@ -207,27 +198,28 @@ def fetch(ws: Workspace, source: Source, window: Window,
             f"{source.describe()} has no rows for window {window} "
             f"({window.start:%Y-%m-%d} to {window.end:%Y-%m-%d}, end excluded)",
             "pick a window the source covers; `modelcycle status` shows the last window run")
-    _write_parquet(ws, raw, RAW)
+    _write_parquet(ws, raw, RAW, writes)
     return raw
 
 
-def validate(ws: Workspace, raw: pd.DataFrame, window: Window) -> tuple[pd.DataFrame, va.ValidationReport]:
+def validate(ws: Workspace, raw: pd.DataFrame, window: Window,
+             writes: BackgroundWrites | None = None) -> tuple[pd.DataFrame, va.ValidationReport]:
     """Schema check and value rules -> data/clean.parquet + reports/validation.json."""
     clean, report = va.validate(raw, ws.config.data, window_start=window.start,
                                 where=f"(window {window})")
-    _write_parquet(ws, clean, CLEAN)
+    _write_parquet(ws, clean, CLEAN, writes)
     write_json(ws, VALIDATION, report.to_dict())
     return clean, report
 
 
-def prepare(ws: Workspace, clean: pd.DataFrame, window: Window) -> sp.Split:
+def prepare(ws: Workspace, clean: pd.DataFrame, window: Window, writes: BackgroundWrites | None = None) -> sp.Split:
     """Chronological split -> data/train.parquet + data/holdout.parquet."""
     split = sp.chronological(clean, timestamp=ws.config.data.timestamp, window_start=window.start,
                              window_end=window.end,
                              holdout_fraction=ws.params.split.holdout_fraction,
                              window_label=window.label)
-    _write_parquet(ws, split.train, TRAIN)
-    _write_parquet(ws, split.holdout, HOLDOUT)
+    _write_parquet(ws, split.train, TRAIN, writes)
+    _write_parquet(ws, split.holdout, HOLDOUT, writes)
     return split
 
 

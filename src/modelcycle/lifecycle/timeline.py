@@ -49,7 +49,7 @@ def figure(results: list[Any], *, name: str, metric: str, threshold: float,
 
     seen: set[str] = set()
     unscored: list[tuple[int, Any]] = []
-    for x, r in zip(xs, results):
+    for x, r in zip(xs, results, strict=True):
         marker, color, label = MARKERS.get(r.outcome, ("x", "black", r.outcome))
         legend = f"decision: {label}" if label not in seen else None
         seen.add(label)
@@ -78,7 +78,7 @@ def figure(results: list[Any], *, name: str, metric: str, threshold: float,
                         va="center", ha="left", fontsize=8, fontweight="bold",
                         color="#d62728" if r.outcome == "failed" else "#555555", zorder=6)
     if events:
-        for x, w in zip(xs, windows):
+        for x, w in zip(xs, windows, strict=True):
             if w in events:
                 ax.axvline(x, color="#bbbbbb", lw=0.8, zorder=0)
                 ax.annotate(events[w], (x, 1.0), xycoords=("data", "axes fraction"), rotation=90,

@@ -348,7 +348,7 @@ def sql_failure(url: str, exc: BaseException, table: str | None = None) -> Sourc
     try:
         parsed = make_url(url)
         host, port = parsed.host, parsed.port or _DEFAULT_PORTS.get(parsed.get_backend_name())
-    except Exception:
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: no host to name
         host, port = None, None
     if host and port:
         why = _server_unreachable(host, int(port))
@@ -402,7 +402,7 @@ def _sql_sample(url: str, table: str | None, timestamp: str, rows: int) -> Sourc
 def _type_text(kind: Any) -> str:
     try:
         return str(kind).upper()
-    except Exception:  # a type SQLAlchemy cannot render
+    except Exception:  # noqa: BLE001 - a type SQLAlchemy cannot render
         return type(kind).__name__.upper()
 
 
@@ -584,8 +584,8 @@ def calendar_columns(sample: pd.DataFrame, timestamp: str, columns: Iterable[str
             by = "name and content" if part == by_name else "content"
             found.append(CalendarColumn(column, part, CALENDAR_PARTS[part][0], by, share))
         elif by_name is not None:
-            share = shares.get(by_name)
-            if share is None or share >= 0.5:
+            named = shares.get(by_name)
+            if named is None or named >= 0.5:
                 found.append(CalendarColumn(column, by_name, CALENDAR_PARTS[by_name][0], "name", None))
     return found
 
@@ -672,7 +672,7 @@ def _resolve_given(url: str, root: Path) -> str:
     """The URL given to init with its own ``${VAR}`` references resolved (environment, or a
     ``.env`` already in the folder)."""
     try:
-        return resolve_references({"source": {"url": url}}, config_file=root / CONFIG_FILE)["source"]["url"]
+        return str(resolve_references({"source": {"url": url}}, config_file=root / CONFIG_FILE)["source"]["url"])
     except ConfigError:
         missing = [n for n in references({"source": {"url": url}}).get("source.url", [])
                    if n not in os.environ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ class Notifier:
 
     def send(self, event: dict[str, Any]) -> list[str]:
         """Deliver ``event``; return the problems met (empty when every channel worked)."""
-        event = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), **event}
+        event = {"time": datetime.now(UTC).isoformat(timespec="seconds"), **event}
         problems: list[str] = []
         if self.echo is not None:
             self.echo(event)

@@ -11,7 +11,7 @@ timestamp is not one belongs to no window. Parquet files keep their own types.
 from __future__ import annotations
 
 import glob as globlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -59,7 +59,7 @@ class FileSource:
             return f"read_parquet({listed}, union_by_name=true)"
         return f"read_csv({listed}, union_by_name=true, auto_detect=true{', all_varchar=true' if text else ''})"
 
-    def _fail(self, hint: str):  # noqa: ANN202
+    def _fail(self, hint: str) -> Callable[[DuckDBFailure], SourceError]:
         return lambda f: SourceError(f"cannot read {self.describe()}: {f.text}", hint)
 
     def _file_columns(self, files: list[str]) -> list[str]:
@@ -88,9 +88,7 @@ class FileSource:
                 duckdb.connect,
                 f"SELECT count(*) FROM read_csv({one}, auto_detect=false, header=true, delim='{delim}', "
                 f"quote='\"', columns={{{names}}})",
-                fail=lambda f, file=file: SourceError(
-                    f"{file} cannot be read as a table: {f.text}",
-                    "fix or remove that line (a field holding the delimiter needs quotes)"))
+                fail=_unreadable(file))
             raise SourceError(f"{file} cannot be read as a table: its lines do not split into the columns "
                               f"of its header {cols[0][:80]!r}",
                               "check the file's delimiter and quoting (every line needs as many fields as "
@@ -142,3 +140,8 @@ class FileSource:
             frame = frame[~bad].reset_index(drop=True)
             frame.attrs[UNPLACED] = {self.timestamp: (int(bad.sum()), shown)}
         return frame.drop(columns=[_UNPLACED])
+
+
+def _unreadable(file: str) -> Callable[[DuckDBFailure], SourceError]:
+    return lambda f: SourceError(f"{file} cannot be read as a table: {f.text}",
+                                 "fix or remove that line (a field holding the delimiter needs quotes)")

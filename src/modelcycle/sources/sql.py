@@ -14,11 +14,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from modelcycle.errors import ModelcycleError, SchemaError, SourceError
+
+if TYPE_CHECKING:
+    import duckdb
+    import sqlalchemy as sa
 
 _SHOWN = 120  # characters of a value or a line quoted in a message
 
@@ -123,7 +127,7 @@ class DuckDBSource:
     def _relation(self) -> str:
         return _ident(self.table) if self.table else f"({self.query})"
 
-    def _connect(self):  # noqa: ANN202
+    def _connect(self) -> duckdb.DuckDBPyConnection:
         import duckdb
 
         if not self.path.is_file():
@@ -181,12 +185,12 @@ class SqlAlchemySource:
 
         try:
             shown = make_url(self.url).render_as_string(hide_password=True)
-        except Exception:
+        except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: show its tail
             shown = self.url.split("@")[-1]
         what = f"table '{self.table}'" if self.table else "the configured query"
         return f"{what} at {shown}"
 
-    def _engine(self):  # noqa: ANN202
+    def _engine(self) -> sa.Engine:
         import sqlalchemy as sa
 
         try:
@@ -196,12 +200,12 @@ class SqlAlchemySource:
                               "check source.url in modelcycle.yaml; a driver may need installing "
                               "(e.g. modelcycle[postgres])") from exc
 
-    def _select(self):  # noqa: ANN202
+    def _select(self) -> tuple[sa.FromClause, sa.ColumnElement[Any]]:
         import sqlalchemy as sa
 
         if self.table:
             return sa.table(self.table, sa.column(self.timestamp)), sa.column(self.timestamp)
-        sub = sa.text(self.query).columns(sa.column(self.timestamp)).subquery("src")
+        sub = sa.text(self.query or "").columns(sa.column(self.timestamp)).subquery("src")
         return sub, sub.c[self.timestamp]
 
     def check(self) -> None:

@@ -10,14 +10,16 @@ NaN-safe: a missing or unparsable value gives NaN (or NaT), never an exception.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 EARTH_RADIUS_KM = 6371.0088
 
 
-def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
+def haversine_km(lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: ArrayLike) -> np.ndarray:
     """Great-circle distance in km between points given in degrees (arrays broadcast)."""
     p1, p2 = np.radians(lat1), np.radians(lat2)
     dphi = p2 - p1
@@ -26,7 +28,7 @@ def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
     return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
-def bearing_deg(lat1, lon1, lat2, lon2) -> np.ndarray:
+def bearing_deg(lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: ArrayLike) -> np.ndarray:
     """Initial compass bearing in degrees [0, 360) from the first point to the second."""
     p1, p2 = np.radians(lat1), np.radians(lat2)
     dlmb = np.radians(np.asarray(lon2, dtype=float) - np.asarray(lon1, dtype=float))
@@ -35,7 +37,7 @@ def bearing_deg(lat1, lon1, lat2, lon2) -> np.ndarray:
     return np.mod(np.degrees(np.arctan2(y, x)), 360.0)
 
 
-def to_naive_timestamps(values) -> pd.Series:
+def to_naive_timestamps(values: Any) -> pd.Series:
     """Parse timestamps to naive ``datetime64`` (UTC wall clock); unparsable values become NaT.
 
     Accepts datetime64 of any unit, tz-aware timestamps (converted to UTC), ISO-8601 strings
@@ -51,7 +53,8 @@ def to_naive_timestamps(values) -> pd.Series:
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
         num = pd.to_numeric(s, errors="coerce").astype(float)
         magnitude = np.nanmedian(np.abs(num.to_numpy())) if num.notna().any() else 0.0
-        unit = "s" if magnitude < 1e11 else "ms" if magnitude < 1e14 else "us" if magnitude < 1e17 else "ns"
+        unit: Literal["s", "ms", "us", "ns"] = (
+            "s" if magnitude < 1e11 else "ms" if magnitude < 1e14 else "us" if magnitude < 1e17 else "ns")
         return pd.to_datetime(num, unit=unit, errors="coerce")
     if s.dtype == object:
         present = s.dropna()

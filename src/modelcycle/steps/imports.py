@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
+from pathlib import Path
 from typing import Any
 
 from modelcycle.errors import ConfigError
@@ -41,3 +44,29 @@ def resolve(path: str, *, what: str = "object", field: str | None = None) -> Any
                 "check the spelling of the name after the colon",
             ) from exc
     return obj
+
+
+def load_from(folder: Path, name: str) -> Path | None:
+    """Import the top-level module ``name`` from ``folder`` (``name.py`` or a package ``name/``)
+    under that name, without putting ``folder`` on ``sys.path``; later imports of ``name`` (and of
+    its submodules) find it. Returns its file or folder, or None if ``folder`` has no such module.
+    A module of that name already imported from elsewhere is left as it is."""
+    file, package = folder / f"{name}.py", folder / name
+    where = file if file.is_file() else package if (package / "__init__.py").is_file() else None
+    if where is None:
+        return None
+    if name in sys.modules:
+        return where
+    spec = importlib.util.spec_from_file_location(
+        name, where if where == file else package / "__init__.py",
+        submodule_search_locations=[str(package)] if where == package else None)
+    if spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return where

@@ -62,7 +62,7 @@ def _lightgbm_names() -> frozenset[str]:
         from lightgbm.basic import _ConfigAliases
 
         table = _ConfigAliases._get_all_param_aliases()
-    except Exception:  # a private API: if it moves, fall back to the lenient check
+    except Exception:  # noqa: BLE001 - a private API: if it moves, fall back to the lenient check
         return frozenset()
     return frozenset(str(name) for names in table.values() for name in names)
 
@@ -89,8 +89,8 @@ def _known_parameters(cls: Any) -> _Known:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                defaults = cls().get_params(deep=False)
-        except Exception:  # needs arguments, or its get_params misbehaves: the signature is enough
+                defaults = cls().get_params(deep=False)  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - needs arguments, or its get_params misbehaves: the signature is enough
             defaults = {}
         for name, value in defaults.items():
             if own.get(name, inspect.Parameter.empty) is inspect.Parameter.empty:

@@ -158,8 +158,8 @@ def _parse(col: pd.Series, kind: str) -> _Parsed:
         bad = mapped.isna() & ~empty
         return _Parsed(mapped, bad, empty)
     # str / category: anything can be text
-    values = col.astype("string") if kind == "str" else col.astype("category")
-    return _Parsed(values, _none(col), col.isna())
+    text: pd.Series = col.astype("string") if kind == "str" else col.astype("category")
+    return _Parsed(text, _none(col), col.isna())
 
 
 def _final(parsed: _Parsed, kind: str) -> pd.Series:
@@ -230,7 +230,7 @@ def check_schema(frame: pd.DataFrame, columns: Mapping[str, str], *, where: str 
         if parsed.bad.any():
             col = frame[name]
             text_bad = parsed.bad if parsed.numeric is None else parsed.bad & parsed.numeric.isna()
-            if kind == "int" and not text_bad.any():
+            if kind == "int" and parsed.numeric is not None and not text_bad.any():
                 raise SchemaError(
                     f"column '{name}'{at} should be int but holds fractions such as "
                     f"{_examples(parsed.numeric[parsed.bad])}",

@@ -20,6 +20,7 @@ Nothing else of the user's is read, staged, committed or restored.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -38,10 +39,6 @@ from modelcycle.versioning.base import PROJECT_FILE, Snapshot, VersionState, pic
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
-
-# DVC only phones home from its CLI entry point, but a user's later `dvc` commands in the
-# workspace read this too (init_workspace_repo also writes core.analytics=false).
-os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +261,7 @@ class DvcGitVersioning:
                     repo.close()
         except VersioningError:
             raise
-        except Exception as exc:  # noqa: BLE001 - every DVC/scmrepo/OS error is translated here
+        except Exception as exc:
             disk = disk_cause(exc)
             if disk is not None:  # a full or read-only disk: said as such, with the file, by the CLI
                 raise disk from exc
@@ -501,7 +498,7 @@ class DvcGitVersioning:
                     tree = load(db, hash_info)
                 except Exception:  # noqa: BLE001 - this database lacks the listing too
                     continue
-                oids.extend(str(oid.value) for _key, _meta, oid in tree)
+                oids.extend(str(oid.value) for _key, _meta, oid in _listing(tree))
                 break
         return oids
 
@@ -558,7 +555,7 @@ class DvcGitVersioning:
             objects.append(hi)
             if hi.isdir:
                 tree = load(repo.cache.repo, hi)
-                objects.extend(oid for _key, _meta, oid in tree)
+                objects.extend(oid for _key, _meta, oid in _listing(tree))
         return objects
 
     def _push(self, stages: Sequence[str], objects: Sequence[Any], remote: str) -> bool:
@@ -660,7 +657,7 @@ class DvcGitVersioning:
                     continue
                 try:
                     self._checkout(repo, path, old)
-                except Exception as exc:  # noqa: BLE001 - collected and reported below
+                except Exception as exc:
                     log.debug("checkout of %s failed", rel, exc_info=True)
                     failed.append(f"{rel} ({type(exc).__name__}: {exc})")
         if failed:
@@ -691,12 +688,12 @@ def prewarm() -> threading.Thread:
 
     def _import() -> None:
         try:
-            import dvc.dependency.param  # noqa: F401
+            import dvc.dependency.param
             import dvc.repo  # noqa: F401
-            import dvc_data.hashfile.build  # noqa: F401
-            import dvc_data.hashfile.checkout  # noqa: F401
+            import dvc_data.hashfile.build
+            import dvc_data.hashfile.checkout
             import dvc_data.hashfile.transfer  # noqa: F401
-        except Exception:  # noqa: BLE001 - the real call will report it properly
+        except Exception:
             log.debug("prewarming DVC failed", exc_info=True)
 
     thread = threading.Thread(target=_import, name="modelcycle-dvc-prewarm", daemon=True)
@@ -750,7 +747,7 @@ def init_workspace_repo(root: str | os.PathLike[str], remote_url: str | None) ->
                 repo.close()
     except VersioningError:
         raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _translate(exc, "init", str(path)) from exc
     if from_init:
         _git(path, "add", "--", ".dvc/config")
@@ -808,7 +805,7 @@ def _write_atomic(path: str, data: bytes) -> None:
                 os.chmod(tmp, 0o644)
             os.replace(tmp, path)
         except BaseException:
-            with _suppress_missing():
+            with contextlib.suppress(FileNotFoundError):
                 os.remove(tmp)
             raise
     except OSError as exc:
@@ -829,12 +826,14 @@ def _remove(path: str) -> None:
                               "check the file's permissions") from exc
 
 
-@contextmanager
-def _suppress_missing() -> Iterator[None]:
-    try:
-        yield
-    except FileNotFoundError:
-        pass
-
-
 __all__ = ["DvcGitVersioning", "init_workspace_repo", "prewarm"]
+
+
+def _listing(obj: Any) -> Any:
+    """A folder's object (``load`` of a ``.dir`` hash) as the tree it is: iterating it yields
+    (key, meta, hash_info) for each file."""
+    from dvc_data.hashfile.tree import Tree
+
+    if not isinstance(obj, Tree):
+        raise TypeError(f"expected a folder listing, got {type(obj).__name__}")
+    return obj

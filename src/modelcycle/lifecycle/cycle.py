@@ -1,0 +1,531 @@
+"""One cycle, in named phases:
+
+    begin -> gather (fetch, validate, split) -> compare (train the challenger while the champion
+    is scored on the same held-out rows) -> judge (the gate, then the after-decide hooks) ->
+    act (version, register, move the aliases: one transaction) -> record (the run's metrics
+    and tags, the notification, then the after-act hooks)
+
+Each phase is a function of the :class:`Cycle` (what the cycle carries from one phase to the
+next) and of what the phase before produced; one :class:`Timer` takes the timings. A failure
+or an interrupt in any phase before the commit point rolls back every side effect the journal
+recorded (:func:`fail`); after it, the cycle's changes stand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import pandas as pd
+
+from modelcycle import tracepoints
+from modelcycle.config import Window
+from modelcycle.errors import ModelcycleError, WorkspaceError
+from modelcycle.gate import Decision, Policy
+from modelcycle.lifecycle import act as acting
+from modelcycle.lifecycle import effects, interrupts, lock, services, stages, tasks
+from modelcycle.lifecycle.effects import CHAMPION_TAG, CYCLE_TAG, PROCESS_TAG
+from modelcycle.lifecycle.journal import Journal
+from modelcycle.lifecycle.services import Services
+from modelcycle.lifecycle.tasks import ChampionEval
+from modelcycle.registry.base import CHAMPION, ModelVersion
+from modelcycle.steps.evaluate import Scores
+from modelcycle.steps.train import Trained
+from modelcycle.steps.validate import ValidationReport
+from modelcycle.versioning.base import VersionState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CycleResult:
+    """What one cycle did, for the CLI, the backtest table and the benchmark."""
+
+    window: str
+    outcome: str
+    reasons: list[str]
+    metric: str
+    champion_version: str | None = None     # the champion the cycle started with
+    challenger_version: str | None = None   # the version the challenger was registered as
+    serving_version: str | None = None      # the champion after the cycle
+    champion_score: float | None = None
+    challenger_score: float | None = None
+    noise_floor: float | None = None
+    rows: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    git_commit: str | None = None
+    git_tag: str | None = None
+    data_hash: str | None = None
+    mlflow_run_id: str | None = None
+    flow_run_id: str | None = None
+    error: str | None = None
+    notify_problems: list[str] = field(default_factory=list)
+    approved: bool = False                  # an escalation approved afterwards (backtest option)
+    rolled_back: str | None = None          # what a failed cycle put back, in words
+    repaired: str | None = None             # what the cycle's start-up recovery repaired
+
+    @property
+    def compute_seconds(self) -> float:
+        """Model compute on the cycle's critical path: the challenger's fit (features included)
+        or the champion's load and predictions, whichever took longer (they run in parallel),
+        then the challenger's predictions."""
+        t = self.timings
+        champion = t.get("champion_load", 0.0) + t.get("champion_predict", 0.0)
+        return max(t.get("fit", 0.0), champion) + t.get("challenger_predict", 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["compute_seconds"] = self.compute_seconds
+        return d
+
+
+class Timer:
+    """Laps of a cycle: ``lap(name)`` records the time since the previous lap."""
+
+    def __init__(self) -> None:
+        self.started = self._last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = now - self._last
+        self._last = now
+
+    def add(self, name: str, seconds: float) -> None:
+        self.laps[name] = seconds
+
+    def total(self) -> float:
+        return time.perf_counter() - self.started
+
+
+@dataclass
+class Cycle:
+    """What a cycle carries from one phase to the next."""
+
+    svc: Services
+    window: Window
+    result: CycleResult
+    journal: Journal
+    state0: VersionState
+    champion: ModelVersion | None             # the champion when the cycle started
+    champion_problem: str | None              # why it cannot be compared with (gone, alias removed)
+    timer: Timer
+    run_id: str | None = None
+    writes: stages.BackgroundWrites | None = None
+    futures: list[Any] = field(default_factory=list)  # background work to await before a rollback
+
+    @property
+    def label(self) -> str:
+        return self.window.label
+
+    def say(self, text: str) -> None:
+        self.svc.say(self.label, text)
+
+
+@dataclass
+class Gathered:
+    raw: pd.DataFrame
+    clean: pd.DataFrame
+    report: ValidationReport
+    split: Any
+
+
+@dataclass
+class Compared:
+    trained: Trained
+    champion: ChampionEval | None
+    challenger: Scores
+    model_uri: str
+
+
+# phases -----------------------------------------------------------------------------------
+
+
+def _flow_run_id() -> str | None:
+    try:
+        from prefect.context import get_run_context
+
+        ctx = get_run_context()
+        flow_run = getattr(ctx, "flow_run", None)
+        return str(flow_run.id) if flow_run is not None else None
+    except Exception:  # noqa: BLE001 - outside a flow run there is no id
+        return None
+
+
+def _check_branch(svc: Services, state: VersionState) -> None:
+    """A cycle commits on a branch: refuse a detached HEAD before anything changes."""
+    if state.head is not None and state.branch is None:
+        raise WorkspaceError(
+            f"git's HEAD in {svc.ws.root} is detached (at {state.head[:10]}): a cycle's commit would "
+            "belong to no branch",
+            "get back on a branch first: `git switch main` (or `git switch -c NEW-BRANCH` to keep "
+            "commits made on the detached HEAD), then run the cycle again")
+
+
+def _champion_problem(svc: Services, current: ModelVersion | None) -> str | None:
+    """Why the champion cannot be compared with, when modelcycle made a champion that the
+    registry no longer has; None otherwise."""
+    if current is not None:
+        return None
+    expected = svc.registry.model_tags(svc.name).get(CHAMPION_TAG)
+    if not expected:
+        return None  # no champion was ever made: the first cycle
+    try:
+        svc.registry.get_version(svc.name, expected)
+    except ModelcycleError:
+        return (f"the champion's version {expected} is gone from the registry (deleted), and no "
+                "version holds the champion alias")
+    return f"the champion alias was removed from version {expected}, and no version holds it now"
+
+
+def begin(svc: Services, window: Window) -> Cycle:
+    """Repair what a dead cycle left, check the workspace, capture its state, start the journal.
+    Nothing has changed when this returns or raises."""
+    timer = Timer()
+    result = CycleResult(window=window.label, outcome="failed", reasons=[], metric=svc.ws.config.metric,
+                         flow_run_id=_flow_run_id())
+    result.repaired = effects.recover(svc)
+    if result.repaired:
+        log.warning("repaired before the cycle: %s", result.repaired)
+    services.refuse_literal_secrets(svc.ws)  # again: the file may have changed since it was opened
+    state0 = svc.versioning.state()
+    _check_branch(svc, state0)
+    champion = svc.registry.get_alias(svc.name, CHAMPION)
+    result.champion_version = champion.version if champion else None
+    holder = lock.read_holder(svc.ws.root)
+    journal = Journal.begin(svc.ws, window=window.label, state=state0, effects=["workspace"],
+                            command=holder.command if holder else f"cycle {window.label}",
+                            flow_run_id=result.flow_run_id)
+    timer.lap("setup")
+    return Cycle(svc, window, result, journal, state0, champion, _champion_problem(svc, champion), timer)
+
+
+def open_run(cycle: Cycle) -> str:
+    """The cycle's MLflow run, tagged with the cycle and this process (recovery finds it by them)."""
+    svc, label = cycle.svc, cycle.label
+    cycle.run_id = svc.registry.start_run(experiment=svc.name, run_name=f"cycle {label}", tags={
+        "modelcycle.window": label, "modelcycle.flow_run_id": cycle.result.flow_run_id or "",
+        "modelcycle.champion_before": cycle.result.champion_version or "",
+        CYCLE_TAG: cycle.journal.cycle, PROCESS_TAG: effects.process_id()})
+    cycle.journal.set(run_id=cycle.run_id)
+    cycle.result.mlflow_run_id = cycle.run_id
+    svc.registry.log_params(cycle.run_id, _flat_params(svc, cycle.window))
+    return cycle.run_id
+
+
+def gather(cycle: Cycle, rows: Callable[[], pd.DataFrame]) -> Gathered:
+    """Fetch the window and its history, validate them, split them by time."""
+    svc, w, timer = cycle.svc, cycle.window, cycle.timer
+    svc.ws = stages.set_window(svc.ws, w)
+    cycle.say("fetching rows")
+    raw = tasks.fetch_task(svc, w, rows, cycle.writes)
+    tracepoints.reach("cycle:fetched")
+    timer.lap("fetch")
+    cycle.say(f"validating {len(raw)} rows")
+    clean, report = tasks.validate_task(svc, raw, w, cycle.writes)
+    cycle.result.dropped = dict(report.dropped)
+    timer.lap("validate")
+    split = tasks.prepare_task(svc, clean, w, cycle.writes)
+    cycle.result.rows = {"raw": len(raw), "clean": len(clean), "train": len(split.train),
+                         "history": split.history_rows, "fresh_train": split.fresh_train_rows,
+                         "holdout": len(split.holdout), "window_in": report.window_rows_in,
+                         "window_valid": report.window_rows_out}
+    timer.lap("prepare")
+    return Gathered(raw, clean, report, split)
+
+
+def compare(cycle: Cycle, got: Gathered) -> Compared:
+    """Train the challenger while the champion is scored on the held-out rows, then score the
+    challenger on the same rows; upload the challenger meanwhile."""
+    svc, timer, result = cycle.svc, cycle.timer, cycle.result
+    split = got.split
+    cycle.say(f"training the challenger on {len(split.train)} rows, "
+              f"scoring the champion on {len(split.holdout)} held-out rows")
+    trained_f = tasks.train_challenger_task.submit(svc, split.train)
+    champion_f = tasks.evaluate_champion_task.submit(svc, cycle.champion, split.holdout)
+    floor_f = tasks.noise_floor_task.submit(svc, split.holdout) if svc.ws.config.reference else None
+    cycle.futures += [trained_f, champion_f, floor_f]
+    tracepoints.reach("cycle:training")
+    trained: Trained = trained_f.result()
+    tracepoints.reach("cycle:trained")
+    assert cycle.run_id is not None
+    logged_f = tasks.log_model_task.submit(svc, cycle.run_id)  # overlaps the evaluation and the decision
+    cycle.futures.append(logged_f)
+    champion: ChampionEval | None = champion_f.result()
+    timer.lap("train_and_champion")
+    timer.add("fit", trained.fit_seconds)
+    if champion is not None:
+        timer.add("champion_load", champion.load_seconds)
+        timer.add("champion_predict", champion.scores.predict_seconds)
+        result.champion_score = champion.scores.value
+    challenger = tasks.evaluate_challenger_task(svc, trained, split.holdout)
+    timer.add("challenger_predict", challenger.predict_seconds)
+    result.challenger_score = challenger.value
+    timer.lap("evaluate_challenger")
+    floor = floor_f.result() if floor_f is not None else None
+    if floor is not None:
+        result.noise_floor = floor.noise_floor
+        timer.add("noise_floor", floor.seconds)
+    assert cycle.writes is not None
+    cycle.writes.wait()  # every stage output on disk before DVC records it
+    model_uri: str = logged_f.result()
+    timer.lap("outputs_ready")  # what the background writes and the upload still needed
+    return Compared(trained, champion, challenger, model_uri)
+
+
+def policy_of(svc: Services) -> Policy:
+    g = svc.ws.config.gate
+    return Policy(metric=svc.ws.config.metric, threshold=g.threshold, min_effect=g.min_effect,
+                  confidence=g.confidence, resamples=g.resamples, seed=g.seed, test=g.test,
+                  method=g.method, on_bad_data=g.on_bad_data)
+
+
+def data_problem(svc: Services, report: ValidationReport) -> str | None:
+    limit = svc.ws.config.data.max_invalid_fraction
+    if report.window_invalid_fraction <= limit:
+        return None
+    return f"{report.window_invalid_fraction:.0%} of the window's rows failed validation (limit {limit:.0%})"
+
+
+def judge(cycle: Cycle, got: Gathered, cmp: Compared) -> Decision:
+    """The gate's decision, then the after-decide hooks (an approval may change it)."""
+    svc = cycle.svc
+    decision = tasks.decide_task(cmp.champion.scores if cmp.champion else None, cmp.challenger, policy_of(svc),
+                                 data_problem(svc, got.report), cycle.champion_problem)
+    cycle.result.outcome, cycle.result.reasons = decision.outcome.value, list(decision.reasons)
+    tracepoints.reach("cycle:decided")
+    for hook in svc.hooks.after_decide:
+        decision = hook(svc, cycle.result, decision)
+        cycle.result.outcome, cycle.result.reasons = decision.outcome.value, list(decision.reasons)
+    cycle.timer.lap("decide")
+    return decision
+
+
+def _user_edits(state: VersionState) -> list[str]:
+    """The config files a user edited without committing them (committed with the cycle)."""
+    return [p for p in state.dirty
+            if not p.endswith(".gitignore") and p != "dvc.lock" and p not in state.outputs
+            and not p.startswith(("reports/", "data/", "models/"))]
+
+
+def act(cycle: Cycle, got: Gathered, cmp: Compared, decision: Decision) -> acting.Acted:
+    """Check the decision against the champion now, write the metrics, then the transaction."""
+    svc, result, label = cycle.svc, cycle.result, cycle.label
+    edits = _user_edits(cycle.state0)
+    with acting.slot(svc):
+        decision, champion = acting.recheck_champion(svc, decision, cmp.champion, cmp.challenger,
+                                                     got.split.holdout, policy_of(svc), data_problem(svc, got.report))
+        if got.report.dropped:  # duplicates and broken cells never reach the holdout: say so
+            decision = replace(decision, reasons=[*decision.reasons, f"validation: {got.report.summary()}"])
+        result.outcome, result.reasons = decision.outcome.value, list(decision.reasons)
+        result.champion_score = champion.scores.value if champion else result.champion_score
+        stages.write_json(svc.ws, stages.METRICS, {
+            "window": label, "metric": cmp.challenger.metric, "challenger": cmp.challenger.to_dict(),
+            "champion": champion.scores.to_dict() if champion else None,
+            "champion_version": champion.version.version if champion else None,
+            "noise_floor": result.noise_floor, "decision": decision.to_dict(), "validation": got.report.to_dict()})
+        cycle.say(f"{decision.outcome.value}: versioning, registering, moving aliases")
+        message = (f"modelcycle: {svc.name} {label}: {decision.outcome.value}\n\n"
+                   + "\n".join(f"- {r}" for r in decision.reasons)
+                   + (f"\n\nThis cycle ran with uncommitted changes to {', '.join(edits)}; "
+                      "they are committed here, as the cycle used them." if edits else ""))
+        assert cycle.run_id is not None
+        snapshot, version, serving = acting.commit(
+            svc, cycle.journal, label=label, decision=decision, model_uri=cmp.model_uri, run_id=cycle.run_id,
+            message=message, lineage={
+                "window": label, "flow_run_id": result.flow_run_id or "", "mlflow_run_id": cycle.run_id,
+                "decision": decision.outcome.value,
+                f"holdout_{cmp.challenger.metric}": f"{cmp.challenger.value:.6g}"})
+    tracepoints.reach("cycle:committed")
+    result.git_commit, result.git_tag = snapshot.commit, snapshot.tag
+    result.data_hash = snapshot.hashes.get(stages.CLEAN)
+    result.challenger_version, result.serving_version = version.version, serving
+    cycle.timer.lap("act")
+    if edits:
+        log.warning("the cycle committed your uncommitted changes to %s with it (commit %s)",
+                    ", ".join(edits), snapshot.commit[:10])
+    return acting.Acted(decision, champion, snapshot, version, serving)
+
+
+def record(cycle: Cycle, got: Gathered, cmp: Compared, acted: acting.Acted) -> None:
+    """After the commit point: the run's metrics and tags, its end, the notification, then the
+    after-act hooks. A failure here leaves the journal (committed) for the next run or
+    ``doctor`` to close, and never undoes the cycle."""
+    svc, result, run_id = cycle.svc, cycle.result, cycle.run_id
+    assert run_id is not None
+    reg, champion, challenger = svc.registry, acted.champion, cmp.challenger
+    metrics: dict[str, float] = {f"challenger_{result.metric}": challenger.value,
+                                 **{f"rows_{k}": float(v) for k, v in result.rows.items()},
+                                 "window_invalid_fraction": got.report.window_invalid_fraction,
+                                 **{f"seconds_{k}": v for k, v in cycle.timer.laps.items()}}
+    if champion is not None:
+        metrics[f"champion_{result.metric}"] = champion.scores.value
+    if result.noise_floor:
+        metrics["noise_floor"] = result.noise_floor
+        metrics[f"challenger_{result.metric}_over_floor"] = challenger.value / result.noise_floor
+        if champion is not None:
+            metrics[f"champion_{result.metric}_over_floor"] = champion.scores.value / result.noise_floor
+    try:
+        reg.log_metrics(run_id, metrics)
+        reg.log_dict(run_id, got.report.to_dict(), "validation.json")
+        reg.set_tags(run_id, {
+            "modelcycle.decision": acted.decision.outcome.value,
+            "modelcycle.reasons": " | ".join(acted.decision.reasons)[:4900],
+            "modelcycle.git_commit": result.git_commit or "", "modelcycle.git_tag": result.git_tag or "",
+            "modelcycle.dvc_data_hash": result.data_hash or "",
+            "modelcycle.challenger_version": result.challenger_version or "",
+            "modelcycle.champion_after": result.serving_version or ""})
+        tracepoints.reach("cycle:tracked")
+        reg.end_run(run_id, "FINISHED")
+        cycle.journal.end()
+    except ModelcycleError as exc:
+        log.warning("the cycle for %s committed, but its MLflow bookkeeping did not finish (%s); the "
+                    "next run or `modelcycle doctor` closes it", cycle.label, exc.message)
+    result.notify_problems = announce(svc, result)
+    tracepoints.reach("cycle:notified")
+    for hook in svc.hooks.after_act:
+        try:
+            hook(svc, result)
+        except Exception as exc:  # noqa: BLE001 - the cycle committed: a hook never undoes it
+            log.warning("an after-act hook failed for %s: %s", cycle.label, exc)
+
+
+def _finished(future: Any) -> bool:
+    inner = getattr(future, "wrapped_future", future)
+    return bool(inner.done()) if hasattr(inner, "done") else True
+
+
+def _await(cycle: Cycle) -> None:
+    """After a failure or an interrupt: wait for the training, the champion's scoring and the
+    background writes, so nothing writes into the workspace after the rollback. A second
+    signal while waiting gives up: the process exits and leaves the repair to the journal."""
+
+    def second(signum: int, _held: interrupts.Held) -> None:
+        import os
+
+        from modelcycle.console import err_console
+
+        err_console.print("[error]stopped without rolling back[/error]: the next run or "
+                          "`modelcycle doctor` repairs the workspace")
+        os._exit(interrupts.EXIT_CODES.get(signal.Signals(signum), 130))
+
+    with interrupts.deferred(second):
+        for f in (f for f in cycle.futures if f is not None):
+            with contextlib.suppress(BaseException):
+                f.wait()
+        if cycle.writes is not None:
+            with contextlib.suppress(BaseException):
+                cycle.writes.close()
+
+
+def fail(cycle: Cycle, exc: BaseException) -> None:
+    """Roll back a cycle that failed or was interrupted, close its run, announce it."""
+    svc, result = cycle.svc, cycle.result
+    signum = interrupts.signal_of(exc)
+    if signum is not None:
+        result.error = {2: "interrupted (Ctrl-C)", 15: "terminated (SIGTERM)"}.get(int(signum), f"signal {signum}")
+    else:
+        result.error = str(exc) if isinstance(exc, ModelcycleError) else f"{type(exc).__name__}: {exc}"
+    decided = f"the decision was to {result.outcome}; " if result.outcome != "failed" else ""
+    result.outcome = "failed"
+    if signum is not None and any(f is not None and not _finished(f) for f in cycle.futures):
+        cycle.say("stopping: waiting for the training to finish before rolling back "
+                  "(press Ctrl-C again to quit now and leave the repair to `modelcycle doctor`)")
+    _await(cycle)
+    tracepoints.reach("cycle:rolling-back")
+    with interrupts.deferred():
+        try:
+            rolled = effects.roll_back(svc, cycle.journal)
+            result.rolled_back = rolled.describe()
+            effects.close_run(svc.registry, cycle.run_id, "KILLED" if signum is not None else "FAILED", {
+                "modelcycle.error": result.error[:4900], "modelcycle.error_type": type(exc).__name__,
+                "modelcycle.rolled_back": result.rolled_back})
+            if cycle.run_id and not isinstance(exc, ModelcycleError) and signum is None:
+                with contextlib.suppress(ModelcycleError):
+                    svc.registry.log_dict(cycle.run_id, {"traceback": traceback.format_exc()}, "error.json")
+            cycle.journal.end()
+        except ModelcycleError as rb:
+            log.error("the rollback of the cycle for %s did not finish: %s", cycle.label, rb.message)
+            result.rolled_back = None
+    if result.rolled_back is not None:
+        what = f"everything it changed was rolled back ({result.rolled_back})"
+    else:
+        what = "its rollback did not finish (run `modelcycle doctor`)"
+    result.reasons = [f"{decided}the cycle failed and {what}: {result.error}"]
+    interrupts.note_rollback(f"the cycle for {cycle.label} stopped and {what}")
+    if signum is None:
+        announce(svc, result)
+
+
+def announce(svc: Services, result: CycleResult) -> list[str]:
+    event = {"model": svc.name, "window": result.window, "outcome": result.outcome,
+             "reasons": result.reasons or ([result.error] if result.error else []),
+             "version": result.challenger_version, "champion": result.serving_version,
+             "metric": result.metric, "champion_score": result.champion_score,
+             "challenger_score": result.challenger_score, "git_commit": result.git_commit}
+    try:
+        return tasks.notify_task(svc, event)
+    except Exception as exc:  # noqa: BLE001 - a notification never undoes a decision
+        log.warning("notification failed: %s", exc)
+        return [str(exc)]
+
+
+def _flat_params(svc: Services, window: Window) -> dict[str, Any]:
+    c, p = svc.ws.config, svc.ws.params
+    return {"window": window.label, "estimator": c.model.estimator,
+            "features": c.features.builder or ",".join(c.features.columns or []) or "raw columns",
+            "metric": c.metric, **{f"gate.{k}": v for k, v in c.gate.model_dump().items()}, "seed": p.seed,
+            "data.history_months": p.data.history_months,
+            "split.holdout_fraction": p.split.holdout_fraction,
+            **{f"model.{k}": v for k, v in p.model.items()}}
+
+
+def _start_query(svc: Services, window: Window) -> Future[pd.DataFrame]:
+    """Run the source query (it only reads) while the cycle captures the versioned state."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelcycle-fetch")
+    try:
+        return pool.submit(svc.source.fetch, *stages.fetch_range(svc.ws, window))
+    finally:
+        pool.shutdown(wait=False)
+
+
+@contextlib.contextmanager
+def _tracking(cycle: Cycle) -> Iterator[None]:
+    """The run's system metrics and the stage outputs' background writes, for the phases."""
+    assert cycle.run_id is not None
+    with cycle.svc.registry.system_metrics(cycle.run_id), stages.BackgroundWrites() as writes:
+        cycle.writes = writes
+        yield
+
+
+def run_cycle(svc: Services, window: Window) -> CycleResult:
+    """One cycle for ``window``. Raises after rolling back what it changed. The caller holds the
+    workspace lock."""
+    query = _start_query(svc, window)
+    cycle = begin(svc, window)
+    try:
+        tracepoints.reach("cycle:started")
+        open_run(cycle)
+        with _tracking(cycle):
+            got = gather(cycle, query.result)
+            cmp = compare(cycle, got)
+            decision = judge(cycle, got, cmp)
+            acted = act(cycle, got, cmp, decision)
+    except BaseException as exc:
+        if cycle.journal.committed:  # failed after the commit point: the cycle's changes stand
+            log.warning("the cycle for %s committed, then failed: %s", cycle.label, exc)
+            raise
+        fail(cycle, exc)
+        raise
+    record(cycle, got, cmp, acted)
+    cycle.timer.add("total", cycle.timer.total())
+    cycle.result.timings = dict(cycle.timer.laps)
+    return cycle.result

@@ -1,0 +1,76 @@
+"""Cycles on the in-memory registry and versioning fakes: a real Prefect test server and real
+stage files, with the registry and git + DVC in memory."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelcycle.config import Workspace
+from modelcycle.lifecycle import flows, lock, services
+from modelcycle.notify import Notifier
+from modelcycle.registry.memory import MemoryRegistry
+from modelcycle.sources import build_source
+from modelcycle.versioning.memory import MemoryVersioning
+
+OWNED = ["dvc.lock", "params.yaml", "dvc.yaml", "modelcycle.yaml", "data/.gitignore", "models/.gitignore",
+         "reports/metrics.json", "reports/validation.json"]
+OUTPUTS = ["data/raw.parquet", "data/clean.parquet", "data/train.parquet", "data/holdout.parquet",
+           "models/challenger"]
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from modelcycle.examples.taxifare.workspace import create
+
+    root = tmp_path_factory.mktemp("faults") / "ws"
+    create(root, rows_per_month=1000)
+    params = root / "params.yaml"
+    text = re.sub(r"n_estimators: \d+", "n_estimators: 40", params.read_text())
+    assert "n_estimators: 40" in text
+    params.write_text(text)
+    return root
+
+
+class Fakes:
+    """One workspace's services on the fakes; the same instances for every open."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.registry = MemoryRegistry()
+        self.versioning = MemoryVersioning(root)
+
+    def __call__(self, ws: Workspace) -> services.Services:
+        return services.Services(ws=ws, source=build_source(ws.config, ws.root), registry=self.registry,
+                                 versioning=self.versioning, notifier=Notifier())
+
+    def snapshot(self) -> dict[str, Any]:
+        reg, ver = self.registry, self.versioning
+        return {
+            "head": ver.head(), "branch": ver.branch(), "tags": ver.tags(),
+            "files": {p: (self.root / p).read_bytes() if (self.root / p).is_file() else None for p in OWNED},
+            "outputs": ver.hashes(OUTPUTS),
+            "versions": [v.version for v in reg.list_versions("taxifare")],
+            "aliases": {a: (mv.version if (mv := reg.get_alias("taxifare", a)) else None)
+                        for a in ("champion", "challenger")},
+            "model_tags": reg.model_tags("taxifare"),
+            "journal": (self.root / ".modelcycle/journal.json").exists(),
+            "lock": lock.holder(self.root),
+            "running": sorted(r.run_id for r in reg.runs.values() if r.status == "RUNNING"),
+        }
+
+
+@pytest.fixture
+def fakes(template: Path, tmp_path: Path) -> Fakes:
+    root = tmp_path / "ws"
+    shutil.copytree(template, root, symlinks=True)
+    fakes = Fakes(root)
+    with services.override(fakes):
+        flows.run(root, "2014-12")  # the first champion
+        yield fakes
+
+

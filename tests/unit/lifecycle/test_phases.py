@@ -1,0 +1,82 @@
+"""The cycle's phases and extension points, on the fakes: the next window is found by the flow
+itself, an after-decide hook can change the decision (as an approval will), an after-act hook
+sees the committed result, and neither can leave a half-done cycle."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelcycle.errors import ConfigError
+from modelcycle.gate import Decision, Outcome
+from modelcycle.lifecycle import flows, services
+from modelcycle.lifecycle.cycle import Timer
+from modelcycle.lifecycle.hooks import Hooks
+from tests.unit.lifecycle.conftest import Fakes
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def test_a_flow_without_a_window_runs_the_next_one(fakes: Fakes) -> None:
+    result = flows.run(fakes.root)  # the first champion was 2014-12
+    assert result.window == "2015-01"
+    assert flows.run(fakes.root).window == "2015-02"
+
+
+def test_no_window_and_no_cycle_yet_is_a_clear_error(template, tmp_path) -> None:
+    import shutil
+
+    root = tmp_path / "fresh"
+    shutil.copytree(template, root, symlinks=True)
+    with services.override(Fakes(root)), pytest.raises(ConfigError, match="no cycle has run yet"):
+        flows.run(root)
+
+
+def test_an_after_decide_hook_can_approve_an_escalation(fakes: Fakes) -> None:
+    seen: list[str] = []
+
+    def approve(svc, result, decision: Decision) -> Decision:
+        seen.append(decision.outcome.value)
+        if decision.outcome is Outcome.ESCALATE:
+            return Decision(Outcome.PROMOTE, [*decision.reasons, "approved by a human"], decision.champion,
+                            decision.challenger, decision.metric)
+        return decision
+
+    fakes.registry.delete_version("taxifare", "1")  # the champion is gone: the gate escalates
+    with services.using(hooks=Hooks(after_decide=(approve,))):
+        result = flows.run(fakes.root, "2015-01")
+    assert seen == ["escalate"]
+    assert result.outcome == "promote" and "approved by a human" in result.reasons
+    assert fakes.registry.get_alias("taxifare", "champion").version == result.challenger_version
+
+
+def test_a_failing_after_decide_hook_rolls_the_cycle_back(fakes: Fakes) -> None:
+    def refuse(svc, result, decision):
+        raise RuntimeError("the approval service is down")
+
+    before = fakes.snapshot()
+    with services.using(hooks=Hooks(after_decide=(refuse,))), pytest.raises(RuntimeError, match="approval"):
+        flows.run(fakes.root, "2015-01")
+    assert fakes.snapshot() == before
+
+
+def test_after_act_hooks_see_the_committed_result_and_cannot_undo_it(fakes: Fakes) -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    def reload(svc, result) -> None:
+        seen.append((result.outcome, result.serving_version))
+        raise RuntimeError("the serving process does not answer")
+
+    with services.using(hooks=Hooks(after_act=(reload,))):
+        result = flows.run(fakes.root, "2015-03")  # the fare change: promoted
+    assert seen == [("promote", result.challenger_version)]
+    assert fakes.registry.get_alias("taxifare", "champion").version == result.challenger_version
+    assert not (fakes.root / ".modelcycle/journal.json").exists()
+
+
+def test_the_timer_records_laps_in_order() -> None:
+    t = Timer()
+    t.lap("fetch")
+    t.add("fit", 1.5)
+    t.lap("decide")
+    assert list(t.laps) == ["fetch", "fit", "decide"] and t.laps["fit"] == 1.5
+    assert t.total() >= t.laps["fetch"] + t.laps["decide"]
