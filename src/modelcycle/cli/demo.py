@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -12,31 +13,26 @@ import typer
 
 from modelcycle.cli import common
 from modelcycle.cli.main import State
-from modelcycle.config import CONFIG_FILE
 from modelcycle.console import console, err_console
-from modelcycle.errors import ConfigError, WorkspaceError
+from modelcycle.errors import WorkspaceError
 
+EXAMPLE = "taxifare"
 FIRST_CHAMPION = "2014-12"
 BACKTEST = ("2015-01", "2015-06")
+#: Written by the demo into the folder it builds, before anything else: only a folder holding it
+#: is one the demo may delete and rebuild.
+MARKER = Path(".modelcycle") / "demo.json"
 
 
 def _is_demo(root: Path) -> bool:
-    """Whether ``root`` holds a taxifare workspace (which the demo may delete and rebuild): its
-    modelcycle.yaml's ``reference.factory`` is the taxi simulator's, or it has the ``simulation``
-    section of a demo built by an older modelcycle."""
-    from modelcycle.config.load import read_yaml
-    from modelcycle.examples.taxifare.scenario import FACTORY
+    """Whether ``root`` was built by ``modelcycle demo`` (it holds :data:`MARKER`)."""
+    return (root / MARKER).is_file()
 
-    cfg = root / CONFIG_FILE
-    if not cfg.is_file():
-        return False
-    try:
-        data = read_yaml(cfg)
-    except ConfigError:
-        return False
-    reference = data.get("reference")
-    factory = reference.get("factory") if isinstance(reference, dict) else None
-    return factory == FACTORY or isinstance(data.get("simulation"), dict)
+
+def _mark(root: Path) -> None:
+    marker = root / MARKER
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"built_by": "modelcycle demo", "example": EXAMPLE}) + "\n", encoding="utf-8")
 
 
 def demo(
@@ -51,22 +47,26 @@ def demo(
     simulator's ground truth, and where
     the timeline picture, the MLflow data and the Prefect data are. An existing demo workspace
     in DIRECTORY is rebuilt."""
-    from modelcycle.examples.taxifare.workspace import create
+    from modelcycle.cli import examples
 
     started = time.perf_counter()
     root = directory.expanduser().resolve()
     if root.exists():
         if not _is_demo(root):
-            raise WorkspaceError(f"{root} exists and is not a demo workspace",
-                                 "pick another folder: the demo rebuilds its folder from scratch")
+            raise WorkspaceError(f"{root} exists and is not a demo workspace (it has no {MARKER})",
+                                 "pick another folder: the demo rebuilds from scratch only a folder it "
+                                 "built itself (a demo built by an older modelcycle has no marker: delete it "
+                                 "yourself if you no longer need it)")
         err_console.print(f"[muted]· removing the previous demo in {root}[/muted]")
         shutil.rmtree(root)
     # Prefect's local server takes a while to start: let it come up while the workspace is built
+    _mark(root)  # first: a demo that fails half-way is still the demo's to rebuild
     prefect_home = root / ".modelcycle" / "prefect"
     prefect_home.mkdir(parents=True)
     server = common.begin_prefect(prefect_home, os.environ.get("PREFECT_API_URL"))
-    ws = create(root, rows_per_month=rows_per_month, force=True,
-                progress=lambda t: err_console.print(f"[muted]· {t}[/muted]"))
+    options = {"rows_per_month": rows_per_month} if rows_per_month is not None else {}
+    ws = examples.create(EXAMPLE, root, force=True, progress=lambda t: err_console.print(f"[muted]· {t}[/muted]"),
+                         **options)
     State.workspace = root
     common.await_prefect(server, ws)
     from modelcycle.cli.backtest import report

@@ -8,18 +8,17 @@ from typing import Optional
 
 import typer
 
+from modelcycle.cli import examples
 from modelcycle.config.secrets import SOURCE_PASSWORD_VAR
 from modelcycle.console import console, err_console
 from modelcycle.errors import ConfigError
-from modelcycle.examples import EXAMPLES
 
 
 def init(
     directory: Path = typer.Argument(..., help="Folder to create the workspace in (new or empty).",
                                      file_okay=False),
     example: Optional[str] = typer.Option(
-        None, "--example", "-e", help="Start from an example: "
-        + "; ".join(f"{name} ({what})" for name, what in EXAMPLES.items()) + "."),
+        None, "--example", "-e", help=f"Start from an example: {examples.about()}."),
     source: Optional[str] = typer.Option(
         None, "--source", help="Your own data: a glob of CSV/Parquet files, a DuckDB file (with "
         "--table) or a SQLAlchemy URL (with --table). A password in the URL is moved to .env "
@@ -67,13 +66,11 @@ def init(
 
     if example and source:
         raise ConfigError("give --example or --source, not both")
+    first_window = "YYYY-MM"
     if example:
-        if example not in EXAMPLES:
-            raise ConfigError(f"there is no example '{example}'", f"examples: {', '.join(EXAMPLES)}")
-        from modelcycle.examples import create
-
+        first_window = getattr(examples.package(example), "FIRST_WINDOW", first_window)
         options = {"rows_per_month": rows_per_month} if rows_per_month is not None else {}
-        ws = create(example, root, force=force, progress=progress, **options)
+        ws = examples.create(example, root, force=force, progress=progress, **options)
     elif source:
         missing = [flag for flag, v in (("--timestamp", timestamp), ("--target", target),
                                         ("--threshold", threshold)) if v is None]
@@ -95,7 +92,7 @@ def init(
     console.print(f"[promote]created[/promote] workspace [path]{ws.root}[/path] for model "
                   f"[bold]{ws.config.name}[/bold]")
     console.print(f"next: [bold]cd {os.path.relpath(ws.root)} && modelcycle run --window "
-                  f"{'2014-12' if example else 'YYYY-MM'}[/bold]")
+                  f"{first_window}[/bold]")
 
 
 def _name(root: Path) -> str:

@@ -180,9 +180,11 @@ class BackendsConfig(Section):
 
 
 class ReferenceConfig(Section):
-    """Ground truth the data comes with (a simulator's, a benchmark's): the best score possible on
-    any rows, and per window what happened and the right decision. Each cycle then logs its score
-    beside that noise floor, and a backtest checks every decision against the truth."""
+    """Optional ground truth of the data: a noise floor per cycle, the right decision per window.
+
+    A simulator or a benchmark may know the best score possible on any rows and, per window, what
+    happened and the right decision. Each cycle then logs its score beside that noise floor, and a
+    backtest checks every decision against the truth."""
 
     factory: str = Field(
         description="import path of a class or function that, called with `params`, returns the "
@@ -192,6 +194,12 @@ class ReferenceConfig(Section):
         "reference.py in the workspace")
     params: dict[str, Any] = Field(
         default_factory=dict, description="keyword arguments the factory is called with")
+
+
+#: What an older modelcycle.yaml's `simulation:` section (the taxi simulator's seed and size) means
+#: today: the taxifare example's reference, named by its import path (the core never imports it).
+LEGACY_SIMULATION_FACTORY = "modelcycle.examples.taxifare.scenario:TaxiReference"
+LEGACY_SIMULATION_KEYS = ("seed", "rows_per_month", "start", "end")
 
 
 class ProjectConfig(Section):
@@ -214,13 +222,27 @@ class ProjectConfig(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _no_simulation_section(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "simulation" in data:
-            raise ValueError(
-                "`simulation` is no longer a key: a simulated warehouse's noise floor and ground truth now "
-                "come from `reference` (reference.factory: modelcycle.examples.taxifare.scenario:TaxiReference, "
-                "reference.params: {seed: 7, rows_per_month: 12000}); a demo workspace is rebuilt by "
-                "`modelcycle demo DIR`")
+    def _simulation_is_a_reference(cls, data: Any) -> Any:
+        """A modelcycle.yaml written before the taxi simulator became an example (every taxifare
+        workspace made by `init --example taxifare` or `demo` until then) has a `simulation:`
+        section; it still loads, as the reference it meant."""
+        if not isinstance(data, dict) or "simulation" not in data:
+            return data
+        data = dict(data)
+        sim = data.pop("simulation")
+        if sim is None:
+            return data
+        if not isinstance(sim, dict):
+            raise ValueError(f"`simulation` must be a mapping (seed, rows_per_month), got {sim!r}; "
+                             f"newer workspaces say `reference:` instead")
+        unknown = sorted(set(sim) - set(LEGACY_SIMULATION_KEYS))
+        if unknown:
+            raise ValueError(f"`simulation` has unknown key(s) {', '.join(map(str, unknown))} "
+                             f"(known: {', '.join(LEGACY_SIMULATION_KEYS)})")
+        if data.get("reference") is not None:
+            raise ValueError("give `reference` or the older `simulation`, not both: remove `simulation`")
+        data["reference"] = {"factory": LEGACY_SIMULATION_FACTORY,
+                             "params": {k: sim[k] for k in ("seed", "rows_per_month") if k in sim}}
         return data
 
     @model_validator(mode="after")

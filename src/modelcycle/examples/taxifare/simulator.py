@@ -380,7 +380,7 @@ class _Trips:
     surcharges: np.ndarray
     flat_fare: np.ndarray  # NaN unless a flat-fare trip
 
-    def take(self, idx) -> "_Trips":
+    def take(self, idx) -> _Trips:
         return _Trips(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
 
 
@@ -683,10 +683,11 @@ def write_warehouse(path, start: str = FIRST_MONTH, end: str = LAST_MONTH, *, ta
         con = duckdb.connect(str(path))
         try:
             con.register("simulated_rides", frame)
-            con.execute(f'CREATE OR REPLACE TABLE "{table}" AS '
+            # `table` is checked above to be letters, digits and _
+            con.execute(f'CREATE OR REPLACE TABLE "{table}" AS '  # noqa: S608
                         f"SELECT * FROM simulated_rides ORDER BY pickup_datetime")
             con.unregister("simulated_rides")
-            count = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+            count = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]  # noqa: S608
         finally:
             con.close()
     except duckdb.Error as exc:

@@ -23,7 +23,7 @@ MIDTOWN = (40.7549, -73.9840)
 def rides(times, points=None, passengers=None) -> pd.DataFrame:
     n = len(times)
     points = points or [(40.7580, -73.9855, 40.7128, -74.0060)] * n
-    plat, plon, dlat, dlon = (list(c) for c in zip(*points))
+    plat, plon, dlat, dlon = (list(c) for c in zip(*points, strict=True))
     return pd.DataFrame(
         {
             "fare_amount": np.linspace(5, 50, n),

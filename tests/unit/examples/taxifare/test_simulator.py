@@ -91,7 +91,7 @@ def test_generate_full_default_range_counts_and_order():
     assert frame["pickup_datetime"].is_monotonic_increasing
     assert frame["pickup_datetime"].min() >= pd.Timestamp("2009-01-01")
     assert frame["pickup_datetime"].max() < pd.Timestamp("2015-07-01")
-    assert DEFAULT_ROWS_PER_MONTH == TaxiSimulator().rows_per_month
+    assert TaxiSimulator().rows_per_month == DEFAULT_ROWS_PER_MONTH
 
 
 def test_bad_arguments_raise_source_errors(sim):
