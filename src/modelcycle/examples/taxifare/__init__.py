@@ -12,7 +12,7 @@
 This ``__init__`` imports nothing: a logged model imports ``features`` and nothing more.
 """
 
-#: What the example is, for `modelcycle init --help`.
+#: What the example is, in one line (the help of `init --example` lists it).
 ABOUT = "simulated New York cab rides 2009-2015 in a DuckDB warehouse, the seeds' 2.5 MAE gate"
 #: The first cycle's window: it trains the first champion on the year before (2014).
 FIRST_WINDOW = "2014-12"
