@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import contextlib
 import os
 import re
 import shutil
@@ -88,10 +89,8 @@ class Res:
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def start(args: list[str], cwd: Path) -> subprocess.Popen[str]:

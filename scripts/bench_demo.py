@@ -51,7 +51,7 @@ def linear_baseline(ws_root: Path, windows: list[str]) -> dict[str, float]:
     source = build_source(ws.config, ws.root)
     out: dict[str, float] = {}
 
-    def dist(frame):  # noqa: ANN001, ANN202
+    def dist(frame):
         return haversine_km(frame["pickup_latitude"].to_numpy(), frame["pickup_longitude"].to_numpy(),
                             frame["dropoff_latitude"].to_numpy(), frame["dropoff_longitude"].to_numpy()).reshape(-1, 1)
 
@@ -84,7 +84,7 @@ def main() -> int:
         return 1
     results = json.loads((target / "reports/backtest-2015-01-2015-06.json").read_text())
 
-    from modelcycle.sources.simulator import regime_changes
+    from modelcycle.examples.taxifare.simulator import regime_changes
 
     changes = {c["window"]: c["kind"] for c in regime_changes()}
     linear = linear_baseline(target, [r["window"] for r in results])

@@ -26,7 +26,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from modelcycle.sources.simulator import (
+from modelcycle.examples.taxifare.simulator import (
     DEFAULT_MODEL_PARAMS,
     DEFAULT_ROWS_PER_MONTH,
     NYC_BOUNDS,
@@ -34,7 +34,7 @@ from modelcycle.sources.simulator import (
     noise_floor,
     oracle_mae,
 )
-from modelcycle.steps.features import taxi_features
+from modelcycle.examples.taxifare.features import taxi_features
 
 WINDOWS = ["2015-01", "2015-02", "2015-03", "2015-04", "2015-05", "2015-06"]
 HISTORY_MONTHS = 12  # as the demo workspace (params.yaml data.history_months)

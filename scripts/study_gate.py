@@ -48,18 +48,18 @@ SIM_SEED = 7
 NORMAL = [str(m) for m in pd.period_range("2013-01", "2015-02", freq="M")]
 
 
-def _spec(seed: int):  # noqa: ANN202
-    from modelcycle.sources.simulator import DEFAULT_MODEL_PARAMS
+def _spec(seed: int):
+    from modelcycle.examples.taxifare.simulator import DEFAULT_MODEL_PARAMS
     from modelcycle.steps.train import TrainSpec
 
     cols = ["fare_amount", "pickup_datetime", "pickup_longitude", "pickup_latitude", "dropoff_longitude",
             "dropoff_latitude", "passenger_count"]
     params = {**DEFAULT_MODEL_PARAMS, "random_state": seed}
     return TrainSpec(estimator="lightgbm:LGBMRegressor", target="fare_amount", task="regression",
-                     input_columns=cols, features="modelcycle.steps.features:taxi_features", params=params, seed=seed)
+                     input_columns=cols, features="modelcycle.examples.taxifare.features:taxi_features", params=params, seed=seed)
 
 
-def _data_contract():  # noqa: ANN202
+def _data_contract():
     from modelcycle.config.models import DataConfig
 
     return DataConfig(
@@ -72,10 +72,10 @@ def _data_contract():  # noqa: ANN202
                "dropoff_latitude": {"min": 40.5, "max": 40.9}, "dropoff_longitude": {"min": -74.3, "max": -73.7}})
 
 
-def window_split(window: str, sim_seed: int = SIM_SEED, rows: int = ROWS_PER_MONTH):  # noqa: ANN201
+def window_split(window: str, sim_seed: int = SIM_SEED, rows: int = ROWS_PER_MONTH):
     """The demo cycle's train and holdout rows for ``window`` (same code path as a cycle)."""
     from modelcycle.config import Window
-    from modelcycle.sources.simulator import TaxiSimulator
+    from modelcycle.examples.taxifare.simulator import TaxiSimulator
     from modelcycle.steps.split import chronological
     from modelcycle.steps.validate import validate
 
@@ -91,7 +91,7 @@ def window_split(window: str, sim_seed: int = SIM_SEED, rows: int = ROWS_PER_MON
 def fresh_holdout(window: str, seed: int, rows: int = ROWS_PER_MONTH) -> pd.DataFrame:
     """An independent holdout of the demo's size: the same month simulated with another seed."""
     from modelcycle.config import Window
-    from modelcycle.sources.simulator import TaxiSimulator
+    from modelcycle.examples.taxifare.simulator import TaxiSimulator
     from modelcycle.steps.split import chronological
     from modelcycle.steps.validate import validate
 
@@ -128,7 +128,7 @@ def improvement_setup(args: tuple[str, tuple[float, ...]]) -> dict:
     """Train the challenger for ``window``; for each size, calibrate the champion's degradation so
     its expected MAE is ``1 + size`` times the challenger's, on 100,000 independent rows."""
     from modelcycle.config import Window
-    from modelcycle.sources.simulator import TaxiSimulator
+    from modelcycle.examples.taxifare.simulator import TaxiSimulator
     from modelcycle.steps.train import fit
     from modelcycle.steps.validate import validate
 
@@ -165,7 +165,7 @@ def improvement_trial(args: tuple[int, dict, str, float]) -> dict:
     return {"trial": trial, "window": setup["window"], "champion": champ, "challenger": chall}
 
 
-def gates():  # noqa: ANN201
+def gates():
     from modelcycle.gate import Policy
 
     demo = Policy(metric="mae", threshold=2.5, min_effect=0.01, confidence=0.95, resamples=2000)
@@ -190,7 +190,7 @@ def promotion_rates(trials: list[dict]) -> dict[str, tuple[int, int]]:
 def scenario() -> tuple[int, int, list[str], list[dict]]:
     """Run the demo in a temporary folder and check its decisions against the ground truth."""
     from modelcycle.config import Workspace
-    from modelcycle.lifecycle.scenario import check, expected_decisions
+    from modelcycle.lifecycle import reference
 
     base = Path(tempfile.mkdtemp(prefix="modelcycle-study-"))
     try:
@@ -201,8 +201,10 @@ def scenario() -> tuple[int, int, list[str], list[dict]]:
         rows = json.loads((base / "demo/reports/backtest-2015-01-2015-06.json").read_text())
 
         results = [SimpleNamespace(window=r["window"], outcome=r["outcome"]) for r in rows]
-        truth = expected_decisions(Workspace.load(base / "demo"), [r.window for r in results], first_has_champion=False)
-        right, checked, wrong = check(results, truth)
+        ws = Workspace.load(base / "demo")
+        truth = reference.expected_decisions(ws, reference.load(ws), [r.window for r in results],
+                                             first_has_champion=False)
+        right, checked, wrong = reference.check(results, truth)
         table = [{"window": r.window, "decision": r.outcome, "truth": truth[r.window].expected,
                   "what": truth[r.window].what} for r in results]
         return right, checked, wrong, table
@@ -258,7 +260,7 @@ def main() -> int:
         print(f"{name:32} {fa:>6}/{na:<3} = {fa / na:6.1%}   {pn:>8}/{nn:<3} = {pn / nn:6.1%}"
               f"   {pb:>7}/{nb:<3} = {pb / nb:6.1%}")
     ours = "modelcycle (interval above 1%)"
-    print(f"\npromotion rate of modelcycle's gate by the improvement's size (naive gate in brackets)")
+    print("\npromotion rate of modelcycle's gate by the improvement's size (naive gate in brackets)")
     print(f"{'size':>6} " + " ".join(f"{k:>16}" for k in ("noise", "bias")))
     for size in sizes:
         cells = []

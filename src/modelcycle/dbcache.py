@@ -11,6 +11,7 @@ usual: the cache is never required.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -55,6 +56,7 @@ def remember(tool: str, db: Path) -> None:
     tpl = template(tool)
     if tpl is None or tpl.exists() or not db.is_file():
         return
+    tmp: str | None = None
     try:
         tpl.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=tpl.parent, suffix=".tmp")
@@ -64,7 +66,6 @@ def remember(tool: str, db: Path) -> None:
         os.replace(tmp, tpl)
     except (OSError, sqlite3.Error):
         log.debug("could not cache %s", db, exc_info=True)
-        try:
-            os.unlink(tmp)
-        except (OSError, UnboundLocalError):
-            pass
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

@@ -11,10 +11,10 @@ ROWS = 3000  # small months keep real cycles quick; the demo's size is tested by
 
 
 def _template(factory: pytest.TempPathFactory, name: str, rows: int | None) -> Path:
-    from modelcycle.lifecycle.workspace import create_taxifare
+    from modelcycle.examples.taxifare.workspace import create
 
     root = factory.mktemp(name) / "ws"
-    create_taxifare(root, rows_per_month=rows)
+    create(root, rows_per_month=rows)
     return root
 
 

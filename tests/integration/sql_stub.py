@@ -29,11 +29,11 @@ class NetcheckDialect(SQLiteDialect_pysqlite):
     driver = "netcheck"
     supports_statement_cache = True
 
-    def create_connect_args(self, url):  # noqa: ANN001, ANN201
+    def create_connect_args(self, url):
         self._netcheck = (url.host, url.port, url.password)
         return ([url.database], {})
 
-    def connect(self, *cargs, **cparams):  # noqa: ANN002, ANN003, ANN201
+    def connect(self, *cargs, **cparams):
         host, port, password = self._netcheck
         if port:
             try:

@@ -132,7 +132,7 @@ def _write_outputs(root: Path, seed: int) -> None:
     (model / "model.bin").write_bytes(blob[::-1])
     (root / "reports").mkdir(exist_ok=True)
     for rel in REPORTS:
-        (root / rel).write_text('{"seed": %d}' % seed)
+        (root / rel).write_text(f'{{"seed": {seed}}}')
 
 
 def _tree(root: Path) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelcycle.config import Workspace
-from modelcycle.lifecycle import flows, scenario
+from modelcycle.lifecycle import flows, reference
 from modelcycle.registry.workspace import open_registry
 from tests.integration.test_bad_input import cli
 
@@ -47,12 +47,14 @@ def test_small_backtest_decides_as_the_ground_truth_says(demo_size_ws: Path, cap
 
 def test_expected_decisions_follow_the_configured_policy(taxi_ws: Path):
     ws = Workspace.load(taxi_ws)
-    truth = scenario.expected_decisions(ws, ["2015-02", "2015-03", "2015-04", "2015-05"])
+    ref = reference.load(ws)
+    truth = reference.expected_decisions(ws, ref, ["2015-02", "2015-03", "2015-04", "2015-05"])
     assert {w: t.expected for w, t in truth.items()} == {
         "2015-02": "keep", "2015-03": "promote", "2015-04": "keep", "2015-05": "escalate"}
     cfg = taxi_ws / "modelcycle.yaml"
     cfg.write_text(cfg.read_text().replace("on_bad_data: escalate", "on_bad_data: keep"))
-    truth = scenario.expected_decisions(Workspace.load(taxi_ws), ["2015-05"])
+    keep = Workspace.load(taxi_ws)
+    truth = reference.expected_decisions(keep, reference.load(keep), ["2015-05"])
     assert truth["2015-05"].expected == "keep"
-    first = scenario.expected_decisions(ws, ["2014-12", "2015-01"], first_has_champion=False)
+    first = reference.expected_decisions(ws, ref, ["2014-12", "2015-01"], first_has_champion=False)
     assert first["2014-12"].expected == "promote" and first["2015-01"].expected == "keep"

@@ -18,7 +18,7 @@ from modelcycle.versioning.base import VersionState
 from modelcycle.versioning.dvcgit import DvcGitVersioning, init_workspace_repo, prewarm
 from modelcycle.versioning.memory import MemoryVersioning
 
-from tests.pipeline_fixture import CACHED, DVC_YAML, OWNED_COMMIT, REPORTS, STAGES, TAG  # noqa: E402
+from tests.pipeline_fixture import CACHED, DVC_YAML, OWNED_COMMIT, REPORTS, STAGES, TAG
 
 PARAMS = "window: '2015-01'\ndata: {table: rides}\nsplit: {holdout: 0.2}\nmodel: {kind: lgbm}\nseed: 0\n"
 
@@ -48,8 +48,8 @@ def write_outputs(root: Path, seed: int, size: int = 20_000) -> None:
     (model / "MLmodel").write_text(f"seed: {seed}\n")
     (model / "sub" / f"extra-{seed}.txt").write_text(str(seed))
     (root / "reports").mkdir(exist_ok=True)
-    (root / "reports/validation.json").write_text('{"rows": %d}' % seed)
-    (root / "reports/metrics.json").write_text('{"mae": %d.5}' % seed)
+    (root / "reports/validation.json").write_text(f'{{"rows": {seed}}}')
+    (root / "reports/metrics.json").write_text(f'{{"mae": {seed}.5}}')
 
 
 def snapshot_tree(root: Path, rels: list[str]) -> dict[str, bytes | dict[str, bytes] | None]:
@@ -198,7 +198,7 @@ def test_commit_records_outputs_commits_owned_files_tags_and_pushes(ws: Path, tm
     # dvc.lock and the cache record the outputs; hashes are DVC's
     lock = (ws / "dvc.lock").read_text()
     assert set(snap.hashes) == set(CACHED) | set(REPORTS)
-    for rel, value in snap.hashes.items():
+    for value in snap.hashes.values():
         assert value in lock
     assert snap.hashes == v.hashes(list(snap.hashes))
     assert snap.hashes["models/challenger"].endswith(".dir")

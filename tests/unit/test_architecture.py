@@ -12,12 +12,29 @@ def test_import_contracts_hold():
     proc = subprocess.run([str(lint), "--config", str(ROOT / "pyproject.toml")], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Contracts: 4 kept, 0 broken" in proc.stdout
+    assert "Contracts: 5 kept, 0 broken" in proc.stdout
+
+
+def test_the_examples_contract_covers_every_module_but_the_examples():
+    """A package added to modelcycle later is part of the core: the contract that keeps the core
+    (the CLI included) from importing the examples must name it."""
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    examples = next(c for c in contracts if c.get("forbidden_modules") == ["modelcycle.examples"])
+    package = ROOT / "src" / "modelcycle"
+    modules = {f"modelcycle.{p.stem}" for p in package.iterdir()
+               if (p.is_dir() and (p / "__init__.py").exists()) or (p.suffix == ".py" and p.stem != "__init__")}
+    assert "modelcycle.cli" in modules and "modelcycle.lifecycle" in modules
+    assert modules - {"modelcycle.examples"} == set(examples["source_modules"])
+    # the root package cannot be a source module of the contract (the examples are inside it)
+    assert "examples" not in (package / "__init__.py").read_text()
 
 
 def test_steps_package_import_is_light():
-    """A logged model imports modelcycle.steps.features; that must not drag the tools in."""
-    code = ("import sys, modelcycle.steps.features, modelcycle.steps.model; "
+    """A logged model imports its feature builder's module (the taxi example's imports
+    modelcycle.steps.features); that must not drag the tools in."""
+    code = ("import sys, modelcycle.steps.features, modelcycle.steps.model, modelcycle.examples.taxifare.features; "
             "heavy = [m for m in ('prefect', 'mlflow', 'dvc', 'duckdb', 'sklearn') if m in sys.modules]; "
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -103,3 +103,24 @@ def test_windows():
             Window.parse(bad)
     with pytest.raises(ConfigError, match="before"):
         month_range("2015-06", "2015-01")
+
+
+def test_an_older_simulation_section_is_read_as_the_taxi_reference(tmp_path):
+    sim = "simulation:\n  seed: 3\n  rows_per_month: 1000\n  start: '2009-01'\n  end: '2015-06'\n"
+    cfg = load_config(write(tmp_path, GOOD + sim))
+    assert cfg.reference is not None
+    assert cfg.reference.factory == "modelcycle.examples.taxifare.scenario:TaxiReference"
+    assert cfg.reference.params == {"seed": 3, "rows_per_month": 1000}
+    assert load_config(write(tmp_path, GOOD + "simulation:\n")).reference is None
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ("simulation: {seed: 3, rows: 5}\n", "`simulation` has unknown key(s) rows"),
+    ("simulation: 5\n", "`simulation` must be a mapping"),
+    ("simulation: {seed: 3}\nreference: {factory: 'a:b'}\n", "give `reference` or the older `simulation`, not both"),
+])
+def test_a_broken_older_simulation_section_is_named(tmp_path, extra, message):
+    path = write(tmp_path, GOOD + extra)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert message in str(err.value) and str(path) in str(err.value)

@@ -47,7 +47,7 @@ def test_file_source_errors(tmp_path):
 def test_duckdb_table_and_query(tmp_path):
     db = tmp_path / "w.duckdb"
     con = duckdb.connect(str(db))
-    f = rows()
+    f = rows()  # noqa: F841 - DuckDB reads the frame by its variable name
     con.execute("CREATE TABLE rides AS SELECT * FROM f")
     con.close()
     assert len(DuckDBSource(db, timestamp="ts", table="rides").fetch(START, END)) == 56

@@ -14,7 +14,7 @@ from modelcycle.errors import VersioningError
 from modelcycle.versioning.base import Snapshot, Versioning, VersionState
 from modelcycle.versioning.memory import MemoryVersioning, dvc_md5
 
-from tests.pipeline_fixture import CACHED, DVC_YAML, OWNED_COMMIT, REPORTS, STAGES, TAG  # noqa: E402
+from tests.pipeline_fixture import CACHED, DVC_YAML, OWNED_COMMIT, REPORTS, STAGES, TAG
 
 PARAMS = "window: '2015-01'\nseed: 0\n"
 ALL_PATHS = ["dvc.yaml", "dvc.lock", "params.yaml", "data/.gitignore", "models/.gitignore",
@@ -33,8 +33,8 @@ def write_outputs(root: Path, seed: int) -> None:
     (model / "model.bin").write_bytes(bytes([seed % 256]) * 300)
     (model / "sub" / f"extra-{seed}.txt").write_text(str(seed))
     (root / "reports").mkdir(exist_ok=True)
-    (root / "reports/validation.json").write_text('{"rows": %d}' % seed)
-    (root / "reports/metrics.json").write_text('{"mae": %d.5}' % seed)
+    (root / "reports/validation.json").write_text(f'{{"rows": {seed}}}')
+    (root / "reports/metrics.json").write_text(f'{{"mae": {seed}.5}}')
 
 
 def picture(root: Path) -> dict[str, object]:

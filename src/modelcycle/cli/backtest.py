@@ -26,7 +26,8 @@ def backtest(
     """Replay the cycle over history, one month at a time, exactly as scheduled runs would have:
     each month is a real cycle (versioned, registered, notified). Prints each month's decision
     and writes a timeline picture: champion and challenger per month, the threshold, the noise
-    floor when the data is simulated, decisions marked."""
+    floor when the workspace has a `reference`, decisions marked (and checked against the
+    reference's ground truth)."""
     from modelcycle.config import month_range
     from modelcycle.lifecycle import services
 
@@ -50,18 +51,20 @@ def backtest(
 
 
 def report(ws: Any, results: list[Any], png: Path, *, first_has_champion: bool, drawn: int = 0) -> Path:
-    """Print the decision table (beside the simulator's ground truth on simulated data), draw the
-    timeline of ``results[drawn:]`` to ``png`` and write the table beside it as JSON."""
+    """Print the decision table (beside the ground truth of the workspace's `reference`, when it
+    has one), draw the timeline of ``results[drawn:]`` to ``png`` and write the table beside it as JSON."""
     from modelcycle.cli.render import results_table, truth_line
-    from modelcycle.lifecycle import scenario, timeline
+    from modelcycle.lifecycle import reference, timeline
 
-    truth = scenario.expected_decisions(ws, [r.window for r in results], first_has_champion=first_has_champion)
-    console.print(results_table(results, truth=truth))
-    if truth:
-        console.print(truth_line(results, truth), soft_wrap=True)
+    ref = reference.load(ws)
+    truth = None if ref is None else reference.expected_decisions(
+        ws, ref, [r.window for r in results], first_has_champion=first_has_champion)
+    console.print(results_table(results, truth=truth or None))
+    if ref is not None and truth:
+        console.print(truth_line(results, truth, label=ref.label), soft_wrap=True)
     timeline.draw(results[drawn:], png, name=ws.config.name, metric=ws.config.metric,
                   threshold=ws.config.gate.threshold,
-                  events={w: t.what for w, t in (truth or {}).items() if t.what not in ("no change", "first champion")})
+                  events={w: t.what for w, t in (truth or {}).items() if t.event})
     rows = []
     for r in results:
         row = r.to_dict()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -13,13 +14,23 @@ from modelcycle.cli import common
 from modelcycle.console import console, err_console
 from modelcycle.errors import WorkspaceError
 
+EXAMPLE = "taxifare"
 FIRST_CHAMPION = "2014-12"
 BACKTEST = ("2015-01", "2015-06")
+#: Written by the demo into the folder it builds, before anything else: only a folder holding it
+#: is one the demo may delete and rebuild.
+MARKER = Path(".modelcycle") / "demo.json"
 
 
 def _is_demo(root: Path) -> bool:
-    cfg = root / "modelcycle.yaml"
-    return cfg.exists() and "\nsimulation:" in cfg.read_text(encoding="utf-8")
+    """Whether ``root`` was built by ``modelcycle demo`` (it holds :data:`MARKER`)."""
+    return (root / MARKER).is_file()
+
+
+def _mark(root: Path) -> None:
+    marker = root / MARKER
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"built_by": "modelcycle demo", "example": EXAMPLE}) + "\n", encoding="utf-8")
 
 
 def demo(
@@ -35,23 +46,27 @@ def demo(
     simulator's ground truth, and where
     the timeline picture, the MLflow data and the Prefect data are. An existing demo workspace
     in DIRECTORY is rebuilt."""
-    from modelcycle.lifecycle import workspace as wsmod
+    from modelcycle.cli import examples
 
     started = time.perf_counter()
     root = directory.expanduser().resolve()
     if root.exists():
         if not _is_demo(root):
-            raise WorkspaceError(f"{root} exists and is not a demo workspace",
-                                 "pick another folder: the demo rebuilds its folder from scratch")
+            raise WorkspaceError(f"{root} exists and is not a demo workspace (it has no {MARKER})",
+                                 "pick another folder: the demo rebuilds from scratch only a folder it "
+                                 "built itself (a demo built by an older modelcycle has no marker: delete it "
+                                 "yourself if you no longer need it)")
         err_console.print(f"[muted]· removing the previous demo in {root}[/muted]")
         shutil.rmtree(root)
     # Prefect's local server takes a while to start: let it come up while the workspace is built
+    _mark(root)  # first: a demo that fails half-way is still the demo's to rebuild
     prefect_home = root / ".modelcycle" / "prefect"
     prefect_home.mkdir(parents=True)
     server = common.begin_prefect(prefect_home, os.environ.get("PREFECT_API_URL"),
                                  verbose=common.options(ctx).verbose)
-    ws = wsmod.create_taxifare(root, rows_per_month=rows_per_month, force=True,
-                               progress=lambda t: err_console.print(f"[muted]· {t}[/muted]"))
+    options = {"rows_per_month": rows_per_month} if rows_per_month is not None else {}
+    ws = examples.create(EXAMPLE, root, force=True, progress=lambda t: err_console.print(f"[muted]· {t}[/muted]"),
+                         **options)
     common.await_prefect(server, ws)
     from modelcycle.cli.backtest import report
     from modelcycle.lifecycle import flows

@@ -7,19 +7,17 @@ from pathlib import Path
 
 import typer
 
+from modelcycle.cli import examples
 from modelcycle.config.secrets import SOURCE_PASSWORD_VAR
 from modelcycle.console import console, err_console
 from modelcycle.errors import ConfigError
-
-EXAMPLES = ("taxifare",)
 
 
 def init(
     directory: Path = typer.Argument(..., help="Folder to create the workspace in (new or empty).",
                                      file_okay=False),
     example: str | None = typer.Option(
-        None, "--example", "-e", help="Start from an example: taxifare (simulated New York cab rides "
-        "2009-2015 in a DuckDB warehouse, the seeds' 2.5 MAE gate)."),
+        None, "--example", "-e", help=f"Start from an example: {examples.about()}."),
     source: str | None = typer.Option(
         None, "--source", help="Your own data: a glob of CSV/Parquet files, a DuckDB file (with "
         "--table) or a SQLAlchemy URL (with --table). A password in the URL is moved to .env "
@@ -67,10 +65,11 @@ def init(
 
     if example and source:
         raise ConfigError("give --example or --source, not both")
+    first_window = "YYYY-MM"
     if example:
-        if example not in EXAMPLES:
-            raise ConfigError(f"there is no example '{example}'", f"examples: {', '.join(EXAMPLES)}")
-        ws = wsmod.create_taxifare(root, rows_per_month=rows_per_month, force=force, progress=progress)
+        first_window = getattr(examples.package(example), "FIRST_WINDOW", first_window)
+        options = {"rows_per_month": rows_per_month} if rows_per_month is not None else {}
+        ws = examples.create(example, root, force=force, progress=progress, **options)
     elif source:
         missing = [flag for flag, v in (("--timestamp", timestamp), ("--target", target),
                                         ("--threshold", threshold)) if v is None]
@@ -93,7 +92,7 @@ def init(
     console.print(f"[promote]created[/promote] workspace [path]{ws.root}[/path] for model "
                   f"[bold]{ws.config.name}[/bold]")
     console.print(f"next: [bold]cd {os.path.relpath(ws.root)} && modelcycle run --window "
-                  f"{'2014-12' if example else 'YYYY-MM'}[/bold]")
+                  f"{first_window}[/bold]")
 
 
 def _name(root: Path) -> str:

@@ -13,12 +13,13 @@ ICONS = {"promote": "▲ promote", "keep": "● keep", "escalate": "◆ escalate
 STYLES = {"promote": "promote", "keep": "keep", "escalate": "escalate", "failed": "error"}
 
 
-def truth_line(results: list[Any], truth: dict[str, Any]) -> Text:
-    from modelcycle.lifecycle.scenario import check
+def truth_line(results: list[Any], truth: dict[str, Any], *, label: str) -> Text:
+    """"7 of 7 decisions match <label>" (the reference's label, e.g. "the simulator's ground truth")."""
+    from modelcycle.lifecycle.reference import check
 
     right, checked, wrong = check(results, truth)
     style = "promote" if not wrong else "error"
-    text = Text(f"{right} of {checked} decisions match the simulator's ground truth", style=style)
+    text = Text(f"{right} of {checked} decisions match {label}", style=style)
     if wrong:
         text.append(f" (different in {', '.join(wrong)})", style="error")
     return text

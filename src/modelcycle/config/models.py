@@ -93,7 +93,7 @@ class FeaturesConfig(Section):
     builder: str | None = Field(
         default=None,
         description="import path of a function frame -> feature frame, e.g. "
-        "'modelcycle.steps.features:taxi_features' or 'features:build' for a features.py in the "
+        "'modelcycle.examples.taxifare.features:taxi_features' or 'features:build' for a features.py in the "
         "workspace; it is packaged inside the logged model")
     columns: list[str] | None = Field(
         default=None,
@@ -179,14 +179,27 @@ class BackendsConfig(Section):
         description="DVC remote for data and model snapshots: a folder, s3://, gs://, azure://")
 
 
-class SimulationConfig(Section):
-    """Present in the demo workspace: the warehouse holds simulated rides, so each cycle can
-    state its metric as a ratio to the simulator's irreducible error."""
+class ReferenceConfig(Section):
+    """Optional ground truth of the data: a noise floor per cycle, the right decision per window.
 
-    seed: int = Field(default=7, description="the simulator's seed")
-    rows_per_month: int = Field(gt=0, description="rows simulated per month")
-    start: str = Field(default="2009-01", description="first simulated month")
-    end: str = Field(default="2015-06", description="last simulated month")
+    A simulator or a benchmark may know the best score possible on any rows and, per window, what
+    happened and the right decision. Each cycle then logs its score beside that noise floor, and a
+    backtest checks every decision against the truth."""
+
+    factory: str = Field(
+        description="import path of a class or function that, called with `params`, returns the "
+        "reference: an object with `label`, `noise_floor(rows, metric)` and `truth(window, "
+        "has_champion=..., config=...)` (see modelcycle.lifecycle.reference), e.g. "
+        "'modelcycle.examples.taxifare.scenario:TaxiReference' or 'reference:Truths' for a "
+        "reference.py in the workspace")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments the factory is called with")
+
+
+#: What an older modelcycle.yaml's `simulation:` section (the taxi simulator's seed and size) means
+#: today: the taxifare example's reference, named by its import path (the core never imports it).
+LEGACY_SIMULATION_FACTORY = "modelcycle.examples.taxifare.scenario:TaxiReference"
+LEGACY_SIMULATION_KEYS = ("seed", "rows_per_month", "start", "end")
 
 
 class ProjectConfig(Section):
@@ -203,8 +216,34 @@ class ProjectConfig(Section):
     gate: GateConfig
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     backends: BackendsConfig = Field(default_factory=BackendsConfig)
-    simulation: SimulationConfig | None = Field(
-        default=None, description="set by `modelcycle init --example taxifare`")
+    reference: ReferenceConfig | None = Field(
+        default=None,
+        description="optional: ground truth the data comes with (the taxifare example's simulator has one)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _simulation_is_a_reference(cls, data: Any) -> Any:
+        """A modelcycle.yaml written before the taxi simulator became an example (every taxifare
+        workspace made by `init --example taxifare` or `demo` until then) has a `simulation:`
+        section; it still loads, as the reference it meant."""
+        if not isinstance(data, dict) or "simulation" not in data:
+            return data
+        data = dict(data)
+        sim = data.pop("simulation")
+        if sim is None:
+            return data
+        if not isinstance(sim, dict):
+            raise ValueError(f"`simulation` must be a mapping (seed, rows_per_month), got {sim!r}; "
+                             f"newer workspaces say `reference:` instead")
+        unknown = sorted(set(sim) - set(LEGACY_SIMULATION_KEYS))
+        if unknown:
+            raise ValueError(f"`simulation` has unknown key(s) {', '.join(map(str, unknown))} "
+                             f"(known: {', '.join(LEGACY_SIMULATION_KEYS)})")
+        if data.get("reference") is not None:
+            raise ValueError("give `reference` or the older `simulation`, not both: remove `simulation`")
+        data["reference"] = {"factory": LEGACY_SIMULATION_FACTORY,
+                             "params": {k: sim[k] for k in ("seed", "rows_per_month") if k in sim}}
+        return data
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> ProjectConfig:

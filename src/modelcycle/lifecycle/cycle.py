@@ -190,7 +190,7 @@ def compare(cycle: Cycle, got: Gathered) -> Compared:
               f"scoring the champion on {len(split.holdout)} held-out rows")
     trained_f = tasks.train_challenger_task.submit(svc, split.train)
     champion_f = tasks.evaluate_champion_task.submit(svc, cycle.champion, split.holdout)
-    floor_f = tasks.noise_floor_task.submit(svc, split.holdout) if svc.ws.config.simulation else None
+    floor_f = tasks.noise_floor_task.submit(svc, split.holdout) if svc.ws.config.reference else None
     cycle.futures += [trained_f, champion_f, floor_f]
     tracepoints.reach("cycle:training")
     trained: Trained = trained_f.result()

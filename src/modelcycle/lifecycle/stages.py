@@ -254,17 +254,16 @@ class FloorReport:
 
 
 def noise_floor(ws: Workspace, holdout: pd.DataFrame) -> FloorReport | None:
-    """The simulator's irreducible error on these rows (demo workspaces only)."""
+    """The best score achievable on these rows, from the workspace's `reference` (None without
+    one, or when it knows no floor for the metric)."""
     import time
 
-    sim = ws.config.simulation
-    if sim is None or ws.config.metric != "mae":
-        return None
-    from modelcycle.sources.simulator import TaxiSimulator
+    from modelcycle.lifecycle import reference
 
+    ref = reference.load(ws)
     started = time.perf_counter()
-    floor = TaxiSimulator(seed=sim.seed, rows_per_month=sim.rows_per_month).noise_floor(holdout)
-    return FloorReport(float(floor), time.perf_counter() - started)
+    floor = reference.noise_floor(ws, ref, holdout) if ref is not None else None
+    return None if floor is None else FloorReport(floor, time.perf_counter() - started)
 
 
 # `modelcycle step <stage>`: the dvc.yaml commands ---------------------------------------------

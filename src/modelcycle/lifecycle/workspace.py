@@ -250,26 +250,17 @@ def _finish(root: Path, config_text: str, params_text: str, progress: Progress, 
     return ws
 
 
-def create_taxifare(root: Path, *, rows_per_month: int | None = None, seed: int = 7,
-                    min_effect: float = 0.01, force: bool = False,
-                    progress: Progress = lambda _: None) -> Workspace:
-    """The demo workspace: simulated New York cab rides 2009-01..2015-06 in a DuckDB warehouse."""
-    from modelcycle.sources import simulator
-
+def create_from_config(root: Path, config_text: str, *, model_params: dict[str, Any] | None = None,
+                       history_months: int = 6, prepare: Callable[[Workspace], None] | None = None,
+                       force: bool = False, progress: Progress = lambda _: None) -> Workspace:
+    """A workspace from a complete modelcycle.yaml text: an example's (``modelcycle init --example``)
+    or a team's own template. The text is checked as init checks its own (a literal password is
+    refused, the config must load); params.yaml gets ``model_params`` and ``history_months``.
+    ``prepare(ws)`` runs before the first commit, with the workspace's git, DVC and MLflow set up:
+    an example writes its data into ``.modelcycle/`` there. All or nothing, as init."""
     _check_target(root, force)
-    rows = rows_per_month or simulator.DEFAULT_ROWS_PER_MONTH
-    config = Template(_template("taxifare.modelcycle.yaml")).substitute(
-        seed=seed, rows_per_month=rows, min_effect=min_effect)
-
-    def warehouse(ws: Workspace) -> None:
-        progress(f"simulating 78 months of cab rides ({rows} a month) into the DuckDB warehouse")
-        simulator.write_warehouse(ws.state_dir / "warehouse.duckdb", "2009-01", "2015-06",
-                                  seed=seed, rows_per_month=rows)
-
-    # a year of history: the challenger has seen every season (6 months leave the summer unseen,
-    # and a model trained through a fare change then confuses the season with the new fares)
-    params = _params_text(dict(simulator.DEFAULT_MODEL_PARAMS), history_months=12)
-    return _all_or_nothing(root, lambda: _finish(root, config, params, progress, before_commit=warehouse),
+    params = _params_text(dict(model_params or {}), history_months=history_months)
+    return _all_or_nothing(root, lambda: _finish(root, config_text, params, progress, before_commit=prepare),
                            progress)
 
 

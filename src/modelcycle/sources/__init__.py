@@ -1,4 +1,4 @@
-"""Data sources, configured not coded: SQL (DuckDB or SQLAlchemy), files, the demo simulator."""
+"""Data sources, configured not coded: SQL (DuckDB or SQLAlchemy) and files."""
 
 from __future__ import annotations
 

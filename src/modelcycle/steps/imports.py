@@ -10,13 +10,21 @@ from typing import Any
 
 from modelcycle.errors import ConfigError
 
+#: Import paths that moved, old -> new. A modelcycle.yaml written by an older modelcycle, or a model
+#: it logged (the feature builder's path is saved inside the model), may still name the old place.
+MOVED: dict[str, str] = {
+    "modelcycle.steps.features:taxi_features": "modelcycle.examples.taxifare.features:taxi_features",
+    "modelcycle.steps.features.taxi_features": "modelcycle.examples.taxifare.features:taxi_features",
+}
+
 
 def resolve(path: str, *, what: str = "object", field: str | None = None) -> Any:
     """Import and return the object named by ``path``.
 
     ``what`` and ``field`` only shape the error message (for example ``what="estimator"``,
-    ``field="model.estimator"``).
+    ``field="model.estimator"``). A path in :data:`MOVED` is resolved at its new place.
     """
+    path = MOVED.get(path.strip(), path)
     if ":" in path:
         module_name, _, attr = path.partition(":")
     else:

@@ -117,12 +117,13 @@ def test_predict_probabilities_from_a_regression_model(cli, ws, tmp_path):
      ["a DuckDB source needs --table"]),
 ])
 def test_init_with_options_that_do_not_describe_a_workspace(cli, tmp_path, monkeypatch, args, words):
+    from modelcycle.cli import examples
     from modelcycle.lifecycle import workspace as wsmod
 
     def must_not_run(*_a, **_k):
         raise AssertionError("nothing is created")
 
-    monkeypatch.setattr(wsmod, "create_taxifare", must_not_run)
+    monkeypatch.setattr(examples, "create", must_not_run)
     monkeypatch.setattr(wsmod, "create_from_source", must_not_run)
     ran = cli("init", tmp_path / "new", *args)
     one_paragraph(ran, 2, *words)

@@ -153,16 +153,16 @@ def test_step_runs_the_stage_and_prints_its_summary(cli, ws, monkeypatch):
 
 @pytest.fixture
 def demo_fakes(monkeypatch, flows, prefect, reported):
-    from modelcycle.lifecycle import workspace as wsmod
+    from modelcycle.cli import examples
 
     built = []
 
-    def create_taxifare(root, *, rows_per_month=None, force=False, progress=None):
-        built.append({"root": root, "rows_per_month": rows_per_month, "force": force})
-        (root / "modelcycle.yaml").write_text("name: taxifare\nsimulation:\n  seed: 7\n")
+    def create(name, root, *, force=False, progress=None, rows_per_month=None):
+        built.append({"example": name, "root": root, "rows_per_month": rows_per_month, "force": force})
+        (root / "modelcycle.yaml").write_text("name: taxifare\n")
         return SimpleNamespace(root=root, path=lambda rel: root / rel)
 
-    monkeypatch.setattr(wsmod, "create_taxifare", create_taxifare)
+    monkeypatch.setattr(examples, "create", create)
     return SimpleNamespace(built=built, flows=flows, prefect=prefect, reported=reported)
 
 
@@ -172,7 +172,7 @@ def test_demo_builds_the_workspace_then_a_first_champion_then_six_months(cli, tm
     ran = cli("demo", "rides", "--rows-per-month", "2000")
     assert ran.code == 0, ran
     root = (tmp_path / "rides").resolve()
-    assert demo_fakes.built == [{"root": root, "rows_per_month": 2000, "force": True}]
+    assert demo_fakes.built == [{"example": "taxifare", "root": root, "rows_per_month": 2000, "force": True}]
     assert demo_fakes.flows.calls == [("run", root, "2014-12"), ("backtest", root, "2015-01", "2015-06", True)]
     assert demo_fakes.prefect[0] == {"what": "begin", "home": root / ".modelcycle" / "prefect", "url": None,
                                      "verbose": False}
@@ -183,8 +183,9 @@ def test_demo_builds_the_workspace_then_a_first_champion_then_six_months(cli, tm
 
 def test_demo_rebuilds_a_previous_demo_and_passes_verbose_on(cli, tmp_path, demo_fakes):
     old = tmp_path / "demo"
-    old.mkdir()
-    (old / "modelcycle.yaml").write_text("name: taxifare\nsimulation:\n  seed: 1\n")
+    (old / ".modelcycle").mkdir(parents=True)
+    (old / ".modelcycle" / "demo.json").write_text('{"built_by": "modelcycle demo"}\n')
+    (old / "modelcycle.yaml").write_text("name: taxifare\n")
     (old / "stale.txt").write_text("from the last demo")
     ran = cli("-v", "demo", old)
     assert ran.code == 0, ran

@@ -245,6 +245,7 @@ def doctor_finding(area, ok, text, hint=None):
 
 @pytest.fixture
 def created(monkeypatch):
+    from modelcycle.cli import examples
     from modelcycle.lifecycle import workspace as wsmod
 
     calls = []
@@ -255,7 +256,7 @@ def created(monkeypatch):
             return SimpleNamespace(root=root, config=SimpleNamespace(name=kw.get("name", "taxifare")))
         return create
 
-    monkeypatch.setattr(wsmod, "create_taxifare", fake("taxifare"))
+    monkeypatch.setattr(examples, "create", lambda name, root, **kw: fake(name)(root, **kw))
     monkeypatch.setattr(wsmod, "create_from_source", fake("source"))
     return calls
 

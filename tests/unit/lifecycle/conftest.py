@@ -25,10 +25,10 @@ OUTPUTS = ["data/raw.parquet", "data/clean.parquet", "data/train.parquet", "data
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from modelcycle.lifecycle.workspace import create_taxifare
+    from modelcycle.examples.taxifare.workspace import create
 
     root = tmp_path_factory.mktemp("faults") / "ws"
-    create_taxifare(root, rows_per_month=1000)
+    create(root, rows_per_month=1000)
     params = root / "params.yaml"
     text = re.sub(r"n_estimators: \d+", "n_estimators: 40", params.read_text())
     assert "n_estimators: 40" in text

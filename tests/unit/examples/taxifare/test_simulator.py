@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from modelcycle.errors import DataError, SourceError
-from modelcycle.sources import simulator as sim_mod
-from modelcycle.sources.simulator import (
+from modelcycle.examples.taxifare import simulator as sim_mod
+from modelcycle.examples.taxifare.features import taxi_features
+from modelcycle.examples.taxifare.simulator import (
     DEFAULT_MODEL_PARAMS,
     DEFAULT_ROWS_PER_MONTH,
     NYC_BOUNDS,
@@ -21,7 +22,7 @@ from modelcycle.sources.simulator import (
     regime_changes,
     write_warehouse,
 )
-from modelcycle.steps.features import haversine_km, taxi_features
+from modelcycle.steps.features import haversine_km
 
 ROWS = 2_000
 
@@ -90,7 +91,7 @@ def test_generate_full_default_range_counts_and_order():
     assert frame["pickup_datetime"].is_monotonic_increasing
     assert frame["pickup_datetime"].min() >= pd.Timestamp("2009-01-01")
     assert frame["pickup_datetime"].max() < pd.Timestamp("2015-07-01")
-    assert DEFAULT_ROWS_PER_MONTH == TaxiSimulator().rows_per_month
+    assert TaxiSimulator().rows_per_month == DEFAULT_ROWS_PER_MONTH
 
 
 def test_bad_arguments_raise_source_errors(sim):

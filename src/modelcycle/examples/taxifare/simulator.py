@@ -72,16 +72,15 @@ import numpy as np
 import pandas as pd
 
 from modelcycle.errors import DataError, SourceError
-from modelcycle.steps.features import (
+from modelcycle.examples.taxifare.features import (
+    GRID_ANGLE_DEG,
     KM_PER_DEG_LAT,
     KM_PER_DEG_LON,
-    GRID_ANGLE_DEG,
     LANDMARKS,
     grid_coordinates,
     grid_distance_km,
-    haversine_km,
-    to_naive_timestamps,
 )
+from modelcycle.steps.features import haversine_km, to_naive_timestamps
 
 # ----------------------------------------------------------------------------------------------
 # Public constants
@@ -381,7 +380,7 @@ class _Trips:
     surcharges: np.ndarray
     flat_fare: np.ndarray  # NaN unless a flat-fare trip
 
-    def take(self, idx) -> "_Trips":
+    def take(self, idx) -> _Trips:
         return _Trips(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
 
 
@@ -684,10 +683,12 @@ def write_warehouse(path, start: str = FIRST_MONTH, end: str = LAST_MONTH, *, ta
         con = duckdb.connect(str(path))
         try:
             con.register("simulated_rides", frame)
-            con.execute(f'CREATE OR REPLACE TABLE "{table}" AS '
+            # `table` is checked above to be letters, digits and _
+            con.execute(f'CREATE OR REPLACE TABLE "{table}" AS '  # noqa: S608
                         f"SELECT * FROM simulated_rides ORDER BY pickup_datetime")
             con.unregister("simulated_rides")
-            count = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+            counted = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()  # noqa: S608
+            count = counted[0] if counted else 0
         finally:
             con.close()
     except duckdb.Error as exc:

@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelcycle.steps.features import (
+from modelcycle.examples.taxifare.features import (
     INPUT_COLUMNS,
     TAXI_FEATURES,
-    EARTH_RADIUS_KM,
     taxi_features,
 )
+from modelcycle.steps.features import EARTH_RADIUS_KM
 
 JFK = (40.6413, -73.7781)
 MIDTOWN = (40.7549, -73.9840)
@@ -23,7 +23,7 @@ MIDTOWN = (40.7549, -73.9840)
 def rides(times, points=None, passengers=None) -> pd.DataFrame:
     n = len(times)
     points = points or [(40.7580, -73.9855, 40.7128, -74.0060)] * n
-    plat, plon, dlat, dlon = (list(c) for c in zip(*points))
+    plat, plon, dlat, dlon = (list(c) for c in zip(*points, strict=True))
     return pd.DataFrame(
         {
             "fare_amount": np.linspace(5, 50, n),
@@ -173,8 +173,9 @@ def test_missing_column_gives_nan_features(frame):
 
 
 def test_import_is_light():
-    code = ("import sys, modelcycle.steps.features; "
+    code = ("import sys, modelcycle.examples.taxifare.features; "
             "heavy = [m for m in ('lightgbm', 'sklearn', 'duckdb', 'scipy', 'mlflow', 'prefect', "
-            "'modelcycle.sources') if m in sys.modules]; print(heavy)")
+            "'modelcycle.sources', 'modelcycle.lifecycle', 'modelcycle.examples.taxifare.simulator') "
+            "if m in sys.modules]; print(heavy)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
