@@ -35,9 +35,9 @@ class Doubler:
 
 @pytest.fixture
 def registry(monkeypatch) -> Registry:
-    """`for_workspace(ws)` (the MLflow registry) returns this one; rides v1 is the champion, v2 the
+    """`open_registry(ws)` (the MLflow registry) returns this one; rides v1 is the champion, v2 the
     challenger."""
-    from modelcycle.registry import mlflow
+    from modelcycle.registry import workspace as registry_workspace
 
     reg = Registry()
     reg.register("rides", "memory://v1", None, tags={"window": "2015-01", "git_commit": "abcdef0123",
@@ -48,7 +48,7 @@ def registry(monkeypatch) -> Registry:
     reg.loaded = []
     reg.load_alias = lambda name, alias: reg.loaded.append((name, alias)) or Doubler()  # type: ignore[method-assign]
     reg.load_model = lambda uri: reg.loaded.append(uri) or Doubler()  # type: ignore[method-assign]
-    monkeypatch.setattr(mlflow, "for_workspace", lambda ws: reg)
+    monkeypatch.setattr(registry_workspace, "open_registry", lambda ws: reg)
     return reg
 
 
