@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from modelcycle.errors import VersioningError
-from modelcycle.versioning.base import Snapshot, Versioning, VersionState
+from modelcycle.versioning.base import Snapshot, VersionState
 from modelcycle.versioning.memory import MemoryVersioning, dvc_md5
 
 from tests.pipeline_fixture import CACHED, DVC_YAML, OWNED_COMMIT, REPORTS, STAGES, TAG
@@ -66,8 +66,8 @@ def cycled(ws: Path) -> tuple[Path, MemoryVersioning]:
     return ws, v
 
 
-def test_it_is_a_versioning() -> None:
-    v: Versioning = MemoryVersioning(".")
+def test_a_new_one_has_no_commit_and_no_tag() -> None:
+    v = MemoryVersioning(".")
     assert v.head() is None and v.tags() == []
 
 
