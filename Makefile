@@ -1,6 +1,6 @@
 # modelcycle: the two commands of the README, and the lock that pins them.
 #   make demo   create the environment, install the pinned dependencies, run the demo
-#   make test   create the environment if needed, run the whole test suite
+#   make test   create the environment if needed, run lint (ruff), types (mypy) and the test suite
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -16,7 +16,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 
 help:
 	@echo "make demo   - build the environment and run the demo in ./demo"
-	@echo "make test   - build the environment if needed and run the test suite"
+	@echo "make test   - build the environment if needed; run ruff, mypy and the test suite"
 	@echo "make lock   - re-resolve requirements.lock from pyproject.toml"
 	@echo "make bench  - run the demo benchmark (scripts/bench_demo.py)"
 
@@ -34,6 +34,8 @@ demo: $(STAMP)
 	$(BIN)/modelcycle demo demo
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
