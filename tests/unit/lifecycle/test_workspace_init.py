@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from modelcycle.lifecycle.workspace import _features_block, _write_gitignore, calendar_columns
+from modelcycle.lifecycle.sampling import calendar_columns
+from modelcycle.lifecycle.workspace import _features_block, _write_gitignore
 
 
 def frame(n: int = 2000, seed: int = 0) -> pd.DataFrame:
