@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from modelcycle.errors import DataError, SourceError
+from modelcycle.examples.taxifare import city
 from modelcycle.examples.taxifare import simulator as sim_mod
 from modelcycle.examples.taxifare.features import taxi_features
 from modelcycle.examples.taxifare.simulator import (
@@ -76,7 +77,7 @@ def test_hidden_columns_only_on_request(months, sim):
 def test_geography_is_manhattan_heavy_with_some_airport_trips(months):
     frame = months["2015-01"]
     feats = taxi_features(frame)
-    manhattan = sim_mod._in_manhattan(frame["pickup_latitude"], frame["pickup_longitude"])
+    manhattan = city._in_manhattan(frame["pickup_latitude"], frame["pickup_longitude"])
     assert 0.7 < manhattan.mean() < 0.95
     airport = np.zeros(len(frame), dtype=bool)
     for name in ("jfk", "lga", "ewr"):
@@ -157,7 +158,7 @@ def test_jfk_flat_fare_follows_the_rules(months):
     for window, flat in (("2012-08", 45.0), ("2014-12", 52.0), ("2015-04", 52.0)):
         frame = months[window]
         feats = taxi_features(frame)
-        to_jfk = (feats["dropoff_jfk_km"] < 1.5) & sim_mod._in_manhattan(
+        to_jfk = (feats["dropoff_jfk_km"] < 1.5) & city._in_manhattan(
             frame["pickup_latitude"], frame["pickup_longitude"])
         assert to_jfk.sum() > 5
         assert (frame.loc[to_jfk, "fare_amount"] == flat).all()
