@@ -33,8 +33,37 @@ runtime.configure(prefect_home=_HOME / "prefect", api_url=None, verbose=False)
 
 @pytest.fixture(scope="session")
 def prefect_server():
-    """A real temporary Prefect server for the whole session."""
-    from prefect.testing.utilities import prefect_test_harness
+    """A real temporary Prefect server for the whole session (one per xdist worker: each picks
+    its own free port and database).
 
-    with prefect_test_harness(server_startup_timeout=180):
-        yield
+    Its database starts from the migrated empty one modelcycle keeps for new workspaces
+    (:mod:`modelcycle.dbcache`), when there is one: Prefect's migrations then have nothing to do
+    (they take ~10 s). Without it, the harness migrates a new database as usual."""
+    from prefect.testing import utilities
+
+    from modelcycle import dbcache
+
+    def seeded_tempdir() -> str:
+        folder = tempfile.mkdtemp()
+        dbcache.seed("prefect", Path(folder) / "prefect-test.db")  # the harness's database there
+        return folder
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(utilities, "mkdtemp", seeded_tempdir, raising=False)
+        with utilities.prefect_test_harness(server_startup_timeout=180):
+            mp.undo()
+            yield
+
+
+# The files whose tests take the longest (real `modelcycle` processes; a backtest) run first:
+# the xdist workers then share out the many short tests at the end, instead of one worker
+# waiting while the other finishes a long test it started last.
+_LONGEST_FIRST = ("tests/integration/test_safety.py", "tests/integration/test_scenario.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return _LONGEST_FIRST.index(path) if path in _LONGEST_FIRST else len(_LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within each file, and of the other files, is kept

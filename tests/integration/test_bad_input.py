@@ -38,10 +38,10 @@ def edit(root: Path, old: str, new: str, name: str = "modelcycle.yaml") -> None:
 
 
 @pytest.fixture
-def with_champion(taxi_ws: Path, capsys) -> Path:
-    code, _, err = cli(capsys, "-w", str(taxi_ws), "run", "--window", "2014-12")
-    assert code == 0, err
-    return taxi_ws
+def with_champion(champion_ws: Path) -> Path:
+    """A workspace after `modelcycle run --window 2014-12` (built once per test run, copied for
+    each test: see tests/integration/conftest.py)."""
+    return champion_ws
 
 
 def assert_clean_failure(code: int, err: str, *words: str) -> None:

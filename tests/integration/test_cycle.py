@@ -88,8 +88,8 @@ def test_first_cycle_promotes_versions_registers_and_tracks(taxi_ws: Path):
     assert log[-1]["outcome"] == "promote" and log[-1]["window"] == "2014-12"
 
 
-def test_any_mlflow_client_predicts_raw_rides_from_the_champion(taxi_ws: Path):
-    flows.run(taxi_ws, "2014-12")
+def test_any_mlflow_client_predicts_raw_rides_from_the_champion(champion_ws: Path):
+    taxi_ws = champion_ws  # after its first cycle, 2014-12: v1 is the champion
     holdout = pd.read_parquet(taxi_ws / HOLDOUT).head(20)
     raw = holdout.drop(columns=["fare_amount"])
     raw.to_json(taxi_ws / "rides.json", orient="records", date_format="iso")
@@ -107,8 +107,8 @@ def test_any_mlflow_client_predicts_raw_rides_from_the_champion(taxi_ws: Path):
     assert mae < 4
 
 
-def test_second_cycle_compares_on_the_same_rows_and_moves_challenger(taxi_ws: Path):
-    flows.run(taxi_ws, "2014-12")
+def test_second_cycle_compares_on_the_same_rows_and_moves_challenger(champion_ws: Path):
+    taxi_ws = champion_ws  # after its first cycle, 2014-12: v1 is the champion
     second = flows.run(taxi_ws, "2015-01")
     assert second.champion_version == "1" and second.challenger_version == "2"
     assert second.champion_score is not None and second.challenger_score is not None
@@ -142,8 +142,8 @@ class FailingRegistry:
 
 
 @pytest.mark.parametrize("fail_on", ["register", "set_alias"])
-def test_failure_in_the_act_block_rolls_everything_back(taxi_ws: Path, fail_on: str):
-    flows.run(taxi_ws, "2014-12")
+def test_failure_in_the_act_block_rolls_everything_back(champion_ws: Path, fail_on: str):
+    taxi_ws = champion_ws  # after its first cycle, 2014-12: v1 is the champion
     before = snapshot(taxi_ws)
 
     def factory(ws):
@@ -165,8 +165,8 @@ def test_failure_in_the_act_block_rolls_everything_back(taxi_ws: Path, fail_on: 
     assert json.loads(log[-1])["outcome"] == "failed"
 
 
-def test_failure_before_the_act_block_restores_workspace_files(taxi_ws: Path):
-    flows.run(taxi_ws, "2014-12")
+def test_failure_before_the_act_block_restores_workspace_files(champion_ws: Path):
+    taxi_ws = champion_ws  # after its first cycle, 2014-12: v1 is the champion
     before = snapshot(taxi_ws)
 
     def factory(ws):
@@ -188,13 +188,13 @@ def test_failure_before_the_act_block_restores_workspace_files(taxi_ws: Path):
     assert snapshot(taxi_ws) == before
 
 
-def test_a_killed_cycle_is_repaired_by_the_next_run(taxi_ws: Path):
+def test_a_killed_cycle_is_repaired_by_the_next_run(champion_ws: Path):
     """A process killed after the DVC + git commit (before the registration) leaves a journal;
     recovery rolls the half-done cycle back with the same undo functions a live rollback uses."""
     from modelcycle.lifecycle import effects
     from modelcycle.lifecycle.journal import Journal
 
-    flows.run(taxi_ws, "2014-12")
+    taxi_ws = champion_ws  # after its first cycle, 2014-12: v1 is the champion
     before = snapshot(taxi_ws)
     ws = Workspace.load(taxi_ws)
     ver = DvcGitVersioning(str(taxi_ws))

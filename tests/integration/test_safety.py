@@ -84,10 +84,10 @@ def dvc_clean(ws: Path) -> bool:
 
 
 @pytest.fixture
-def with_champion(taxi_ws: Path) -> Path:
-    code, out = cli(taxi_ws, "run", "--window", "2014-12")
-    assert code == 0, out
-    return taxi_ws
+def with_champion(cli_champion_ws: Path) -> Path:
+    """A workspace whose first cycle (2014-12) `modelcycle run` ran in its own process (built
+    once per test run, copied for each test: see tests/integration/conftest.py)."""
+    return cli_champion_ws
 
 
 def test_two_runs_at_once_wait_for_each_other_and_keep_their_own_windows(with_champion: Path) -> None:

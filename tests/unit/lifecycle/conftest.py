@@ -3,6 +3,8 @@ stage files, with the registry and git + DVC in memory."""
 
 from __future__ import annotations
 
+import copy
+import pickle
 import re
 import shutil
 from pathlib import Path
@@ -63,14 +65,33 @@ class Fakes:
             "running": sorted(r.run_id for r in reg.runs.values() if r.status == "RUNNING"),
         }
 
+    def clone_to(self, root: Path) -> Fakes:
+        """The same workspace and services in ``root``, independent of these: the folder copied,
+        the registry and the versioning fake's git and DVC state duplicated."""
+        shutil.copytree(self.root, root, symlinks=True)
+        clone = Fakes.__new__(Fakes)
+        clone.root = root
+        clone.registry = pickle.loads(pickle.dumps(self.registry))  # a pickle carries the store's data
+        clone.versioning = copy.deepcopy(self.versioning)
+        clone.versioning.root = str(root.resolve())
+        return clone
+
+
+@pytest.fixture(scope="module")
+def champion_fakes(template: Path, tmp_path_factory: pytest.TempPathFactory, prefect_server) -> Fakes:
+    """The module's workspace after its first cycle (2014-12: v1 is the champion), run once."""
+    fakes = Fakes(tmp_path_factory.mktemp("champion") / "ws")
+    shutil.copytree(template, fakes.root, symlinks=True)
+    with services.using(factory=fakes):
+        flows.run(fakes.root, "2014-12")
+    return fakes
+
 
 @pytest.fixture
-def fakes(template: Path, tmp_path: Path) -> Fakes:
-    root = tmp_path / "ws"
-    shutil.copytree(template, root, symlinks=True)
-    fakes = Fakes(root)
+def fakes(champion_fakes: Fakes, tmp_path: Path) -> Fakes:
+    """A private copy of the workspace after its first cycle, its services on the fakes."""
+    fakes = champion_fakes.clone_to(tmp_path / "ws")
     with services.using(factory=fakes):
-        flows.run(root, "2014-12")  # the first champion
         yield fakes
 
 
