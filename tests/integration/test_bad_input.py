@@ -12,22 +12,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from modelcycle.cli.main import main
+from tests.integration.helpers import assert_clean_failure, cli, head, mutate_warehouse
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
-
-
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_:
-        main(list(args))
-    out = capsys.readouterr()
-    code = exit_.value.code if isinstance(exit_.value.code, int) else (0 if exit_.value.code is None else 1)
-    return code, out.out, out.err
-
-
-def head(root: Path) -> tuple[str, str]:
-    run = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True).stdout.strip()  # noqa: E731
-    return run("rev-parse", "HEAD"), run("tag")
 
 
 def edit(root: Path, old: str, new: str, name: str = "modelcycle.yaml") -> None:
@@ -42,13 +29,6 @@ def with_champion(champion_ws: Path) -> Path:
     """A workspace after `modelcycle run --window 2014-12` (built once per test run, copied for
     each test: see tests/integration/conftest.py)."""
     return champion_ws
-
-
-def assert_clean_failure(code: int, err: str, *words: str) -> None:
-    assert code != 0
-    assert "Traceback" not in err
-    for w in words:
-        assert w in err, err
 
 
 def test_misspelt_config_key(taxi_ws, capsys):
@@ -76,14 +56,8 @@ def test_bad_window_text(taxi_ws, capsys):
     assert_clean_failure(code, err, "'January' is not a window", "YYYY-MM")
 
 
-def _mutate_warehouse(root: Path, sql: str) -> None:
-    con = duckdb.connect(str(root / ".modelcycle/warehouse.duckdb"))
-    con.execute(sql)
-    con.close()
-
-
 def test_missing_column(with_champion, capsys):
-    _mutate_warehouse(with_champion, "ALTER TABLE rides DROP COLUMN passenger_count")
+    mutate_warehouse(with_champion, "ALTER TABLE rides DROP COLUMN passenger_count")
     before = head(with_champion)
     code, _, err = cli(capsys, "-w", str(with_champion), "run", "--window", "2015-01")
     assert_clean_failure(code, err, "passenger_count", "missing", "2015-01")
@@ -96,7 +70,7 @@ def test_wrong_type(with_champion, capsys):
     still stops the cycle: tests/integration/test_data_contract.py.)"""
     import json
 
-    _mutate_warehouse(with_champion, "ALTER TABLE rides ALTER COLUMN fare_amount TYPE VARCHAR; "
+    mutate_warehouse(with_champion, "ALTER TABLE rides ALTER COLUMN fare_amount TYPE VARCHAR; "
                       "UPDATE rides SET fare_amount = 'about ten' WHERE pickup_datetime >= '2015-01-10' "
                       "AND pickup_datetime < '2015-01-11'")
     con = duckdb.connect(str(with_champion / ".modelcycle/warehouse.duckdb"), read_only=True)
@@ -116,7 +90,7 @@ def test_wrong_type(with_champion, capsys):
 
 def test_nan_flood_does_not_promote(with_champion, capsys):
     """A third of the window's fares empty: rows dropped, counted, the gate refuses to promote."""
-    _mutate_warehouse(with_champion, "UPDATE rides SET fare_amount = NULL WHERE pickup_datetime >= '2015-01-01' "
+    mutate_warehouse(with_champion, "UPDATE rides SET fare_amount = NULL WHERE pickup_datetime >= '2015-01-01' "
                       "AND pickup_datetime < '2015-02-01' AND hash(pickup_datetime) % 3 = 0")
     code, out, err = cli(capsys, "-w", str(with_champion), "run", "--window", "2015-01")
     assert code == 0, err
@@ -129,7 +103,7 @@ def test_nan_flood_does_not_promote(with_champion, capsys):
 
 
 def test_all_nan_window_is_an_error(with_champion, capsys):
-    _mutate_warehouse(with_champion, "UPDATE rides SET fare_amount = NULL WHERE pickup_datetime >= '2015-01-01' "
+    mutate_warehouse(with_champion, "UPDATE rides SET fare_amount = NULL WHERE pickup_datetime >= '2015-01-01' "
                       "AND pickup_datetime < '2015-02-01'")
     before = head(with_champion)
     code, _, err = cli(capsys, "-w", str(with_champion), "run", "--window", "2015-01")
@@ -179,7 +153,7 @@ def git_out(root: Path, *args: str) -> str:
 
 
 def test_duplicated_rows_are_dropped_and_stated_in_the_reasons(with_champion, capsys):
-    _mutate_warehouse(with_champion, "INSERT INTO rides SELECT * FROM rides WHERE pickup_datetime >= '2015-01-20' "
+    mutate_warehouse(with_champion, "INSERT INTO rides SELECT * FROM rides WHERE pickup_datetime >= '2015-01-20' "
                       "AND pickup_datetime < '2015-01-22'")
     code, _, err = cli(capsys, "-w", str(with_champion), "run", "--window", "2015-01")
     assert code == 0, err

@@ -11,14 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.integration.test_bad_input import _mutate_warehouse, assert_clean_failure, cli, head
-from tests.integration.test_own_data import sales
+from tests.integration.helpers import assert_clean_failure, cli, head, mutate_warehouse, sales
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 
 def test_a_column_with_no_value_of_its_type_stops_the_cycle(taxi_ws: Path, capsys):
-    _mutate_warehouse(taxi_ws, "ALTER TABLE rides ALTER COLUMN fare_amount TYPE VARCHAR; "
+    mutate_warehouse(taxi_ws, "ALTER TABLE rides ALTER COLUMN fare_amount TYPE VARCHAR; "
                       "UPDATE rides SET fare_amount = CASE WHEN hash(pickup_datetime) % 2 = 0 "
                       "THEN 'about ten' ELSE 'twelve-ish' END")
     before = head(taxi_ws)

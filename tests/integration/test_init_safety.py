@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration import sql_stub
-from tests.integration.test_bad_input import cli
-from tests.integration.test_own_data import sales
+from tests.integration.helpers import cli, sales
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from tests.integration.test_bad_input import cli
+from tests.integration.helpers import cli, sales
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
-
-
-def sales(n: int = 6000, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    size = rng.uniform(30, 200, n)
-    rooms = rng.integers(1, 6, n)
-    district = rng.choice(["north", "south", "centre"], n)
-    price = 2000 * size + 15000 * rooms + np.where(district == "centre", 60000, 0) + rng.normal(0, 20000, n)
-    return pd.DataFrame({"sold_at": pd.date_range("2023-07-01", "2024-02-28", periods=n).strftime("%Y-%m-%d %H:%M:%S"),
-                         "size_m2": size.round(1), "rooms": rooms, "district": district, "price": price.round(0)})
 
 
 def test_csv_workspace_end_to_end(tmp_path, capsys, monkeypatch):

@@ -19,7 +19,7 @@ from modelcycle.registry.workspace import open_registry
 from modelcycle.steps.evaluate import evaluate
 from modelcycle.steps.model import ModelPipeline
 from modelcycle.steps.train import TrainSpec, fit
-from tests.integration.test_bad_input import cli
+from tests.integration.helpers import cli
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import pytest
 from modelcycle.config import Workspace
 from modelcycle.lifecycle import flows, reference
 from modelcycle.registry.workspace import open_registry
-from tests.integration.test_bad_input import cli
+from tests.integration.helpers import cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
