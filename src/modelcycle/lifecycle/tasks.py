@@ -90,7 +90,7 @@ def train_challenger_task(svc: Services, train_rows: pd.DataFrame) -> Trained:
 
 @task(name="evaluate-challenger", **TASK)
 def evaluate_challenger_task(svc: Services, trained: Trained, holdout: pd.DataFrame) -> Scores:
-    return stages.evaluate(svc.ws, trained.model, holdout)
+    return stages.evaluate_trained(svc.ws, trained, holdout)
 
 
 @task(name="noise-floor", **TASK)
