@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from modelcycle.config.plugins import SOURCE_GROUP, TRAINER_GROUP, check_kind
+
 ColumnType = Literal["float", "int", "datetime", "str", "bool", "category"]
 
 
@@ -21,9 +23,10 @@ class Section(BaseModel):
 class SourceConfig(Section):
     """Where the rows come from. Every source is queried by time window."""
 
-    kind: Literal["duckdb", "sql", "files"] = Field(
+    kind: str = Field(
         description="duckdb: a DuckDB database file; sql: any SQLAlchemy URL (postgresql://, "
-        "sqlite:///, ...); files: Parquet or CSV files matched by a glob.")
+        "sqlite:///, ...); files: Parquet or CSV files matched by a glob; or a kind an installed "
+        "package adds (entry point group 'modelcycle.sources').")
     url: str = Field(
         description="duckdb: path of the database file; sql: the SQLAlchemy URL; files: a glob "
         "such as data/rides-*.csv. Relative paths are relative to the workspace. Write a password as "
@@ -36,6 +39,11 @@ class SourceConfig(Section):
         "and filters it by the window on the timestamp column.")
     format: Literal["csv", "parquet"] | None = Field(
         default=None, description="files: the file format; guessed from the suffix when absent.")
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        return check_kind(SOURCE_GROUP, "source kind", kind)
 
     @model_validator(mode="after")
     def _table_or_query(self) -> SourceConfig:
@@ -102,12 +110,22 @@ class FeaturesConfig(Section):
 
 
 class ModelConfig(Section):
-    """The estimator. Its hyper-parameters live in params.yaml under `model:`."""
+    """The trainer and its estimator. Its hyper-parameters live in params.yaml under `model:`."""
 
     estimator: str = Field(
         default="lightgbm:LGBMRegressor",
         description="import path of a scikit-learn style estimator class, e.g. "
         "'lightgbm:LGBMRegressor', 'sklearn.ensemble:HistGradientBoostingClassifier'")
+    trainer: str = Field(
+        default="sklearn",
+        description="how the model is trained, predicts and is saved: sklearn (a scikit-learn style "
+        "`estimator`, LightGBM included), or a trainer an installed package adds (entry point "
+        "group 'modelcycle.trainers')")
+
+    @field_validator("trainer")
+    @classmethod
+    def _known_trainer(cls, trainer: str) -> str:
+        return check_kind(TRAINER_GROUP, "trainer", trainer)
 
 
 Metric = Literal["mae", "rmse", "mape", "r2", "accuracy", "f1", "log_loss", "roc_auc"]

@@ -37,6 +37,7 @@ from modelcycle.lifecycle.result import CycleResult, Timer
 from modelcycle.lifecycle.tasks import ChampionEval
 from modelcycle.notify import CycleOutcome, Event
 from modelcycle.registry.base import CHAMPION, ModelVersion
+from modelcycle.sources import tracked_paths
 from modelcycle.steps.evaluate import Scores
 from modelcycle.steps.train import Trained
 from modelcycle.steps.validate import ValidationReport
@@ -135,7 +136,7 @@ def begin(svc: Services, window: Window) -> Cycle:
     if result.repaired:
         log.warning("repaired before the cycle: %s", result.repaired)
     services.refuse_literal_secrets(svc.ws)  # again: the file may have changed since it was opened
-    state0 = svc.versioning.state()
+    state0 = svc.versioning.state(tracked=tracked_paths(svc.source, svc.ws.root))
     _check_branch(svc, state0)
     champion = svc.registry.get_alias(svc.name, CHAMPION)
     result.champion_version = champion.version if champion else None

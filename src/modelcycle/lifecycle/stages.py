@@ -26,6 +26,7 @@ from modelcycle.sources import Source
 from modelcycle.steps import evaluate as ev
 from modelcycle.steps import split as sp
 from modelcycle.steps import train as tr
+from modelcycle.steps.trainers import Scorable, Trainer, trainer_for
 from modelcycle.steps import validate as va
 
 if TYPE_CHECKING:
@@ -159,7 +160,8 @@ def warm_up(ws: Workspace) -> None:
     from modelcycle.steps.imports import resolve
 
     workspace_code(ws)
-    for path, what in ((ws.config.model.estimator, "estimator"), (ws.config.features.builder, "feature builder")):
+    estimator = ws.config.model.estimator if ws.config.model.trainer == "sklearn" else None
+    for path, what in ((estimator, "estimator"), (ws.config.features.builder, "feature builder")):
         if path:
             with contextlib.suppress(ConfigError):  # the cycle reports it where it happens
                 resolve(path, what=what)
@@ -226,25 +228,36 @@ def prepare(ws: Workspace, clean: pd.DataFrame, window: Window, writes: Backgrou
     return split
 
 
-def train(ws: Workspace, train_rows: pd.DataFrame, save_model: ModelWriter) -> tr.Trained:
-    """Fit the challenger -> models/challenger (an MLflow pyfunc model directory).
+def trainer(ws: Workspace) -> Trainer:
+    """The trainer ``model.trainer`` names (``sklearn`` by default)."""
+    return trainer_for(ws.config.model.trainer)
 
-    ``save_model(pipeline, path, input_example=...)`` is the registry's writer.
-    """
+
+def train(ws: Workspace, train_rows: pd.DataFrame, save_model: ModelWriter) -> tr.Trained:
+    """Fit the challenger with the workspace's trainer -> models/challenger (an MLflow pyfunc
+    model directory, written by the trainer with ``save_model``, the registry's writer)."""
     import shutil
 
-    trained = tr.fit(train_rows, train_spec(ws))
+    chosen = trainer(ws)
+    trained = chosen.fit(train_rows, train_spec(ws))
     path = ws.path(MODEL)
     if path.exists():
         shutil.rmtree(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     example = train_rows.drop(columns=[ws.config.data.target]).tail(5).reset_index(drop=True)
-    save_model(trained.model, str(path), input_example=example, extra_code_paths=workspace_code(ws) or None)
+    chosen.save(trained, str(path), input_example=example, extra_code_paths=workspace_code(ws) or None,
+                writer=save_model)
     return trained
 
 
 def evaluate(ws: Workspace, model: Any, holdout: pd.DataFrame) -> ev.Scores:
+    """Score ``model`` (anything with ``predict(raw_frame)``: a loaded pyfunc) on ``holdout``."""
     return ev.evaluate(model, holdout, target=ws.config.data.target, metric=ws.config.metric)
+
+
+def evaluate_trained(ws: Workspace, trained: tr.Trained, holdout: pd.DataFrame) -> ev.Scores:
+    """Score a just-trained challenger on ``holdout``, predicting through its trainer."""
+    return evaluate(ws, Scorable(trainer(ws), trained.model), holdout)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from modelcycle.lifecycle.journal import Journal
 from modelcycle.lifecycle.services import Services, open_services
 from modelcycle.notify import Event
 from modelcycle.registry.base import CHALLENGER, CHAMPION, ModelVersion
+from modelcycle.sources import tracked_paths
 from modelcycle.steps.evaluate import Scores
 from modelcycle.steps.split import Split
 from modelcycle.steps.train import Trained
@@ -90,7 +91,7 @@ def train_challenger_task(svc: Services, train_rows: pd.DataFrame) -> Trained:
 
 @task(name="evaluate-challenger", **TASK)
 def evaluate_challenger_task(svc: Services, trained: Trained, holdout: pd.DataFrame) -> Scores:
-    return stages.evaluate(svc.ws, trained.model, holdout)
+    return stages.evaluate_trained(svc.ws, trained, holdout)
 
 
 @task(name="noise-floor", **TASK)
@@ -138,7 +139,9 @@ def alias_of(svc: Services, alias: str) -> str | None:
 
 @task(name="version-data-and-model", **TASK)
 def version_task(svc: Services, journal: Journal, message: str, tag: str) -> Snapshot:
-    return effects.perform(journal, "commit", lambda: svc.versioning.commit(stages.STAGES, message, tag=tag),
+    tracked = tracked_paths(svc.source, svc.ws.root)  # a source's own files (an image folder)
+    return effects.perform(journal, "commit",
+                           lambda: svc.versioning.commit(stages.STAGES, message, tag=tag, tracked=tracked),
                            intent={"tag": tag}, result=lambda s: {"commit": s.commit, "pushed": s.pushed})
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
-from typing import Protocol
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 
 class Source(Protocol):
@@ -22,3 +26,40 @@ class Source(Protocol):
     def check(self) -> None:
         """Raise SourceError if the source does not open or lacks the table/column."""
         ...
+
+
+@runtime_checkable
+class TracksFiles(Protocol):
+    """What a source may add to :class:`Source`: the files it reads, for DVC to version as they are.
+
+    A source that reads files or folders inside the workspace (an image folder, say) returns
+    them here; each cycle's snapshot then records their content hash in ``dvc.lock`` and their
+    bytes in the DVC cache, beside the window's tables, and restoring a snapshot brings them back.
+    The built-in sources do not: the rows they read are versioned as the ``fetch`` stage's
+    table already. Paths outside the workspace are not versioned (DVC tracks only what lies
+    inside its repository): :func:`tracked_paths` leaves them out and says so in the log.
+    """
+
+    def tracked_paths(self) -> list[Path]:
+        """Files or folders the source reads (absolute, or relative to the workspace)."""
+        ...
+
+
+def tracked_paths(source: object, root: Path) -> list[str]:
+    """The workspace-relative POSIX paths of the files ``source`` asks to have versioned (none
+    when it does not say), each once, in the order given; those outside ``root`` are left out."""
+    if not isinstance(source, TracksFiles):
+        return []
+    base = root.resolve()
+    out: list[str] = []
+    for path in source.tracked_paths():
+        full = (path if path.is_absolute() else base / path).resolve()
+        try:
+            rel = full.relative_to(base).as_posix()
+        except ValueError:
+            log.warning("%s is outside the workspace %s: DVC does not version it", full, base)
+            continue
+        if rel in ("", ".") or rel in out:
+            continue
+        out.append(rel)
+    return out

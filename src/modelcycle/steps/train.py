@@ -35,7 +35,10 @@ class TrainSpec:
 
 @dataclass
 class Trained:
-    model: ModelPipeline
+    """A trainer's result (:class:`modelcycle.steps.trainers.Trainer`): ``model`` is what its
+    ``predict`` and ``save`` take (the ``sklearn`` trainer's is a :class:`ModelPipeline`)."""
+
+    model: Any
     fit_seconds: float  # feature building + estimator fit
     rows: int
 

@@ -72,14 +72,19 @@ class Snapshot:
 class Versioning(Protocol):
     root: str
 
-    def state(self) -> VersionState:
-        """Capture HEAD, tags, the owned files' bytes and the outputs' hashes."""
+    def state(self, tracked: Sequence[str] = ()) -> VersionState:
+        """Capture HEAD, tags, the owned files' bytes and the outputs' hashes; ``tracked``
+        (workspace-relative paths a source reads, see :mod:`modelcycle.versioning.tracked`)
+        count as outputs, their ``.dvc`` and ``.gitignore`` files as owned files."""
         ...
 
-    def commit(self, stages: list[str], message: str, tag: str | None = None) -> Snapshot:
+    def commit(self, stages: list[str], message: str, tag: str | None = None, *,
+               tracked: Sequence[str] = ()) -> Snapshot:
         """``dvc commit`` the named stages' outputs, git-commit dvc.lock / params.yaml /
         .gitignore changes (and nothing else of the user's), tag the commit, push the DVC
-        cache to the configured remote. A tag that already exists is an error."""
+        cache to the configured remote. A tag that already exists is an error. ``tracked``
+        paths are versioned as they are (``dvc add``: a ``.dvc`` file each, committed too) and
+        their hashes join the snapshot's."""
         ...
 
     def restore(self, state: VersionState) -> None:

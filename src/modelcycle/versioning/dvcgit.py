@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelcycle import tracepoints
 from modelcycle.errors import VersioningError, disk_cause
+from modelcycle.versioning import tracked as source_files
 from modelcycle.versioning.base import PROJECT_FILE, Snapshot, VersionState, pick_stages
 
 if TYPE_CHECKING:
@@ -339,17 +340,18 @@ class DvcGitVersioning:
         with self._dvc("hashing") as repo:
             return {p: self._hash(repo, _rel(self.root, os.path.join(self.root, p))) for p in paths}
 
-    def state(self) -> VersionState:
+    def state(self, tracked: Sequence[str] = ()) -> VersionState:
         head = self.head()
         branch = self.branch()
         tags = frozenset(self.tags())
         with self._dvc("state capture") as repo:
             stages = self._stages(repo)
             outs = self._outs(stages)
-            owned = self._owned_files(stages, outs)
+            owned = sorted({*self._owned_files(stages, outs), *source_files.owned_files(tracked)})
             deps = self._config_deps(stages, outs)
             files = {p: _read(self.root, p) for p in owned}
             outputs = {o.path: self._hash(repo, o.path, to_cache=o.cached) for o in outs}
+            outputs.update({p: self._hash(repo, p, to_cache=True) for p in tracked})
         index: dict[str, str | None] = dict.fromkeys([*owned, *deps])
         index.update(self._index_entries([*owned, *deps]))
         return VersionState(head=head, tags=tags, files=files, outputs=outputs, branch=branch,
@@ -366,7 +368,8 @@ class DvcGitVersioning:
                 found.append(record[3:].decode(errors="surrogateescape"))
         return sorted(p for p in found if p in paths)
 
-    def commit(self, stages: list[str], message: str, tag: str | None = None) -> Snapshot:
+    def commit(self, stages: list[str], message: str, tag: str | None = None, *,
+               tracked: Sequence[str] = ()) -> Snapshot:
         if not stages:
             raise VersioningError("nothing to commit: no stages named",
                                   "pass the dvc.yaml stages whose outputs the cycle wrote")
@@ -379,8 +382,12 @@ class DvcGitVersioning:
                       for s in committed for o in s.outs if o.is_in_repo and o.hash_info}
             objects = self._objects(repo, [o.hash_info for s in committed for o in s.outs
                                            if o.is_in_repo and o.use_cache and o.hash_info])
+            added = self._add(repo, tracked)
+            hashes.update({p: str(hi.value) for p, hi in added.items()})
+            objects += self._objects(repo, list(added.values()))
             outs = self._outs(committed)
-            paths = [*self._owned_files(committed, outs), *self._config_deps(committed, outs)]
+            paths = [*self._owned_files(committed, outs), *self._config_deps(committed, outs),
+                     *source_files.owned_files(tracked)]
             remote = repo.config["core"].get("remote")
         tracepoints.reach("versioning:dvc-committed")
 
@@ -401,7 +408,7 @@ class DvcGitVersioning:
 
         pushed = False
         if remote:
-            pushed = self._push(stages, objects, remote)
+            pushed = self._push(stages, objects, remote, tracked)
             tracepoints.reach("versioning:pushed")
         return Snapshot(commit=commit, tag=tag, hashes=hashes, pushed=pushed)
 
@@ -504,6 +511,14 @@ class DvcGitVersioning:
 
     # -- commit helpers -----------------------------------------------------------------------
 
+    def _add(self, repo: Repo, tracked: Sequence[str]) -> dict[str, Any]:
+        """``dvc add`` the ``tracked`` paths (see :mod:`modelcycle.versioning.tracked`): their
+        content into the cache, a ``.dvc`` file and a ``.gitignore`` entry each; their hashes."""
+        if not tracked:
+            return {}
+        added = repo.add([os.path.join(self.root, p) for p in tracked])
+        return {_rel(self.root, out.fs_path): out.hash_info for stage in added for out in stage.outs}
+
     @staticmethod
     def _dvc_commit(stages: Sequence[Any]) -> None:
         """``dvc commit --force`` of ``stages``, in one pass and one write of dvc.lock.
@@ -558,7 +573,8 @@ class DvcGitVersioning:
                 objects.extend(oid for _key, _meta, oid in _listing(tree))
         return objects
 
-    def _push(self, stages: Sequence[str], objects: Sequence[Any], remote: str) -> bool:
+    def _push(self, stages: Sequence[str], objects: Sequence[Any], remote: str,
+              tracked: Sequence[str] = ()) -> bool:
         """Push the committed outputs' cache objects to the default remote; never raises.
 
         A content-addressed remote gets exactly the committed objects (``DataCloud.push``, what
@@ -571,7 +587,9 @@ class DvcGitVersioning:
             with self._dvc(f"push to remote {remote!r}") as repo:
                 conf = repo.config["remote"].get(remote, {})
                 if conf.get("version_aware") or conf.get("worktree"):
-                    repo.push(targets=[f"{dvcyaml}:{s}" for s in stages], remote=remote)
+                    repo.push(targets=[*(f"{dvcyaml}:{s}" for s in stages),
+                                       *(os.path.join(self.root, source_files.dvc_file(p)) for p in tracked)],
+                              remote=remote)
                 else:
                     result = repo.cloud.push(objects, remote=remote)
                     if result.failed:

@@ -33,6 +33,7 @@ import yaml
 
 from modelcycle import tracepoints
 from modelcycle.errors import VersioningError
+from modelcycle.versioning import tracked as source_files
 from modelcycle.versioning.base import PROJECT_FILE, Snapshot, VersionState, pick_stages
 
 log = logging.getLogger(__name__)
@@ -163,15 +164,16 @@ class MemoryVersioning:
 
     # -- the interface --------------------------------------------------------------------------
 
-    def state(self) -> VersionState:
+    def state(self, tracked: Sequence[str] = ()) -> VersionState:
         self.calls.append("state")
         stages = self._stages()
-        owned = self._owned(stages)
+        owned = sorted({*self._owned(stages), *source_files.owned_files(tracked)})
         outputs: dict[str, str | None] = {}
         for stage in stages:
             for out in stage.outs:
                 outputs[out.path] = self._save_to_cache(out.path) if out.cached else dvc_md5(
                     self.root, out.path)
+        outputs.update({p: self._save_to_cache(p) for p in tracked})
         tree = self.commits[self._head].tree if self._head else {}
         deps = self._deps(stages)
         dirty = sorted(p for p in [*owned, *deps] if self._read(p) != tree.get(p))
@@ -179,7 +181,8 @@ class MemoryVersioning:
                             files={p: self._read(p) for p in owned}, outputs=outputs,
                             branch=self.branch(), dirty=tuple(dirty))
 
-    def commit(self, stages: list[str], message: str, tag: str | None = None) -> Snapshot:
+    def commit(self, stages: list[str], message: str, tag: str | None = None, *,
+               tracked: Sequence[str] = ()) -> Snapshot:
         self.calls.append("commit")
         if not stages:
             raise VersioningError("nothing to commit: no stages named",
@@ -213,11 +216,13 @@ class MemoryVersioning:
                 if out.cached:
                     self._ignore(out.path)
         self._write_lock(chosen, hashes)
+        added = {p: self._add(p) for p in tracked}  # "dvc add"
+        hashes.update(added)
         self._maybe_fail("dvc_commit")
         tracepoints.reach("versioning:dvc-committed")
 
         # "git commit" of the owned paths only
-        paths = {PROJECT_FILE, _LOCK_FILE, *self._deps(chosen)}
+        paths = {PROJECT_FILE, _LOCK_FILE, *self._deps(chosen), *source_files.owned_files(tracked)}
         for stage in chosen:
             paths |= stage.params_files
             for out in stage.outs:
@@ -258,6 +263,8 @@ class MemoryVersioning:
                     for out in stage.outs:
                         if out.cached:
                             self._push(hashes[out.path])
+                for value in added.values():
+                    self._push(value)
                 pushed = True
         return Snapshot(commit=sha, tag=tag, hashes=hashes, pushed=pushed)
 
@@ -386,6 +393,18 @@ class MemoryVersioning:
         if isinstance(obj, dict):
             for h in obj.values():
                 self.remote[h] = self.cache[h]
+
+    def _add(self, rel: str) -> str:
+        """What ``dvc add`` does: the content into the cache, ``<rel>.dvc``, a .gitignore entry."""
+        value = self._save_to_cache(rel)
+        if value is None:
+            raise VersioningError(f"DVC add failed in {self.root}: '{rel}' does not exist",
+                                  "the source names a file or folder that is not there")
+        name = rel.rpartition("/")[2]
+        Path(self.root, source_files.dvc_file(rel)).write_text(
+            yaml.safe_dump({"outs": [{"md5": value, "path": name, "hash": "md5"}]}, sort_keys=False))
+        self._ignore(rel)
+        return value
 
     def _ignore(self, rel: str) -> None:
         entry = "/" + rel.rpartition("/")[2]

@@ -1,0 +1,80 @@
+"""The cycle trains, saves and scores the challenger through the trainer ``model.trainer`` names,
+here one an installed package adds (a fake entry point)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelcycle.config.plugins import TRAINER_GROUP
+from modelcycle.lifecycle import flows, services
+from modelcycle.steps.train import Trained, TrainSpec
+from tests.unit.lifecycle.conftest import Fakes
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+class MedianModel:
+    def __init__(self, value: float, input_columns: list[str]) -> None:
+        self.value, self.input_columns = value, input_columns
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.full(len(frame), self.value)
+
+
+class MedianTrainer:
+    """Predicts the training median; records what the cycle asks of it."""
+
+    calls: list[str] = []
+
+    def fit(self, train: pd.DataFrame, spec: TrainSpec) -> Trained:
+        self.calls.append(f"fit {spec.target}")
+        inputs = [c for c in spec.input_columns if c != spec.target]
+        return Trained(MedianModel(float(train[spec.target].median()), inputs), fit_seconds=0.0, rows=len(train))
+
+    def predict(self, model: Any, frame: pd.DataFrame, *, proba: bool = False) -> np.ndarray:
+        self.calls.append("predict")
+        return model.predict(frame)
+
+    def classes(self, model: Any) -> list[Any] | None:
+        return None
+
+    def save(self, trained: Trained, path: str, *, input_example: pd.DataFrame, extra_code_paths: Any,
+             writer: Any) -> None:
+        self.calls.append("save")
+        writer(trained.model, path, input_example=input_example, extra_code_paths=extra_code_paths)
+
+
+class EntryPoint:
+    name, group, value = "median", TRAINER_GROUP, "their_package:MedianTrainer"
+
+    def load(self) -> Any:
+        return MedianTrainer
+
+
+def test_the_cycle_trains_saves_and_scores_through_the_named_trainer(
+        template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda *, group: [EntryPoint()] if group == TRAINER_GROUP else [])
+    MedianTrainer.calls = []
+    root = tmp_path / "ws"
+    shutil.copytree(template, root, symlinks=True)
+    config = root / "modelcycle.yaml"
+    text = config.read_text()
+    assert "\nmodel:\n" in text
+    config.write_text(text.replace("\nmodel:\n", "\nmodel:\n  trainer: median\n"))
+    fakes = Fakes(root)
+    with services.using(factory=fakes):
+        result = flows.run(root, "2014-12")
+    assert MedianTrainer.calls == ["fit fare_amount", "save", "predict"]
+    assert result.challenger_version is not None
+    version = fakes.registry.get_alias("taxifare", "challenger")
+    assert version is not None and version.version == result.challenger_version
+    registered = fakes.registry.load_model(version.source)
+    assert isinstance(registered, MedianModel)  # what the trainer saved is what was registered
