@@ -18,7 +18,8 @@ from modelcycle.errors import ModelcycleError, VersioningError
 from modelcycle.registry.memory import MemoryRegistry
 from modelcycle.registry.mlflow import MlflowRegistry
 from modelcycle.steps.model import ModelPipeline
-from modelcycle.versioning.dvcgit import DvcGitVersioning, init_workspace_repo
+from modelcycle.versioning.dvcgit import DvcGitVersioning
+from modelcycle.versioning.setup import init_workspace_repo
 from modelcycle.versioning.memory import MemoryVersioning
 from tests.pipeline_fixture import CACHED, DVC_YAML, REPORTS, STAGES, TAG
 

@@ -15,7 +15,8 @@ import pytest
 
 from modelcycle.errors import VersioningError
 from modelcycle.versioning.base import VersionState
-from modelcycle.versioning.dvcgit import DvcGitVersioning, init_workspace_repo, prewarm
+from modelcycle.versioning.dvcgit import DvcGitVersioning
+from modelcycle.versioning.setup import init_workspace_repo, prewarm
 from modelcycle.versioning.memory import MemoryVersioning
 
 from tests.pipeline_fixture import CACHED, DVC_YAML, OWNED_COMMIT, REPORTS, STAGES, TAG

@@ -51,9 +51,9 @@ def await_prefect(server: Any, ws: Workspace) -> None:
     core) while the server starts on the other, then wait until it answers."""
     from modelcycle.errors import WorkspaceError
     from modelcycle.lifecycle import flows, stages  # noqa: F401
-    from modelcycle.versioning import dvcgit
+    from modelcycle.versioning import setup as versioning_setup
 
-    dvcgit.prewarm().join()
+    versioning_setup.prewarm().join()
     stages.warm_up(ws)
     if server is not None:
         with err_console.status("starting Prefect's local server"):

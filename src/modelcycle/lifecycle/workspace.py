@@ -218,7 +218,7 @@ def _finish(root: Path, config_text: str, params_text: str, progress: Progress, 
             env_values: dict[str, str] | None = None,
             before_commit: Callable[[Workspace], None] | None = None) -> Workspace:
     from modelcycle.registry.workspace import open_registry
-    from modelcycle.versioning import dvcgit
+    from modelcycle.versioning import dvcgit, setup
 
     config_path = root / CONFIG_FILE
     found = find_literal_secrets(yaml.safe_load(config_text) or {})
@@ -237,7 +237,7 @@ def _finish(root: Path, config_text: str, params_text: str, progress: Progress, 
     for sub in ("mlartifacts", "prefect"):
         (state / sub).mkdir(parents=True, exist_ok=True)
     progress("initialising git and DVC")
-    dvcgit.init_workspace_repo(str(root), ws.dvc_remote)
+    setup.init_workspace_repo(str(root), ws.dvc_remote)
     progress("creating the MLflow tracking database")
     open_registry(ws).experiment_id(ws.config.name)
     if before_commit is not None:

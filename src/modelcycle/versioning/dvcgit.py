@@ -20,13 +20,8 @@ Nothing else of the user's is read, staged, committed or restored.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import shutil
-import subprocess
-import tempfile
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +32,16 @@ from modelcycle import tracepoints
 from modelcycle.errors import VersioningError, disk_cause
 from modelcycle.versioning import tracked as source_files
 from modelcycle.versioning.base import PROJECT_FILE, Snapshot, VersionState, pick_stages
+from modelcycle.versioning.dvcerrors import _quiet_dvc, _translate
+from modelcycle.versioning.restoring import Restoring, _listing, _rel
+from modelcycle.versioning.gitcmd import (
+    _git,
+    _out,
+    _posix_dirname,
+    _posix_join,
+    _read,
+    commit_paths,
+)
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -47,118 +52,16 @@ LOCK_FILE = "dvc.lock"
 PARAMS_FILE = "params.yaml"
 GITIGNORE = ".gitignore"
 REMOTE_NAME = "modelcycle"
-_ZERO_SHA = "0" * 40
-# Variables that would point git somewhere other than the workspace (set inside git hooks).
-_GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX", "GIT_OBJECT_DIRECTORY",
-                 "GIT_COMMON_DIR", "GIT_NAMESPACE")
 
 
 # --------------------------------------------------------------------------------------------
 # git
 # --------------------------------------------------------------------------------------------
 
-def _git_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
-    env["LC_ALL"] = "C"
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    env.setdefault("GIT_EDITOR", "true")
-    return env
-
-
-def _git(root: str | os.PathLike[str], *args: str, input: bytes | None = None,
-         ok: Sequence[int] = (0,), hint: str | None = None) -> subprocess.CompletedProcess[bytes]:
-    """Run ``git <args>`` in ``root``; a return code outside ``ok`` is a VersioningError."""
-    try:
-        proc = subprocess.run(["git", *args], cwd=os.fspath(root), input=input,
-                              capture_output=True, env=_git_env(), check=False)
-    except FileNotFoundError as exc:
-        raise VersioningError(
-            "git is not installed or not on PATH",
-            "install git (https://git-scm.com) and make sure `git --version` works",
-        ) from exc
-    except OSError as exc:  # e.g. the workspace folder does not exist
-        raise VersioningError(f"could not run `git {' '.join(args)}` in {root}: {exc}",
-                              hint or "check that the workspace folder exists") from exc
-    if proc.returncode not in ok:
-        err = (proc.stderr or proc.stdout).decode(errors="replace").strip()
-        raise VersioningError(
-            f"`git {_show_args(args)}` failed in {root} (exit {proc.returncode}): "
-            f"{err or 'no message'}",
-            hint or "run the same command in the workspace to see the problem, "
-                    "fix it (see `git status`) and run the cycle again",
-        )
-    return proc
-
-
-def _show_args(args: Sequence[str]) -> str:
-    shown = " ".join(args)
-    return shown if len(shown) <= 200 else shown[:200] + " ..."
-
-
-def _out(proc: subprocess.CompletedProcess[bytes]) -> str:
-    return proc.stdout.decode(errors="surrogateescape").strip()
-
 
 # --------------------------------------------------------------------------------------------
 # DVC
 # --------------------------------------------------------------------------------------------
-
-_quiet_lock = threading.Lock()
-_quiet_depth = 0
-_quiet_saved = logging.NOTSET
-
-
-@contextmanager
-def _quiet_dvc() -> Iterator[None]:
-    """Silence DVC's info-level chatter (``Initialized DVC repository.`` ...) during calls.
-
-    Depth-counted under a lock, so overlapping calls from several threads put the level back
-    once, when the last one ends.
-    """
-    global _quiet_depth, _quiet_saved
-    import dvc.logger  # noqa: F401 - importing dvc sets its logger's level; set ours after
-
-    dvc_logger = logging.getLogger("dvc")
-    with _quiet_lock:
-        if _quiet_depth == 0:
-            _quiet_saved = dvc_logger.level
-            if _quiet_saved < logging.WARNING:
-                dvc_logger.setLevel(logging.WARNING)
-        _quiet_depth += 1
-    try:
-        yield
-    finally:
-        with _quiet_lock:
-            _quiet_depth -= 1
-            if _quiet_depth == 0:
-                dvc_logger.setLevel(_quiet_saved)
-
-
-def _translate(exc: BaseException, what: str, root: str) -> VersioningError:
-    """One DVC/scmrepo/OS error -> one VersioningError with a next step."""
-    name = type(exc).__name__
-    text = str(exc).strip() or name
-    hint = f"run `dvc status` in {root} to see the problem, fix it and run the cycle again"
-    if name == "NotDvcRepoError":
-        return VersioningError(
-            f"{root} is not a DVC repository ({what})",
-            "create the workspace with `modelcycle init`, or run `dvc init` in it")
-    if name in {"LockError"} or "Unable to acquire lock" in text:
-        return VersioningError(
-            f"DVC {what} failed: another DVC command holds the lock of {root} ({text})",
-            "wait for the other `dvc` command (or modelcycle run) to finish; if none is running, "
-            "delete .dvc/tmp/lock and try again")
-    if name in {"OutputDoesNotExistError", "StageCommitError", "MissingDataSource"}:
-        hint = "the step that writes this output did not run or failed; run the cycle again"
-    elif name == "OutputAlreadyTrackedError":
-        hint = ("the output is committed to git; `git rm -r --cached <path>` and commit, "
-                "so DVC can track it")
-    elif name in {"YAMLFileCorruptedError", "YAMLSyntaxError", "StageFileFormatError",
-                  "ParseError", "ResolveError"}:
-        hint = "fix dvc.yaml / dvc.lock / params.yaml (or restore it with `git checkout -- <file>`)"
-    elif name in {"CheckoutError", "FileNotFoundError"}:
-        hint = "the data is not in the DVC cache; `dvc pull` it from the remote and try again"
-    return VersioningError(f"DVC {what} failed in {root}: {name}: {text}", hint)
 
 
 @dataclass(frozen=True)
@@ -170,15 +73,11 @@ class _Out:
     stage: str
 
 
-def _rel(root: str, path: str) -> str:
-    return Path(os.path.relpath(path, root)).as_posix()
-
-
 # --------------------------------------------------------------------------------------------
 # the adapter
 # --------------------------------------------------------------------------------------------
 
-class DvcGitVersioning:
+class DvcGitVersioning(Restoring):
     """:class:`~modelcycle.versioning.base.Versioning` on a git + DVC workspace at ``root``.
 
     A DVC ``Repo`` is opened per call (50-70 ms with its state db) and held under DVC's lock
@@ -434,80 +333,6 @@ class DvcGitVersioning:
                 "; ".join([*hints, "then run the restore again (it is safe to repeat); "
                            "`git status` and `dvc status` show what is left"]))
 
-    def clear_stale_locks(self) -> list[str]:
-        """Remove ``index.lock``, ``HEAD.lock``, ``packed-refs.lock`` and ref locks left by a
-        git that was killed, if no git process works in this workspace and they are older than
-        a few seconds (a live git holds its lock for milliseconds)."""
-        import time
-
-        import psutil
-
-        git_dir = Path(_out(_git(self.root, "rev-parse", "--absolute-git-dir")))
-        found = [p for p in (git_dir / "index.lock", git_dir / "HEAD.lock", git_dir / "packed-refs.lock")
-                 if p.exists()]
-        refs = git_dir / "refs"
-        if refs.is_dir():
-            found += list(refs.rglob("*.lock"))
-        found = [p for p in found if time.time() - p.stat().st_mtime > 5]
-        if not found:
-            return []
-        for proc in psutil.process_iter(["name", "cwd"]):
-            try:
-                if (proc.info["name"] or "").startswith("git") and proc.info["cwd"] == self.root:
-                    return []  # a git is still at work here
-            except (psutil.Error, KeyError):
-                continue
-        removed = []
-        for path in found:
-            try:
-                path.unlink()
-                removed.append(str(path.relative_to(Path(self.root))) if path.is_relative_to(self.root) else str(path))
-            except OSError:
-                continue
-        return removed
-
-    def missing_data(self) -> dict[str, list[str]]:
-        """The outputs ``dvc.lock`` records whose content is missing from the DVC cache
-        (``"cache"``) and from the default remote (``"remote"``; empty without a remote)."""
-        missing: dict[str, list[str]] = {"cache": [], "remote": []}
-        with self._dvc("data check") as repo:
-            odb = repo.cache.repo
-            name = repo.config["core"].get("remote")
-            remote = None
-            if name:
-                conf = repo.config["remote"].get(name, {})
-                if not (conf.get("version_aware") or conf.get("worktree")):
-                    remote = repo.cloud.get_remote_odb(name)
-            for stage in self._stages(repo):
-                for out in stage.outs:
-                    if not (out.is_in_repo and out.use_cache and out.hash_info and out.hash_info.value):
-                        continue
-                    rel = _rel(self.root, out.fs_path)
-                    oids = self._oids(repo, out.hash_info, [odb, remote])
-                    if any(not odb.exists(oid) for oid in oids):
-                        missing["cache"].append(rel)
-                    if remote is not None and any(not remote.exists(oid) for oid in oids):
-                        missing["remote"].append(rel)
-        return missing
-
-    @staticmethod
-    def _oids(repo: Repo, hash_info: Any, dbs: Sequence[Any]) -> list[str]:
-        """The object ids behind an output: a folder's listing (read from whichever database
-        has it) and its files, or the file's own id."""
-        from dvc_data.hashfile import load
-
-        oids = [str(hash_info.value)]
-        if hash_info.isdir:
-            for db in dbs:
-                if db is None:
-                    continue
-                try:
-                    tree = load(db, hash_info)
-                except Exception:  # noqa: BLE001 - this database lacks the listing too
-                    continue
-                oids.extend(str(oid.value) for _key, _meta, oid in _listing(tree))
-                break
-        return oids
 
     # -- commit helpers -----------------------------------------------------------------------
 
@@ -602,256 +427,15 @@ class DvcGitVersioning:
 
     # -- restore helpers ----------------------------------------------------------------------
 
-    def _restore_tags(self, state: VersionState) -> None:
-        extra = [t for t in self.tags() if t not in state.tags]
-        if extra:
-            _git(self.root, "tag", "-d", *extra)
-
-    def _restore_head(self, state: VersionState) -> None:
-        current = self.head()
-        if current == state.head:
-            return
-        if state.head is None:
-            # The repository had no commit: make the branch unborn again.
-            branch = state.branch or self.branch()
-            if branch is None:
-                raise VersioningError(
-                    "HEAD is detached and the state had no commit; cannot make a branch unborn",
-                    "check out the branch the cycle ran on and run the restore again")
-            _git(self.root, "update-ref", "-d", branch)
-            if self.branch() != branch:
-                _git(self.root, "symbolic-ref", "HEAD", branch)
-            return
-        _git(self.root, "cat-file", "-e", f"{state.head}^{{commit}}",
-             hint="the commit to go back to is gone; check `git reflog`")
-        if state.branch and self.branch() != state.branch:
-            # HEAD moved to another branch meanwhile: move the cycle's branch, leave HEAD alone.
-            _git(self.root, "update-ref", state.branch, state.head)
-            return
-        # --soft: move the branch (or a detached HEAD) only; the index and the user's files stay.
-        _git(self.root, "reset", "-q", "--soft", state.head)
-
-    def _restore_files(self, state: VersionState) -> None:
-        for rel, data in state.files.items():
-            path = os.path.join(self.root, rel)
-            if data is None:
-                if os.path.isdir(path) and not os.path.islink(path):
-                    continue  # never remove a folder in place of a file that did not exist
-                _remove(path)
-            elif _read(self.root, rel) != data:
-                _write_atomic(path, data)
-        # A state without index entries (e.g. rebuilt from a journal that kept only head, tags,
-        # files and outputs): the owned files' entries go back to what the old HEAD has.
-        index = state.index or self._tree_entries(state.head, list(state.files))
-        if not index:
-            return
-        current = self._index_entries(list(index))
-        lines = []
-        for rel, entry in index.items():
-            if current.get(rel) == entry:
-                continue
-            if entry is None:
-                lines.append(f"0 {_ZERO_SHA}\t{rel}")
-            else:
-                lines.append(f"{entry}\t{rel}")
-        if lines:
-            _git(self.root, "update-index", "-z", "--index-info",
-                 input="".join(line + "\0" for line in lines).encode())
-            # Refresh the stat data of the rewritten entries so `git status` is quick and clean.
-            _git(self.root, "update-index", "-q", "--refresh", ok=(0, 1))
-
-    def _restore_outputs(self, state: VersionState) -> None:
-        todo = {p: h for p, h in state.outputs.items() if p not in state.files}
-        if not todo:
-            return
-        failed: list[str] = []
-        with self._dvc("restore of outputs") as repo:
-            for rel, old in todo.items():
-                path = os.path.join(self.root, rel)
-                if self._hash(repo, rel) == old:
-                    continue
-                if old is None:
-                    _remove(path)
-                    continue
-                try:
-                    self._checkout(repo, path, old)
-                except Exception as exc:
-                    log.debug("checkout of %s failed", rel, exc_info=True)
-                    failed.append(f"{rel} ({type(exc).__name__}: {exc})")
-        if failed:
-            raise VersioningError(
-                f"could not bring back {', '.join(failed)} from the DVC cache",
-                "`dvc pull` the missing data (or `dvc checkout`) and run the restore again")
-
-    def _checkout(self, repo: Repo, path: str, hash_value: str) -> None:
-        from dvc_data.hashfile import load
-        from dvc_data.hashfile.checkout import checkout
-        from dvc_data.hashfile.hash_info import HashInfo
-
-        odb = repo.cache.repo
-        obj = load(odb, HashInfo("md5", hash_value))
-        is_dir = hash_value.endswith(".dir")
-        if os.path.lexists(path) and (os.path.isdir(path) and not os.path.islink(path)) != is_dir:
-            _remove(path)  # a file where a folder was, or the other way round
-        checkout(path, repo.fs, obj, odb, force=True, relink=False, state=repo.state,
-                 ignore=repo.dvcignore)
-
-
-def prewarm() -> threading.Thread:
-    """Import DVC in a daemon thread, so the first versioning call does not wait for it.
-
-    Importing ``dvc.repo`` and the ``dvc_data`` modules the adapter uses costs 1.2-2 s in a cold
-    process; start this when a cycle starts and it is done before ``act`` needs it.
-    """
-
-    def _import() -> None:
-        try:
-            import dvc.dependency.param
-            import dvc.repo  # noqa: F401
-            import dvc_data.hashfile.build
-            import dvc_data.hashfile.checkout
-            import dvc_data.hashfile.transfer  # noqa: F401
-        except Exception:
-            log.debug("prewarming DVC failed", exc_info=True)
-
-    thread = threading.Thread(target=_import, name="modelcycle-dvc-prewarm", daemon=True)
-    thread.start()
-    return thread
-
 
 # --------------------------------------------------------------------------------------------
 # workspace creation
 # --------------------------------------------------------------------------------------------
-
-def init_workspace_repo(root: str | os.PathLike[str], remote_url: str | None) -> None:
-    """Make ``root`` a git repository with DVC initialised and a default remote.
-
-    ``git init -b main`` unless ``root`` already is a repository's top level; ``dvc init`` unless
-    ``.dvc/`` exists (its files are staged, as ``dvc init`` does); ``core.analytics false``;
-    remote ``modelcycle`` = ``remote_url`` made the default (a local folder is created; one
-    inside the workspace is stored relative, so the workspace can move); a repo-local git
-    identity if none is configured. Safe to run again; creates no commit.
-    """
-    path = Path(root).resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    top = _git(path, "rev-parse", "--show-toplevel", ok=(0, 128))
-    if top.returncode != 0 or Path(_out(top)).resolve() != path:
-        _git(path, "init", "-q", "-b", "main", ".")
-    for key, default in (("user.name", "modelcycle"), ("user.email", "modelcycle@localhost")):
-        if not _out(_git(path, "config", "--get", key, ok=(0, 1))):
-            _git(path, "config", "--local", key, default)
-
-    from_init = not (path / ".dvc").is_dir()
-    try:
-        with _quiet_dvc():
-            from dvc.config_schema import RelPath
-            from dvc.repo import Repo
-
-            repo = Repo.init(str(path)) if from_init else Repo(str(path))
-            try:
-                with repo.config.edit("repo") as conf:
-                    conf["core"]["analytics"] = False
-                    if remote_url:
-                        url: str = remote_url
-                        if "://" not in remote_url:
-                            local = Path(remote_url).expanduser()
-                            local = local if local.is_absolute() else path / local
-                            local = local.resolve()
-                            local.mkdir(parents=True, exist_ok=True)
-                            url = RelPath(local) if local.is_relative_to(path) else str(local)
-                        conf["remote"][REMOTE_NAME] = {"url": url}
-                        conf["core"]["remote"] = REMOTE_NAME
-            finally:
-                repo.close()
-    except VersioningError:
-        raise
-    except Exception as exc:
-        raise _translate(exc, "init", str(path)) from exc
-    if from_init:
-        _git(path, "add", "--", ".dvc/config")
-
-
-def commit_paths(root: str | os.PathLike[str], paths: Sequence[str], message: str) -> str:
-    """Stage ``paths`` (those that exist) and commit them alone; returns the new commit.
-
-    For the workspace's first commit (modelcycle.yaml, params.yaml, dvc.yaml, .gitignore,
-    .dvc/): nothing else the user has staged is included.
-    """
-    path = Path(root).resolve()
-    present = [p for p in paths if (path / p).exists()]
-    if not present:
-        raise VersioningError(f"nothing to commit in {path}: none of {', '.join(paths)} exists")
-    _git(path, "add", "--", *present)
-    _git(path, "commit", "-q", "--no-verify", "-m", message, "--", *present)
-    return _out(_git(path, "rev-parse", "HEAD"))
 
 
 # --------------------------------------------------------------------------------------------
 # small file helpers
 # --------------------------------------------------------------------------------------------
 
-def _posix_join(a: str, b: str) -> str:
-    return b if a in ("", ".") else f"{a}/{b}"
 
-
-def _posix_dirname(p: str) -> str:
-    return p.rpartition("/")[0]
-
-
-def _read(root: str, rel: str) -> bytes | None:
-    try:
-        with open(os.path.join(root, rel), "rb") as fh:
-            return fh.read()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return None
-    except OSError as exc:
-        raise VersioningError(f"cannot read {rel} in {root}: {exc}",
-                              "check the file's permissions") from exc
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    folder = os.path.dirname(path)
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".modelcycle-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            if os.path.exists(path):
-                shutil.copymode(path, tmp)
-            else:
-                os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(tmp)
-            raise
-    except OSError as exc:
-        raise VersioningError(f"cannot write {path}: {exc}",
-                              "check the folder's permissions") from exc
-
-
-def _remove(path: str) -> None:
-    try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.remove(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise VersioningError(f"cannot remove {path}: {exc}",
-                              "check the file's permissions") from exc
-
-
-__all__ = ["DvcGitVersioning", "init_workspace_repo", "prewarm"]
-
-
-def _listing(obj: Any) -> Any:
-    """A folder's object (``load`` of a ``.dir`` hash) as the tree it is: iterating it yields
-    (key, meta, hash_info) for each file."""
-    from dvc_data.hashfile.tree import Tree
-
-    if not isinstance(obj, Tree):
-        raise TypeError(f"expected a folder listing, got {type(obj).__name__}")
-    return obj
+__all__ = ["DvcGitVersioning", "commit_paths"]
