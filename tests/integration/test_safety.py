@@ -115,6 +115,30 @@ def test_two_runs_at_once_wait_for_each_other_and_keep_their_own_windows(with_ch
     assert p["running"] == 0 and not p["journal"] and p["dirty"] == ""
 
 
+def test_a_finished_command_leaves_every_task_run_and_state_in_prefects_history(with_champion: Path) -> None:
+    """The local server holds task runs, their states and events until it stops: the command's
+    exit must wait for them to be written."""
+    db = sqlite3.connect(with_champion / ".modelcycle" / "prefect" / "prefect.db")
+    try:
+        (cycle_run,) = db.execute("SELECT id FROM flow_run WHERE name = '2014-12'").fetchone()
+        runs = dict(db.execute("SELECT id, name FROM task_run WHERE flow_run_id = ?", (cycle_run,)).fetchall())
+        states: dict[str, set[str]] = {}
+        for task_run_id, state_type in db.execute("SELECT task_run_id, type FROM task_run_state"):
+            states.setdefault(task_run_id, set()).add(state_type)
+        completed = db.execute("SELECT count(*) FROM events WHERE event = 'prefect.task-run.Completed' "
+                               "AND resource_id IN (SELECT 'prefect.task-run.' || id FROM task_run "
+                               "WHERE flow_run_id = ?)", (cycle_run,)).fetchone()[0]
+    finally:
+        db.close()
+    names = {name.rsplit("-", 1)[0] for name in runs.values()}
+    assert {"fetch", "validate", "prepare", "train-challenger", "evaluate-challenger", "decide",
+            "version-data-and-model", "register-challenger", "move-champion-alias"} <= names, names
+    missing = {runs[r]: sorted(states.get(r, ())) for r in runs
+               if not {"PENDING", "RUNNING", "COMPLETED"} <= states.get(r, set())}
+    assert not missing, missing
+    assert completed == len(runs)
+
+
 def test_sigkill_right_after_the_registry_answered_leaves_no_orphan_version(with_champion: Path) -> None:
     ws = with_champion
     before = picture(ws)

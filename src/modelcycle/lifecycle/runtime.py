@@ -11,8 +11,13 @@ imports the rest and builds or reads the workspace.
 
 Three settings make it fit short cycles:
 
-* the task-run recorder batches its writes (Prefect's default writes once per event, and on
-  SQLite those writes collide with the next flow's creation, costing a 2 s client retry);
+* the task-run recorder and the event persister hold their writes until the server stops
+  (or ten minutes pass): on SQLite a batch write collides with a cycle's own API calls
+  (creating its flow run, setting its state), which then wait for a 2 s client retry. Nothing
+  is lost: :meth:`LocalServer.stop` stops the server with SIGTERM and waits while Prefect's
+  services write what they hold, and a modelcycle process that dies sends the server the
+  same SIGTERM. This server has no UI and lives only as long as the command, so no one reads
+  those rows before then;
 * flow-run heartbeats are off (they detect crashed runs of a long-lived server; this server
   ends with the command, and the heartbeat thread costs up to a second per flow run);
 * a new workspace's database starts from a cached, already migrated empty one
@@ -44,14 +49,17 @@ log = logging.getLogger(__name__)
 
 EMBEDDED_SERVER_SETTINGS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "3",
-    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "500",
-    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "3",
+    # task runs, their states and events are written when the server stops (see above)
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "10000",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "600",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "10000",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "600",
     # if Prefect starts its own temporary server (a fresh database migrates first), wait for it
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
 }
 STARTUP_TIMEOUT_S = 180.0
+# how long the server may take to write what its services hold before it is killed
+STOP_TIMEOUT_S = 60.0
 
 _team_server = False
 _local: LocalServer | None = None
@@ -197,13 +205,16 @@ class LocalServer:
                            + (f"; its log {self.log_path} ends with:\n{tail}" if tail else ""))
 
     def stop(self) -> None:
+        """SIGTERM, then wait: uvicorn shuts the application down, and Prefect's services write
+        the task runs, states and events they hold before the process ends."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
         process.terminate()
         try:
-            process.wait(timeout=5)
+            process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
+            log.warning("Prefect's local server did not stop within %.0f s; killed", STOP_TIMEOUT_S)
             process.kill()
             process.wait()
 
