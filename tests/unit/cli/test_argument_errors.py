@@ -62,22 +62,27 @@ def test_backtest_with_months_that_do_not_make_a_range(cli, ws, flows, prefect, 
     assert not flows.calls and not prefect
 
 
+# The parser's wording is Click's and Typer's and changes between their versions: the message
+# must say what kind of problem it is and name the option, argument or value, in any case.
 @pytest.mark.parametrize(("args", "words"), [
-    (["backtest", "--from", "2015-01"], ["Missing option '--to'"]),
-    (["status", "--last", "0"], ["Invalid value for '--last'", "greater than or equal to 1"]),
-    (["demo", "x", "--rows-per-month", "10"], ["Invalid value for '--rows-per-month'", "1000"]),
-    (["init", "x", "--threshold", "low"], ["Invalid value for '--threshold'", "unable to parse string as a number"]),
-    (["step"], ["Missing argument 'stage'"]),
-    (["predict"], ["Missing argument 'source'"]),
-    (["init"], ["Missing argument 'directory'"]),
-    (["promote"], ["Missing option '--version'"]),
-    (["run", "--wndow", "2015-03"], ["No such option: --wndow"]),
-    (["run", "-v"], ["No such option: -v"]),  # --verbose belongs before the verb
-    (["bogus"], ["No such command 'bogus'"]),
+    (["backtest", "--from", "2015-01"], ["missing", "--to"]),
+    (["status", "--last", "0"], ["invalid value", "--last", "1"]),
+    (["demo", "x", "--rows-per-month", "10"], ["invalid value", "--rows-per-month", "1000"]),
+    (["init", "x", "--threshold", "low"], ["invalid value", "--threshold"]),
+    (["step"], ["missing argument", "stage"]),
+    (["predict"], ["missing argument", "source"]),
+    (["init"], ["missing argument", "directory"]),
+    (["promote"], ["missing option", "--version"]),
+    (["run", "--wndow", "2015-03"], ["no such option", "--wndow"]),
+    (["run", "-v"], ["no such option", "-v"]),  # --verbose belongs before the verb
+    (["bogus"], ["no such command", "bogus"]),
 ])
 def test_options_the_parser_refuses(cli, flows, prefect, args, words):
     ran = cli(*args)
-    one_paragraph(ran, 2, *words)
+    one_paragraph(ran, 2)
+    said = ran.error.lower()
+    for word in words:
+        assert word in said, ran.error
     assert "-h' for help" in ran.error or "Usage:" in ran.error
     assert not flows.calls and not prefect
 
