@@ -63,7 +63,10 @@ def unknown_kind(group: str, field: str, value: str, known: list[str]) -> str:
 
 def check_kind(group: str, field: str, value: str) -> str:
     """``value`` when ``group`` knows it; else a ValueError (pydantic turns it into the config
-    error naming the file and the field)."""
+    error naming the file and the field). Installed packages are read only for a kind that is
+    not built in: a config is loaded several times a cycle."""
+    if value in _BUILTINS[group]:
+        return value
     known = known_kinds(group)
     if value not in known:
         raise ValueError(unknown_kind(group, field, value, known))

@@ -72,6 +72,16 @@ def test_the_tables_hold_the_builtin_kinds_the_config_accepts() -> None:
     assert list(TRAINERS) == list(BUILTIN_TRAINERS) == ["sklearn"]
 
 
+def test_a_config_of_builtin_kinds_loads_without_reading_the_installed_packages(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def entry_points(*, group: str) -> list[FakeEntryPoint]:
+        raise AssertionError(f"the installed packages were read for {group}")
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    config = load_config(write(tmp_path, GOOD))
+    assert (config.source.kind, config.model.trainer) == ("files", "sklearn")
+
+
 @pytest.mark.parametrize(("section", "kind"), [
     ('{kind: duckdb, url: "w.duckdb", table: rides}', DuckDBSource),
     ('{kind: sql, url: "sqlite:///w.db", table: rides}', SqlAlchemySource),
