@@ -8,7 +8,6 @@ Importing the MLflow adapter does not import MLflow, so this stays fast.
 
 from __future__ import annotations
 
-import inspect
 import sys
 import typing
 
@@ -18,15 +17,9 @@ from modelcycle.registry import base
 from modelcycle.registry.base import Registry
 from modelcycle.registry.memory import MemoryRegistry
 from modelcycle.registry.mlflow import MlflowRegistry
+from tests.contracts import parameters, public_methods
 
-METHODS = sorted(name for name, value in vars(Registry).items()
-                 if callable(value) and not name.startswith("_"))
-
-
-def _parameters(function: typing.Callable[..., object]) -> list[tuple[str, object, object, str]]:
-    """(name, kind, default, annotation as written) of each parameter but ``self``."""
-    return [(p.name, p.kind, p.default, str(p.annotation))
-            for p in inspect.signature(function).parameters.values() if p.name != "self"]
+METHODS = public_methods(Registry)
 
 
 def test_the_protocol_covers_what_the_lifecycle_calls() -> None:
@@ -37,7 +30,7 @@ def test_the_protocol_covers_what_the_lifecycle_calls() -> None:
 @pytest.mark.parametrize("method", METHODS)
 def test_each_registry_has_the_protocols_signature(implementation: type, method: str) -> None:
     assert hasattr(implementation, method), f"{implementation.__name__} has no {method}"
-    assert _parameters(getattr(implementation, method)) == _parameters(getattr(Registry, method))
+    assert parameters(getattr(implementation, method)) == parameters(getattr(Registry, method))
 
 
 def test_save_model_takes_the_code_paths_the_training_stage_passes() -> None:

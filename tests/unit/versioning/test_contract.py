@@ -5,22 +5,15 @@ or defaults differently) would pass the fast tests and fail a real cycle."""
 
 from __future__ import annotations
 
-import inspect
-import typing
 
 import pytest
 
 from modelcycle.versioning.base import Versioning
 from modelcycle.versioning.dvcgit import DvcGitVersioning
 from modelcycle.versioning.memory import MemoryVersioning
+from tests.contracts import parameters, public_methods
 
-METHODS = sorted(name for name, value in vars(Versioning).items()
-                 if callable(value) and not name.startswith("_"))
-
-
-def _parameters(function: typing.Callable[..., object]) -> list[tuple[str, object, object, str]]:
-    return [(p.name, p.kind, p.default, str(p.annotation))
-            for p in inspect.signature(function).parameters.values() if p.name != "self"]
+METHODS = public_methods(Versioning)
 
 
 def test_the_protocol_covers_what_the_act_step_calls() -> None:
@@ -31,4 +24,4 @@ def test_the_protocol_covers_what_the_act_step_calls() -> None:
 @pytest.mark.parametrize("method", METHODS)
 def test_each_adapter_has_the_protocols_signature(implementation: type, method: str) -> None:
     assert hasattr(implementation, method), f"{implementation.__name__} has no {method}"
-    assert _parameters(getattr(implementation, method)) == _parameters(getattr(Versioning, method))
+    assert parameters(getattr(implementation, method)) == parameters(getattr(Versioning, method))
