@@ -41,7 +41,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 from modelcycle import dbcache
 
@@ -123,7 +123,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent(parent: int) -> Any:
+def _die_with_parent(parent: int) -> Callable[[], None]:
     """Linux: the server ends (SIGTERM, so it still writes what it holds) if modelcycle is killed;
     it would otherwise outlive it. A parent that died before the child could ask is seen too."""
 
