@@ -32,6 +32,9 @@ def promote(
     with common.locked(ws, no_wait=no_wait):
         done = actions.promote(services.build(ws, echo=lambda _e: None), version, alias=alias, reason=reason,
                                by=getpass.getuser())
+    from modelcycle.cli.rollback import notes
+
+    notes(done)
     was = f" (was v{done.previous})" if done.previous else ""
     console.print(f"[promote]{done.name} v{done.version} is now the {done.alias}[/promote]{was}")
 

@@ -107,10 +107,13 @@ def next_tag(svc: Services, label: str) -> str:
 
 
 def commit(svc: Services, journal: Journal, *, label: str, decision: Decision, model_uri: str, run_id: str,
-           lineage: dict[str, str], message: str) -> tuple[Snapshot, ModelVersion, str | None]:
+           lineage: dict[str, str], message: str,
+           holdout: pd.DataFrame | None = None) -> tuple[Snapshot, ModelVersion, str | None]:
     """The transaction: version the data and the model, register the challenger, move the
-    challenger alias and, when promoting, the champion alias (the commit point)."""
+    challenger alias and, when promoting, check that a served workspace can serve the new
+    version (on ``holdout``) and move the champion alias (the commit point)."""
     promote = decision.outcome is Outcome.PROMOTE
+    reason = "; ".join([decision.outcome.value, *decision.reasons])
     with transaction() as txn:
         txn.set("workspace", str(svc.ws.root))
         snapshot = tasks.version_task(svc, journal, message, next_tag(svc, label))
@@ -118,8 +121,10 @@ def commit(svc: Services, journal: Journal, *, label: str, decision: Decision, m
             **lineage, "git_commit": snapshot.commit, "git_tag": snapshot.tag or "",
             "dvc_data_hash": snapshot.hashes.get(stages.CLEAN, ""),
             "dvc_model_hash": snapshot.hashes.get(stages.MODEL, "")})
-        tasks.challenger_alias_task(svc, journal, version.version, last=not promote)
+        tasks.challenger_alias_task(svc, journal, version.version, last=not promote, reason=reason)
         if promote:
-            tasks.champion_alias_task(svc, journal, version.version)
+            if holdout is not None:
+                tasks.serving_check_task(svc, version, holdout)
+            tasks.champion_alias_task(svc, journal, version.version, reason=reason)
     serving = version.version if promote else tasks.alias_of(svc, CHAMPION)
     return snapshot, version, serving

@@ -1,13 +1,29 @@
-"""A human's decision: point an alias at a registered version (the answer to an escalation)."""
+"""A human's moves of an alias: ``promote`` (the answer to an escalation) and ``rollback`` (the
+champion back to the one before it, or to a named version).
+
+Both go through the same path as a cycle's commit: a journal, the alias moved and its history
+recorded in one journaled side effect (:func:`~modelcycle.lifecycle.effects.perform`, undone by
+the same function crash recovery uses), then a notification, which also lands in the workspace's
+decision log. The caller holds the workspace lock.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
-from modelcycle.lifecycle.effects import CHAMPION_TAG
+from modelcycle.errors import ModelcycleError, NoChampionError, RegistryError
+from modelcycle.lifecycle import effects, lock
+from modelcycle.lifecycle.journal import Journal
 from modelcycle.lifecycle.services import Services
 from modelcycle.notify import CycleOutcome, Event, EventKind
-from modelcycle.registry.base import CHAMPION, canonical_alias
+from modelcycle.registry import history
+from modelcycle.registry.base import CHAMPION, CHAMPION_TAG, ModelVersion, canonical_alias
+from modelcycle.versioning.base import VersionState
+
+log = logging.getLogger(__name__)
+
+TO_HINT = "name the version to serve: `modelcycle rollback --to N` (`modelcycle history` lists the champions)"
 
 
 @dataclass(frozen=True)
@@ -16,21 +32,115 @@ class Promotion:
     version: str
     alias: str
     previous: str | None
+    repaired: str | None = None          # what recovery repaired first (a cycle that stopped midway)
+    outside: tuple[str, ...] = ()        # moves found made outside modelcycle, recorded first
 
 
 def promote(svc: Services, version: str, *, alias: str = "champion", reason: str, by: str) -> Promotion:
-    """Move ``alias`` to ``version``, note who and why on the version, and notify."""
-    name, reg = svc.name, svc.registry
+    """Move ``alias`` to ``version``, record the move (who and why) in the alias history and on
+    the version, and notify."""
     target = canonical_alias(alias)
-    mv = reg.get_version(name, version)
-    before = reg.get_alias(name, target)
-    reg.set_alias(name, target, mv.version)
-    if target == CHAMPION:
-        reg.set_model_tags(name, {CHAMPION_TAG: mv.version})
-    reg.set_version_tags(name, mv.version, {f"{target}_by": by, f"{target}_reason": reason})
-    was = f" (was v{before.version})" if before else ""
-    svc.notifier.send(Event(
-        kind=EventKind.APPROVAL, model=name, window=mv.tags.get("window", "?"),
-        outcome=CycleOutcome.PROMOTE if target == CHAMPION else CycleOutcome.KEEP,
-        reasons=(f"{reason}: v{mv.version} set as {target}{was} by {by}",), version=mv.version))
-    return Promotion(name, mv.version, target, before.version if before else None)
+    repaired, outside = _prepare(svc)
+    mv = svc.registry.get_version(svc.name, version)
+    return _move(svc, target, mv, kind="promote", by="human", who=by, reason=reason, repaired=repaired,
+                 outside=outside)
+
+
+def rollback(svc: Services, *, to: str | None, reason: str, by: str) -> Promotion:
+    """Move the champion back to the previous champion (the version the last recorded move to the
+    current champion came from; an undone move does not count), or to version ``to``."""
+    name, reg = svc.name, svc.registry
+    repaired, outside = _prepare(svc)
+    holder = reg.get_alias(name, CHAMPION)
+    current = holder.version if holder else None
+    if to is None:
+        if current is None:
+            raise NoChampionError(f"'{name}' has no champion to roll back", TO_HINT)
+        to = previous_champion(history.moves(reg, name), current)
+        if to is None:
+            raise RegistryError(f"no champion of '{name}' before v{current} is recorded in its alias history "
+                                "(it was the first, or it became champion before modelcycle kept a history)",
+                                TO_HINT)
+        try:
+            mv = reg.get_version(name, to)
+        except RegistryError:
+            raise RegistryError(f"the previous champion of '{name}', v{to}, is no longer registered",
+                                TO_HINT) from None
+    else:
+        mv = reg.get_version(name, to)
+    if mv.version == current:
+        raise RegistryError(f"v{current} is already the champion of '{name}'; nothing to roll back",
+                            "name another version with --to N (`modelcycle history` lists the champions)")
+    return _move(svc, CHAMPION, mv, kind="rollback", by="rollback", who=by, reason=reason, repaired=repaired,
+                 outside=outside)
+
+
+def previous_champion(recorded: list[history.Move], current: str) -> str | None:
+    """The ``before`` of the last recorded champion move that put ``current`` there (undos
+    skipped); None when no such move is recorded or the alias was unset before it."""
+    for move in reversed(recorded):
+        if move.alias == CHAMPION and move.by != "undo" and move.after == current:
+            return move.before
+    return None
+
+
+def _prepare(svc: Services) -> tuple[str | None, tuple[str, ...]]:
+    """Repair what a dead cycle left (a journal is needed for this move), then record any move
+    made outside modelcycle, so this move follows it in the history."""
+    repaired = effects.recover(svc, sweep=False)
+    found = history.detect_outside(svc.registry, svc.name)
+    return repaired, tuple(f"{m.alias}: {'v' + m.before if m.before else 'none'} -> "
+                           f"{'v' + m.after if m.after else 'none'}" for m in found)
+
+
+def _move(svc: Services, alias: str, mv: ModelVersion, *, kind: str, by: str, who: str, reason: str,
+          repaired: str | None, outside: tuple[str, ...]) -> Promotion:
+    name, reg = svc.name, svc.registry
+    held = reg.get_alias(name, alias)
+    before = held.version if held else None
+    move = history.Move(alias, before, mv.version, history.now(), by, who=who, reason=reason)
+
+    def act() -> None:
+        reg.set_alias(name, alias, mv.version)
+        if alias == CHAMPION:
+            reg.set_model_tags(name, {CHAMPION_TAG: mv.version})
+        if before != mv.version:
+            history.record(reg, name, move)
+        else:  # pointed again at the version that holds it: no move, the version notes who and why
+            reg.set_version_tags(name, mv.version, history.version_tags(move))
+
+    intent: dict[str, str | None] = {"before": before, "to": mv.version}
+    if alias == CHAMPION:
+        intent["tag_before"] = reg.model_tags(name).get(CHAMPION_TAG)
+    holder = lock.read_holder(svc.ws.root)
+    journal = Journal.begin(svc.ws, window=f"{kind} v{mv.version}", state=VersionState(head=None, tags=frozenset()),
+                            command=holder.command if holder else f"modelcycle {kind}", kind=kind)
+    try:
+        effects.perform(journal, f"alias:{alias}", act, intent=intent, commit=True)
+    except BaseException:
+        try:
+            effects.roll_back(svc, journal)
+            journal.end()
+        except ModelcycleError as exc:
+            log.error("putting the %s alias back did not finish: %s", alias, exc.message)
+        raise
+    journal.end()
+    _announce(svc, mv, kind=kind, alias=alias, before=before, who=who, reason=reason)
+    return Promotion(name, mv.version, alias, before, repaired, outside)
+
+
+def _announce(svc: Services, mv: ModelVersion, *, kind: str, alias: str, before: str | None, who: str,
+              reason: str) -> None:
+    was = f" (was v{before})" if before else ""
+    if kind == "rollback":
+        what, event_kind = f"{reason}: the champion rolled back to v{mv.version}{was} by {who}", EventKind.ROLLBACK
+    else:
+        what, event_kind = f"{reason}: v{mv.version} set as {alias}{was} by {who}", EventKind.APPROVAL
+    try:
+        svc.notifier.send(Event(
+            kind=event_kind, model=svc.name, window=mv.tags.get("window", "?"),
+            outcome=CycleOutcome.PROMOTE if alias == CHAMPION else CycleOutcome.KEEP,
+            reasons=(what,), version=mv.version,
+            champion=mv.version if alias == CHAMPION else None))
+    except Exception as exc:  # noqa: BLE001 - the move stands: a notification never undoes it
+        log.warning("notification failed: %s", exc)

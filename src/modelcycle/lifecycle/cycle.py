@@ -36,6 +36,7 @@ from modelcycle.lifecycle.services import Services
 from modelcycle.lifecycle.result import CycleResult, Timer
 from modelcycle.lifecycle.tasks import ChampionEval
 from modelcycle.notify import CycleOutcome, Event
+from modelcycle.registry import history
 from modelcycle.registry.base import CHAMPION, ModelVersion
 from modelcycle.sources import tracked_paths
 from modelcycle.steps.evaluate import Scores
@@ -126,6 +127,22 @@ def _champion_problem(svc: Services, current: ModelVersion | None) -> str | None
     return f"the champion alias was removed from version {expected}, and no version holds it now"
 
 
+def detect_outside_moves(svc: Services) -> list[str]:
+    """Record the alias moves made outside modelcycle since the last one it recorded (the MLflow
+    UI or API); the moves in words. A registry that does not answer is logged, never fatal."""
+    try:
+        found = history.detect_outside(svc.registry, svc.name)
+    except ModelcycleError as exc:
+        log.warning("could not check the alias history for moves made outside modelcycle: %s", exc.message)
+        return []
+    said = [f"the {m.alias} alias was moved outside modelcycle from "
+            f"{'v' + m.before if m.before else 'no version'} to {'v' + m.after if m.after else 'no version'}"
+            for m in found]
+    for line in said:
+        log.warning("%s (recorded in its history)", line)
+    return said
+
+
 def begin(svc: Services, window: Window) -> Cycle:
     """Repair what a dead cycle left, check the workspace, capture its state, start the journal.
     Nothing has changed when this returns or raises."""
@@ -138,6 +155,7 @@ def begin(svc: Services, window: Window) -> Cycle:
     services.refuse_literal_secrets(svc.ws)  # again: the file may have changed since it was opened
     state0 = svc.versioning.state(tracked=tracked_paths(svc.source, svc.ws.root))
     _check_branch(svc, state0)
+    result.outside_moves = detect_outside_moves(svc)
     champion = svc.registry.get_alias(svc.name, CHAMPION)
     result.champion_version = champion.version if champion else None
     holder = lock.read_holder(svc.ws.root)
@@ -280,7 +298,7 @@ def act(cycle: Cycle, got: Gathered, cmp: Compared, decision: Decision) -> actin
         assert cycle.run_id is not None
         snapshot, version, serving = acting.commit(
             svc, cycle.journal, label=label, decision=decision, model_uri=cmp.model_uri, run_id=cycle.run_id,
-            message=message, lineage={
+            message=message, holdout=got.split.holdout, lineage={
                 "window": label, "flow_run_id": result.flow_run_id or "", "mlflow_run_id": cycle.run_id,
                 "decision": decision.outcome.value,
                 f"holdout_{cmp.challenger.metric}": f"{cmp.challenger.value:.6g}"})

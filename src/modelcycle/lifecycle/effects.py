@@ -38,7 +38,9 @@ from modelcycle.errors import ModelcycleError, RegistryError
 from modelcycle.lifecycle import interrupts
 from modelcycle.lifecycle.journal import DONE, INTENT, Journal
 from modelcycle.lifecycle.services import Services
+from modelcycle.registry import history
 from modelcycle.registry.base import CHAMPION, Registry
+from modelcycle.registry.base import CHAMPION_TAG as CHAMPION_TAG  # re-exported: its home was here
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,7 +48,6 @@ T = TypeVar("T")
 CYCLE_TAG = "modelcycle.cycle"          # on the cycle's MLflow run and model version
 PROCESS_TAG = "modelcycle.process"      # on the cycle's MLflow run: host:pid:start
 FLOW_PROCESS_TAG = "modelcycle-process"  # Prefect flow-run tag prefix: modelcycle-process:host:pid:start
-CHAMPION_TAG = "modelcycle.champion"    # on the registered model: the version modelcycle made champion
 FLOW_NAMES = ("modelcycle-cycle", "modelcycle-backtest")
 
 
@@ -99,14 +100,45 @@ def restore_alias(svc: Services, journal: Journal, alias: str) -> None:
         return
     before = effect.info.get("before")
     reg = svc.registry
-    current = reg.get_alias(svc.name, alias)
-    if (current.version if current else None) != before:
+    holder = reg.get_alias(svc.name, alias)
+    current = holder.version if holder else None
+    if current != before:
         if before is None:
             reg.delete_alias(svc.name, alias)
         else:
             reg.set_alias(svc.name, alias, before)
+        history.record(reg, svc.name, undo_move(journal, alias, current, before))
+    else:
+        # put back already (an undo repeated after its record failed): the history follows
+        recorded = history.last(history.moves(reg, svc.name), alias)
+        if recorded is not None and recorded.after != before and _made_by(recorded, journal):
+            history.record(reg, svc.name, undo_move(journal, alias, recorded.after, before))
     if alias == CHAMPION and "tag_before" in effect.info:
         reg.set_model_tags(svc.name, {CHAMPION_TAG: effect.info["tag_before"] or ""})
+
+
+_BY_KIND = {"cycle": "cycle", "promote": "human", "rollback": "rollback"}
+
+
+def _made_by(move: history.Move, journal: Journal) -> bool:
+    """Whether ``move`` is the one ``journal``'s change recorded (its kind, since it began)."""
+    from datetime import datetime
+
+    if move.by != _BY_KIND.get(journal.kind):
+        return False
+    try:
+        return datetime.fromisoformat(move.time).timestamp() >= int(journal.data.get("started") or 0)
+    except ValueError:
+        return False
+
+
+def undo_move(journal: Journal, alias: str, current: str | None, before: str | None) -> history.Move:
+    """The history's record of an alias put back by a rollback of ``journal``'s change."""
+    what = f"the cycle for {journal.window}" if journal.kind == "cycle" else f"`modelcycle {journal.kind}`"
+    return history.Move(alias, current, before, history.now(), "undo",
+                        reason=f"{what} did not finish and was rolled back",
+                        window=journal.window if journal.kind == "cycle" else None,
+                        flow_run_id=journal.flow_run_id, run_id=journal.run_id)
 
 
 UNDO: dict[str, Callable[[Services, Journal], None]] = {

@@ -94,15 +94,18 @@ class Journal:
 
     @classmethod
     def begin(cls, ws: Workspace, *, window: str, state: VersionState, command: str,
-              flow_run_id: str | None = None, effects: list[str] | None = None) -> Journal:
+              flow_run_id: str | None = None, effects: list[str] | None = None,
+              kind: str = "cycle") -> Journal:
         """Start the journal of a new cycle (there must be none); ``effects`` are side effects
-        whose intent is recorded at once (the stage outputs the cycle starts writing)."""
+        whose intent is recorded at once (the stage outputs the cycle starts writing). ``kind``
+        is ``cycle``, or the verb of a human's alias move (``promote``, ``rollback``), whose
+        journal holds only that move."""
         path = cls.path_of(ws)
         if path.exists():
             raise WorkspaceError(f"{path} exists: a cycle is running or stopped midway",
                                  "run `modelcycle doctor` to repair it")
         journal = cls(path, {
-            "cycle": uuid.uuid4().hex, "window": window, "command": command,
+            "cycle": uuid.uuid4().hex, "kind": kind, "window": window, "command": command,
             "pid": os.getpid(), "host": socket.gethostname(), "process_start": _process_start(),
             "started": time.time(), "flow_run_id": flow_run_id, "run_id": None,
             "state": _encode_state(state), "committed": False,
@@ -150,6 +153,10 @@ class Journal:
     @property
     def cycle(self) -> str:
         return str(self.data["cycle"])
+
+    @property
+    def kind(self) -> str:
+        return str(self.data.get("kind") or "cycle")
 
     @property
     def window(self) -> str:

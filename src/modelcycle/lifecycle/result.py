@@ -36,6 +36,7 @@ class CycleResult:
     approved: bool = False                  # an escalation approved afterwards (backtest option)
     rolled_back: str | None = None          # what a failed cycle put back, in words
     repaired: str | None = None             # what the cycle's start-up recovery repaired
+    outside_moves: list[str] = field(default_factory=list)  # alias moves found made outside modelcycle
 
     @property
     def compute_seconds(self) -> float:

@@ -26,6 +26,7 @@ from modelcycle.lifecycle.effects import CHAMPION_TAG, CYCLE_TAG
 from modelcycle.lifecycle.journal import Journal
 from modelcycle.lifecycle.services import Services, open_services
 from modelcycle.notify import Event
+from modelcycle.registry import history
 from modelcycle.registry.base import CHALLENGER, CHAMPION, ModelVersion
 from modelcycle.sources import tracked_paths
 from modelcycle.steps.evaluate import Scores
@@ -153,24 +154,44 @@ def register_task(svc: Services, journal: Journal, run_id: str, model_uri: str, 
         intent={"run_id": run_id}, result=lambda v: {"version": v.version})
 
 
+def cycle_move(journal: Journal, alias: str, before: str | None, after: str,
+               reason: str | None) -> history.Move:
+    """The history's record of an alias the cycle of ``journal`` moves."""
+    return history.Move(alias, before, after, history.now(), "cycle", reason=reason, window=journal.window,
+                        flow_run_id=journal.flow_run_id, run_id=journal.run_id)
+
+
 @task(name="move-challenger-alias", **TASK)
-def challenger_alias_task(svc: Services, journal: Journal, version: str, *, last: bool) -> None:
-    effects.perform(journal, "alias:challenger",
-                    lambda: svc.registry.set_alias(svc.name, CHALLENGER, version),
-                    intent={"before": alias_of(svc, CHALLENGER), "to": version}, commit=last)
+def challenger_alias_task(svc: Services, journal: Journal, version: str, *, last: bool,
+                          reason: str | None = None) -> None:
+    reg, before = svc.registry, alias_of(svc, CHALLENGER)
+
+    def move() -> None:
+        reg.set_alias(svc.name, CHALLENGER, version)
+        history.record(reg, svc.name, cycle_move(journal, CHALLENGER, before, version, reason))
+
+    effects.perform(journal, "alias:challenger", move, intent={"before": before, "to": version}, commit=last)
 
 
 @task(name="move-champion-alias", **TASK)
-def champion_alias_task(svc: Services, journal: Journal, version: str) -> None:
-    reg = svc.registry
+def champion_alias_task(svc: Services, journal: Journal, version: str, *, reason: str | None = None) -> None:
+    reg, before = svc.registry, alias_of(svc, CHAMPION)
 
     def move() -> None:
         reg.set_alias(svc.name, CHAMPION, version)
         reg.set_model_tags(svc.name, {CHAMPION_TAG: version})
+        history.record(reg, svc.name, cycle_move(journal, CHAMPION, before, version, reason))
 
     effects.perform(journal, "alias:champion", move, commit=True, intent={
-        "before": alias_of(svc, CHAMPION), "to": version,
-        "tag_before": reg.model_tags(svc.name).get(CHAMPION_TAG)})
+        "before": before, "to": version, "tag_before": reg.model_tags(svc.name).get(CHAMPION_TAG)})
+
+
+@task(name="check-serving", **TASK)
+def serving_check_task(svc: Services, version: ModelVersion, holdout: pd.DataFrame) -> None:
+    """A served workspace: the new champion loads and predicts in the serving runtime."""
+    from modelcycle.lifecycle.servecheck import serving_check
+
+    serving_check(svc, version, holdout)
 
 
 version_task.on_rollback(_undo_hook("commit"))

@@ -1,5 +1,5 @@
 """What the lifecycle announces: one :class:`Event` per decision (a cycle's, or a human's
-answer to an escalation), written as one JSON line to the decision log and sent to every
+answer to an escalation, a rollback), written as one JSON line to the decision log and sent to every
 configured channel."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ class CycleOutcome(StrEnum):
 class EventKind(StrEnum):
     DECISION = "decision"   # a cycle decided (or failed)
     APPROVAL = "approval"   # a human moved an alias (`modelcycle promote`)
+    ROLLBACK = "rollback"   # a human moved the champion back (`modelcycle rollback`)
 
 
 def _now() -> str:

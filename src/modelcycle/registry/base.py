@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 PROMOTE_HINT = "run a first cycle (`modelcycle run --window YYYY-MM`), or `modelcycle promote --version N`"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+#: on the registered model: the version modelcycle last made champion (a move it did not make
+#: shows as a champion elsewhere)
+CHAMPION_TAG = "modelcycle.champion"
 _SYNONYMS = {"production": CHAMPION, "staging": CHALLENGER, CHAMPION: CHAMPION, CHALLENGER: CHALLENGER}
 
 

@@ -1,0 +1,68 @@
+"""The load check of a served workspace's promotion (what TFX calls InfraValidator).
+
+A workspace is *served* when ``modelcycle.yaml`` has a ``serve:`` section, or when
+``.modelcycle/serving.json`` (written by the model server, modelcycle serve, while it runs) names a live
+process. Then, before the champion alias moves, the new version is loaded by the serving
+runtime and predicts the window's held-out rows; a failure raises, and the act block's
+transaction rolls back as for any other failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from modelcycle import tracepoints
+from modelcycle.config import Workspace
+from modelcycle.lifecycle.services import Services
+from modelcycle.registry.base import ModelVersion
+
+log = logging.getLogger(__name__)
+
+MARKER = "serving.json"
+POINT = "check-serving"   # trace points before:check-serving / after:check-serving
+
+
+def marker_path(ws: Workspace) -> Path:
+    return ws.state_dir / MARKER
+
+
+def live_server(ws: Workspace) -> dict[str, object] | None:
+    """What ``.modelcycle/serving.json`` says, when it names a process that is alive."""
+    from modelcycle.lifecycle.lock import process_alive
+
+    path = marker_path(ws)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        log.warning("%s is not readable; the workspace is taken as not served", path)
+        return None
+    pid = data.get("pid") if isinstance(data, dict) else None
+    if not isinstance(pid, int) or isinstance(pid, bool):
+        return None
+    # ``host`` there is the address the server binds, not a machine: the marker lives in the
+    # workspace, so its pid is one of this machine's
+    return data if process_alive(pid) else None
+
+
+def is_served(ws: Workspace) -> bool:
+    """Has the workspace a ``serve:`` section, or a model server (modelcycle serve) running?"""
+    return getattr(ws.config, "serve", None) is not None or live_server(ws) is not None
+
+
+def serving_check(svc: Services, version: ModelVersion, holdout: pd.DataFrame) -> None:
+    """If the workspace is served: load ``version`` in the serving runtime and check that it
+    serves ``holdout`` (one finite prediction per row). Raises the serving layer's error."""
+    if not is_served(svc.ws):
+        return
+    from modelcycle.serving import loader
+
+    tracepoints.reach(f"before:{POINT}")
+    served = loader.load_version(svc.registry, svc.name, version)
+    loader.check_serves(served, holdout)
+    tracepoints.reach(f"after:{POINT}")
