@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
+import time
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 
@@ -89,9 +91,20 @@ def decode(text: str) -> Move | None:
     return Move(**values)  # type: ignore[arg-type]
 
 
+_last_ms = 0
+_stamp_lock = threading.Lock()
+
+
 def _tag_key(alias: str) -> str:
-    stamp = datetime.now(UTC)
-    return f"{MOVE_PREFIX}{stamp:%Y%m%dT%H%M%S}.{stamp.microsecond // 1000:03d}Z.{alias}.{secrets.token_hex(3)}"
+    """``modelcycle.move.<UTC time to the ms>.<alias>.<random>``: keys sort in time order. Two
+    moves of one process never share a millisecond (the second takes the next one), so their
+    order survives; the suffix keeps two processes' moves in one millisecond apart."""
+    global _last_ms
+    with _stamp_lock:
+        ms = max(time.time_ns() // 1_000_000, _last_ms + 1)
+        _last_ms = ms
+    stamp = datetime.fromtimestamp(ms / 1000, UTC)
+    return f"{MOVE_PREFIX}{stamp:%Y%m%dT%H%M%S}.{ms % 1000:03d}Z.{alias}.{secrets.token_hex(3)}"
 
 
 def version_tags(move: Move) -> dict[str, str]:

@@ -15,6 +15,7 @@ import pytest
 from modelcycle.config import Workspace
 from modelcycle.lifecycle import flows, lock, services
 from modelcycle.notify import Notifier
+from modelcycle.registry.history import MOVE_PREFIX, last, moves
 from modelcycle.registry.memory import MemoryRegistry
 from modelcycle.sources import build_source
 from modelcycle.versioning.memory import MemoryVersioning
@@ -59,7 +60,10 @@ class Fakes:
             "versions": [v.version for v in reg.list_versions("taxifare")],
             "aliases": {a: (mv.version if (mv := reg.get_alias("taxifare", a)) else None)
                         for a in ("champion", "challenger")},
-            "model_tags": reg.model_tags("taxifare"),
+            # the alias history grows with every move and its undo: compared by where it ends
+            "model_tags": {k: v for k, v in reg.model_tags("taxifare").items() if not k.startswith(MOVE_PREFIX)},
+            "history_ends": {a: (m.after if (m := last(moves(reg, "taxifare"), a)) else None)
+                             for a in ("champion", "challenger")},
             "journal": (self.root / ".modelcycle/journal.json").exists(),
             "lock": lock.holder(self.root),
             "running": sorted(r.run_id for r in reg.runs.values() if r.status == "RUNNING"),
