@@ -25,11 +25,10 @@ def history(
     """Show the history of the champion and challenger aliases, newest last: when each moved, from
     which version to which, and by what (a cycle, with its window, Prefect flow run and MLflow run;
     a human's `promote` or `rollback`, with who and why; the undo of a cycle that was rolled back;
-    or a move made outside modelcycle, in the MLflow UI or API, found and recorded now).
-
-    The history is kept in the registry as tags of the registered model
-    (modelcycle.move.<time>.<alias>.<id>) and of each version (champion_since, champion_by,
-    champion_reason), where any MLflow user sees it."""
+    or a move made outside modelcycle, in the MLflow UI or API, found and recorded now). The
+    history is kept in the registry, where any MLflow user sees it: a tag of the registered model
+    per move (modelcycle.move.TIME.ALIAS.ID), and champion_since, champion_by and champion_reason
+    on each version."""
     from modelcycle.registry import history as moves_of
     from modelcycle.registry.base import canonical_alias
     from modelcycle.registry.workspace import open_registry

@@ -22,7 +22,7 @@ def rollback(
     recorded move came from (`modelcycle history` shows it). Run twice, it goes back where it
     started; --to N picks any registered version instead. The move is journaled like a cycle's
     commit, recorded in the alias history with who and why, and announced; a running
-    the model server follows it. No version is deleted."""
+    model server follows it. No version is deleted."""
     from modelcycle.lifecycle import actions, services
 
     if to is not None and not to.strip().isdigit():

@@ -13,6 +13,8 @@ WORKSPACE_VERBS = [
     ("status", []),
     ("doctor", []),
     ("promote", ["--version", "3"]),
+    ("rollback", []),
+    ("history", ["--json"]),
     ("predict", ["records.csv"]),
     ("step", ["fetch"]),
 ]

@@ -16,6 +16,8 @@ HELP = {
                                                                          "--approve-escalations", "--no-wait"]),
     "promote": ("Point an alias (the champion by default) at a registered model version",
                 ["--version", "--alias", "--reason", "--no-wait"]),
+    "history": ("Show the history of the champion and challenger aliases", ["--alias", "--limit", "--json"]),
+    "rollback": ("Move the champion alias back to the previous champion", ["--to", "--reason", "--no-wait"]),
     "predict": ("Predict with the champion", ["--alias", "--version", "--output", "--proba"]),
     "step": ("Run one pipeline stage from files", ["--no-wait"]),
     "demo": ("Build a workspace of simulated New York cab rides", ["--rows-per-month"]),
