@@ -68,9 +68,9 @@ def encode(move: Move) -> str:
     if move.reason:
         data["reason"] = truncate(move.reason, REASON_LIMIT)
     text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    if len(text) > VALUE_LIMIT and data.get("reason"):
-        room = max(40, len(data["reason"]) - (len(text) - VALUE_LIMIT))
-        data["reason"] = truncate(str(data["reason"]), room)
+    reason = data.get("reason")
+    if len(text) > VALUE_LIMIT and reason:
+        data["reason"] = truncate(reason, max(40, len(reason) - (len(text) - VALUE_LIMIT)))
         text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     return text[:VALUE_LIMIT] if len(text) > VALUE_LIMIT else text
 
