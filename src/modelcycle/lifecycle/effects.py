@@ -275,19 +275,19 @@ def recover(svc: Services, *, sweep: bool = True) -> str | None:
 
 
 def _repair(svc: Services, journal: Journal) -> str:
-    window = journal.window
+    what = f"the cycle for {journal.window}" if journal.kind == "cycle" else f"`modelcycle {journal.kind}`"
     status_tags = {"modelcycle.recovered": "", "modelcycle.error": f"the process running the cycle "
                    f"({journal.owner()}) stopped before the cycle ended"}
     if journal.committed:
         status_tags["modelcycle.recovered"] = "committed: the cycle's changes stand"
         _close_dead(svc, journal, status_tags)
         journal.end()
-        return f"the cycle for {window} had committed before its process stopped; its bookkeeping is now closed"
+        return f"{what} had committed before its process stopped; its bookkeeping is now closed"
     rollback = roll_back(svc, journal)
     status_tags["modelcycle.recovered"] = f"rolled back: {rollback.describe()}"
     _close_dead(svc, journal, status_tags)
     journal.end()
-    return f"the cycle for {window} stopped midway; rolled back {rollback.describe()}"
+    return f"{what} stopped midway; rolled back {rollback.describe()}"
 
 
 def _close_dead(svc: Services, journal: Journal, tags: dict[str, str]) -> None:

@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 
 
 def format_message(event: Event) -> str:
+    if event.kind == EventKind.ROLLBACK:
+        head = f"[{event.model}] ROLLBACK: the champion is v{event.version}"
+        return head + "".join(f"\n  - {r}" for r in event.reasons)
     head = f"[{event.model}] {event.window}: {str(event.outcome).upper()}"
     if event.version:
         head += f" (challenger v{event.version})"

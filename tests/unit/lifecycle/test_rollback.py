@@ -246,7 +246,7 @@ def test_a_promote_killed_midway_is_repaired_by_the_next_command(two: Fakes) -> 
     journal.data.update(pid=int(dead.stdout), process_start=None)
     journal.set()
     done = rollback(two)
-    assert done.repaired and "rolled back the aliases" in done.repaired
+    assert done.repaired == "`modelcycle promote` stopped midway; rolled back the aliases"
     assert (done.previous, done.version) == ("2", "1")  # put back to v2 first, then rolled back to v1
     assert [m.by for m in history.moves(two.registry, NAME)[-3:]] == ["human", "undo", "rollback"]
 

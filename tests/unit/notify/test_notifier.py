@@ -76,3 +76,13 @@ def test_format_message():
     text = format_message(Event(model="taxifare", window="2015-03", outcome=CycleOutcome.PROMOTE, version="4",
                                 reasons=("a", "b")))
     assert text.splitlines() == ["[taxifare] 2015-03: PROMOTE (challenger v4)", "  - a", "  - b"]
+
+
+def test_a_rollback_reads_as_one(tmp_path) -> None:
+    event = Event(model="m", window="2015-02", outcome=CycleOutcome.PROMOTE, kind=EventKind.ROLLBACK, version="3",
+                  reasons=("bad fares: the champion rolled back to v3 (was v4) by ana",))
+    assert format_message(event) == ("[m] ROLLBACK: the champion is v3\n"
+                                      "  - bad fares: the champion rolled back to v3 (was v4) by ana")
+    log = tmp_path / "decisions.log"
+    Notifier(file=log).send(event)
+    assert Event.from_dict(json.loads(log.read_text())).kind == EventKind.ROLLBACK
