@@ -15,6 +15,7 @@ tool, ending in ``raise Mapped(...) from exc``; nothing above the adapters sees 
     ├── RegistryError               the tracking server / model registry refused or failed
     │   └── NoChampionError         the model has no champion yet
     ├── VersioningError             git or DVC refused or failed
+    ├── ServingError                a model version cannot load or predict where it is served
     └── NotifyError                 a notification could not be delivered
 
 The CLI maps these to exit codes and prints ``message`` and ``hint`` without a traceback
@@ -84,6 +85,10 @@ class VersioningError(ModelcycleError):
 
 class NotifyError(ModelcycleError):
     exit_code = 8
+
+
+class ServingError(ModelcycleError):
+    exit_code = 9
 
 
 DISK_ERRNOS = (28, 122, 13, 1, 30)  # ENOSPC, EDQUOT, EACCES, EPERM, EROFS

@@ -42,6 +42,11 @@ class LoadedModel:
         self._inputs: list[str] = list(schema.input_names()) if schema is not None and schema.has_input_names() else []
 
     @property
+    def pyfunc_model(self) -> Any:
+        """The MLflow ``PyFuncModel`` itself (its signature, ``unwrap_python_model()``)."""
+        return self._model
+
+    @property
     def pipeline(self) -> Any:
         return self._model.unwrap_python_model().pipeline
 
