@@ -322,3 +322,31 @@ def test_a_serve_section_marks_a_workspace_served(champion_fakes: Fakes, tmp_pat
     assert not servecheck.is_served(ws)
     monkeypatch.setattr(type(ws.config), "serve", types.SimpleNamespace(port=8080), raising=False)
     assert servecheck.is_served(ws)
+
+
+def test_the_serving_runtimes_own_loader_passes_a_good_version(one: Fakes) -> None:
+    served_by_this_process(one)
+    seen: list[str] = []
+    with tracepoints.injecting(seen.append):
+        assert flows.run(one.root, "2015-03").outcome == "promote"
+    assert "after:check-serving" in seen and champion(one) == "2"
+
+
+def test_a_version_the_serving_runtime_cannot_load_is_not_promoted(one: Fakes, monkeypatch) -> None:
+    from modelcycle.errors import ServingError
+
+    served_by_this_process(one)
+    real = one.registry.load_model
+    loads: list[str] = []
+
+    def load_model(uri: str):
+        loads.append(uri)
+        if len(loads) > 1:  # the champion's scoring loads first; the serving check next
+            raise RegistryError("the artifact store does not answer")
+        return real(uri)
+
+    monkeypatch.setattr(one.registry, "load_model", load_model)
+    before = one.snapshot()
+    with pytest.raises(ServingError, match="version 2 of taxifare cannot be loaded for serving"):
+        flows.run(one.root, "2015-03")
+    assert one.snapshot() == before
