@@ -121,13 +121,19 @@ def notify_task(svc: Services, event: Event) -> list[str]:
 
 
 def _undo_hook(name: str) -> Any:
-    """An ``on_rollback`` hook undoing side effect ``name`` (see the module doc)."""
+    """An ``on_rollback`` hook undoing side effect ``name`` (see the module doc), after any
+    side effect journaled later than it (newest first, as :func:`effects.roll_back` does,
+    whatever order Prefect runs the hooks in: a task that failed has no hook, and deleting
+    the version before its alias is put back would leave the alias unset meanwhile)."""
 
     def hook(txn: Transaction) -> None:
         svc = open_services(txn.get("workspace"), committable=False)
         journal = Journal.open(svc.ws)
         if journal is not None:
-            effects.undo(svc, journal, name)
+            names = [e.name for e in journal.effects()]
+            later = names[names.index(name) + 1:] if name in names else []
+            for other in [*reversed(later), name]:
+                effects.undo(svc, journal, other)
 
     hook.__name__ = f"undo_{name.replace(':', '_')}"
     return hook
