@@ -171,10 +171,25 @@ def _first_seen(alias: str, current: str | None, tags: dict[str, str]) -> tuple[
 
 
 def detect_outside(reg: Registry, name: str, *,
-                   aliases: tuple[str, ...] = (CHAMPION, CHALLENGER)) -> list[Move]:
+                   aliases: tuple[str, ...] = (CHAMPION, CHALLENGER), grace: float = 0.0) -> list[Move]:
     """Compare each alias now with its last recorded move; record (``by="outside"``, the time
     it was found) and return a move for each alias that moved without a record. One
-    ``model_tags`` read and one ``get_alias`` per alias when nothing moved."""
+    ``model_tags`` read and one ``get_alias`` per alias when nothing moved.
+
+    ``grace``: a process that moves an alias records the move a moment later (the two writes
+    are not one transaction). A caller that may look in that moment (a server's poll, which
+    holds no workspace lock) passes a grace in seconds: a difference is looked at again after
+    it, and only one that remains is recorded."""
+    found = _unrecorded(reg, name, aliases)
+    if found and grace > 0:
+        time.sleep(grace)
+        found = _unrecorded(reg, name, aliases)
+    for move in found:
+        record(reg, name, move)
+    return found
+
+
+def _unrecorded(reg: Registry, name: str, aliases: tuple[str, ...]) -> list[Move]:
     tags = reg.model_tags(name)
     recorded = _moves(tags)
     found: list[Move] = []
@@ -185,13 +200,10 @@ def detect_outside(reg: Registry, name: str, *,
         if previous is not None:
             if previous.after == current:
                 continue
-            move = Move(alias, previous.after, current, now(), "outside",
-                        reason="moved outside modelcycle (the MLflow UI or API)")
+            found.append(Move(alias, previous.after, current, now(), "outside",
+                              reason="moved outside modelcycle (the MLflow UI or API)"))
         else:
             first = _first_seen(alias, current, tags)
-            if first is None:
-                continue
-            move = Move(alias, first[0], current, now(), "outside", reason=first[1])
-        record(reg, name, move)
-        found.append(move)
+            if first is not None:
+                found.append(Move(alias, first[0], current, now(), "outside", reason=first[1]))
     return found

@@ -152,3 +152,23 @@ def test_detecting_when_nothing_moved_is_one_tags_read_and_one_alias_read_each()
     reg.calls.clear()
     assert history.detect_outside(reg, NAME) == []
     assert reg.calls == ["model_tags", "get_alias", "get_alias"]
+
+
+def test_a_move_recorded_within_the_grace_is_not_taken_for_an_outside_one(reg: MemoryRegistry) -> None:
+    """A server's poll may see a cycle's alias move before the cycle has recorded it."""
+    import threading
+
+    reg.set_alias(NAME, "champion", "1")
+    history.record(reg, NAME, move("champion", None, "1"))
+    reg.set_alias(NAME, "champion", "2")  # a cycle moved it; its record follows a moment later
+    late = threading.Timer(0.05, lambda: history.record(reg, NAME, move("champion", "1", "2")))
+    late.start()
+    try:
+        assert history.detect_outside(reg, NAME, aliases=("champion",), grace=0.5) == []
+    finally:
+        late.join()
+    assert [m.by for m in history.moves(reg, NAME)] == ["cycle", "cycle"]
+    # a move nobody records is still found after the grace
+    reg.set_alias(NAME, "champion", "3")
+    found = history.detect_outside(reg, NAME, aliases=("champion",), grace=0.05)
+    assert [(m.before, m.after, m.by) for m in found] == [("2", "3", "outside")]
