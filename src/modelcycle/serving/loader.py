@@ -56,7 +56,7 @@ class Served:
     example: pd.DataFrame | None = None
 
     def _inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
-        if self._zones:
+        if self._zones and not all(_in_zone(frame, c, z) for c, z in self._zones.items()):
             from modelcycle.registry.pyfunc import normalise_datetimes
 
             frame = normalise_datetimes(frame, self._zones)
@@ -84,6 +84,16 @@ class Served:
             raise ServingError(f"version {self.version.version} of {self.name} gives no class probabilities",
                                "ask for predictions (no `output` param)")
         return self._proba(self._inputs(frame))  # type: ignore[no-any-return]
+
+
+def _in_zone(frame: pd.DataFrame, column: str, zone: str | None) -> bool:
+    """Whether ``column`` holds datetimes in ``zone`` already (None: naive), or is absent."""
+    if column not in frame.columns:
+        return True
+    dtype = frame[column].dtype
+    if zone is None:
+        return dtype.kind == "M" and getattr(dtype, "tz", None) is None
+    return str(getattr(dtype, "tz", None)) == zone
 
 
 def _columns_of(model: Any) -> dict[str, str]:

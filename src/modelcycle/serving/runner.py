@@ -60,6 +60,9 @@ def bind(host: str, port: int) -> socket.socket:
         raise ServingError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
                            "choose another port (--port N, or --port 0 for any free one) or stop what uses it"
                            ) from None
+    # accepted connections inherit it: a response is sent at once, not after the client's
+    # delayed ACK (40 ms a request); asyncio sets it only on sockets it opens itself
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setblocking(False)
     return sock
 
