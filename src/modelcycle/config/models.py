@@ -231,7 +231,7 @@ class ServeConfig(Section):
     shadow: bool = Field(
         default=False,
         description="also score the challenger on each request, off the request path, and log both "
-        "predictions under .modelcycle/predictions/ (for `modelcycle shadow-report`)")
+        "predictions under .modelcycle/predictions/ (the shadow report compares them)")
     key_columns: list[str] = Field(
         default_factory=list,
         description="request columns copied into the prediction log (the shadow report joins labels on them)")

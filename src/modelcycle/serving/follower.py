@@ -144,7 +144,8 @@ class Follower:
             current = self.served.version.version if self.served else None
             if target.version == current:
                 return False
-            if self.failure is not None and self.failure.version == target.version and time.monotonic() < self._retry_at:
+            failed_here = self.failure is not None and self.failure.version == target.version
+            if failed_here and time.monotonic() < self._retry_at:
                 return False
             return self._load(target)
 

@@ -29,7 +29,7 @@ def describe(reg: Registry | None, served: Served, alias: str) -> dict[str, Any]
     version = served.version
     tags = dict(version.tags)
     lineage: dict[str, Any] = {key: tags[tag] for tag, key in _VERSION_TAGS.items() if tags.get(tag)}
-    metrics: dict[str, float] = {k: _number(v) for k, v in tags.items() if k.startswith("holdout_")}
+    metrics: dict[str, float | str] = {k: _number(v) for k, v in tags.items() if k.startswith("holdout_")}
     reasons: list[str] = []
     if reg is not None and version.run_id:
         try:

@@ -28,6 +28,8 @@ import pandas as pd
 
 #: The JSON value types each column kind takes (``None`` is JSON's null).
 _NONE = type(None)
+#: A column's values: a list or tuple from JSON, an object array from CSV.
+Values = Any
 _ALLOWED: dict[str, frozenset[type]] = {
     "float": frozenset({float, int, _NONE}),
     "int": frozenset({int, float, _NONE}),  # a float only when whole (3.0); null like `predict`
@@ -69,7 +71,7 @@ class Request:
     """A parsed body: values per column (lists from JSON, a frame's columns from CSV), the
     number of rows, and the params."""
 
-    columns: Mapping[str, Sequence[Any]]
+    columns: Mapping[str, Values]
     rows: int
     params: dict[str, Any] = field(default_factory=dict)
     names: list[str] = field(default_factory=list)  # every column the body has, in its order
@@ -102,7 +104,8 @@ def parse_json(body: bytes) -> Request:
     if isinstance(doc, list):  # a bare list of records
         return _records(doc, "the body", {})
     if not isinstance(doc, dict):
-        raise _bad_body(f"the body must be a JSON object with one of {', '.join(FORMS)}; got {_JSON_TYPES.get(type(doc), type(doc).__name__)}")
+        got = _JSON_TYPES.get(type(doc), type(doc).__name__)
+        raise _bad_body(f"the body must be a JSON object with one of {', '.join(FORMS)}; got {got}")
     params = doc.get("params") or {}
     if not isinstance(params, dict):
         raise InputError(422, "invalid_params", "`params` must be an object, such as {\"output\": \"proba\"}",
@@ -202,11 +205,11 @@ class _CsvRequest(Request):
     """CSV's values are text: numbers and booleans are read from it by the column check."""
 
 
-def _first_bad(values: Sequence[Any], allowed: frozenset[type]) -> int:
+def _first_bad(values: Values, allowed: frozenset[type]) -> int:
     return next(i for i, v in enumerate(values) if type(v) not in allowed)
 
 
-def _type_error(name: str, kind: str, values: Sequence[Any], row: int, what: str | None = None) -> InputError:
+def _type_error(name: str, kind: str, values: Values, row: int, what: str | None = None) -> InputError:
     value = values[row]
     shown = "null" if value is None else orjson.dumps(value, default=str).decode()[:60]
     got = what or _JSON_TYPES.get(type(value), type(value).__name__)
@@ -234,7 +237,7 @@ def _from_text(name: str, kind: str, values: np.ndarray) -> np.ndarray:
     return values
 
 
-def column(name: str, kind: str, values: Sequence[Any], *, text: bool = False,
+def column(name: str, kind: str, values: Values, *, text: bool = False,
            zone: str | None = None) -> Any:
     """One column's values checked against its kind, as an array (a DatetimeIndex for dates);
     an InputError naming the field and the first bad row otherwise."""
@@ -266,7 +269,7 @@ def column(name: str, kind: str, values: Sequence[Any], *, text: bool = False,
     return np.array(values, dtype=object)
 
 
-def _int_or_float(name: str, numbers: np.ndarray, values: Sequence[Any]) -> np.ndarray:
+def _int_or_float(name: str, numbers: np.ndarray, values: Values) -> np.ndarray:
     """Whole numbers (as int64; with nulls as float64 with NaN, as `modelcycle predict` reads
     them); a fraction is a mistake."""
     present = ~np.isnan(numbers)
@@ -281,7 +284,7 @@ def _int_or_float(name: str, numbers: np.ndarray, values: Sequence[Any]) -> np.n
 
 
 
-def dates(name: str, values: Sequence[Any], zone: str | None) -> Any:
+def dates(name: str, values: Values, zone: str | None) -> Any:
     """ISO 8601 texts as dates, in the time zone the model was trained in (naive times when it
     was trained on naive ones: an aware time is converted to UTC first)."""
     if zone is None and all(type(v) is str for v in values[:1]):
@@ -311,7 +314,7 @@ def dates(name: str, values: Sequence[Any], zone: str | None) -> Any:
     return parsed
 
 
-def _first_bad_date(values: Sequence[Any]) -> int:
+def _first_bad_date(values: Values) -> int:
     for i, v in enumerate(values):
         if v is None or (isinstance(v, float) and math.isnan(v)):
             continue

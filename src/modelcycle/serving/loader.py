@@ -83,7 +83,7 @@ class Served:
         if self._proba is None:
             raise ServingError(f"version {self.version.version} of {self.name} gives no class probabilities",
                                "ask for predictions (no `output` param)")
-        return self._proba(self._inputs(frame))  # type: ignore[no-any-return]
+        return self._proba(self._inputs(frame))
 
 
 def _in_zone(frame: pd.DataFrame, column: str, zone: str | None) -> bool:
