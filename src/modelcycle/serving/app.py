@@ -16,7 +16,7 @@ import hmac
 import itertools
 import logging
 import os
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 import numpy as np
@@ -58,17 +58,20 @@ def _json(status: int, body: dict[str, Any], request_id: str | None = None) -> R
                     headers=headers)
 
 
-def error(status: int, code: str, message: str, request_id: str | None = None, **more: Any) -> Response:
+def _error_body(code: str, message: str, request_id: str | None = None, **more: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"code": code, "message": message, **{k: v for k, v in more.items() if v is not None}}
     if request_id:
         body["request_id"] = request_id
-    return _json(status, {"error": body}, request_id)
+    return {"error": body}
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+def error(status: int, code: str, message: str, request_id: str | None = None, **more: Any) -> Response:
+    return _json(status, _error_body(code, message, request_id, **more), request_id)
+
+
+async def read_body(length: str | None, chunks: AsyncIterator[bytes], limit: int) -> bytes:
     """The body, refused (413) once it is larger than ``limit`` bytes: by its Content-Length
     before reading, and by counting while reading a chunked one."""
-    length = request.headers.get("content-length")
     if length is not None:
         try:
             declared = int(length)
@@ -76,14 +79,14 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise InputError(400, "bad_body", f"Content-Length is not a number: {length[:40]!r}") from None
         if declared > limit:
             raise _too_large(limit)
-    chunks: list[bytes] = []
+    parts: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             raise _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+        parts.append(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _too_large(limit: int) -> InputError:
@@ -91,16 +94,22 @@ def _too_large(limit: int) -> InputError:
                       "modelcycle.yaml): send fewer records per request")
 
 
-class _Auth:
-    """Every request but ``/health`` must send ``Authorization: Bearer <token>`` (compared in
-    constant time); 401 otherwise."""
+class _Front:
+    """In front of the FastAPI app: the token check, and ``POST /predict`` answered straight
+    from ASGI (FastAPI's routing, dependency solving and middleware cost more per request than
+    parsing and checking a one-row body)."""
 
-    def __init__(self, app: Any, token: str) -> None:
+    def __init__(self, app: Any, server: Server, token: str | None) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode()
+        self.server = server
+        self.expected = f"Bearer {token}".encode() if token else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("path") != "/health":
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path")
+        if self.expected is not None and path != "/health":
             given = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), b"")
             if not hmac.compare_digest(given, self.expected):
                 said = "a wrong token" if given else "no token"
@@ -109,7 +118,40 @@ class _Auth:
                 response.headers["WWW-Authenticate"] = "Bearer"
                 await response(scope, receive, send)
                 return
+        if path == "/predict" and scope.get("method") == "POST":
+            await self._predict(scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+    async def _predict(self, scope: Scope, receive: Receive, send: Send) -> None:
+        content_type = length = None
+        for key, value in scope.get("headers", ()):
+            if key == b"content-type":
+                content_type = value.decode("latin-1")
+            elif key == b"content-length":
+                length = value.decode("latin-1")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise asyncio.CancelledError  # the client left: nothing to answer
+                body = message.get("body", b"")
+                if body:
+                    yield body
+                if not message.get("more_body", False):
+                    return
+
+        try:
+            status, body, rid, after = await self.server.answer(content_type, length, chunks())
+        except asyncio.CancelledError:
+            return
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"x-request-id", rid.encode())]})
+        await send({"type": "http.response.body", "body": body})
+        if after is not None:
+            after()
 
 
 class Server:
@@ -128,33 +170,40 @@ class Server:
         self.started = None
         self._described: tuple[Any, dict[str, Any]] | None = None
 
-    async def predict(self, request: Request) -> Response:
+    async def answer(self, content_type: str | None, length: str | None, chunks: AsyncIterator[bytes]
+                     ) -> tuple[int, bytes, str, Callable[[], None] | None]:
+        """``POST /predict``: the status, the JSON body, the request id, and what to do once
+        the answer is sent (hand the request to the shadow log)."""
         rid = request_id()
         served = self.follower.served  # read once: this request finishes on this version
         if served is None:
-            return error(503, "not_ready", "no model is loaded yet: the server is loading the champion or "
-                         "waiting for one (see GET /health)", rid)
+            return 503, orjson.dumps(_error_body("not_ready", "no model is loaded yet: the server is loading the "
+                                                 "champion or waiting for one (see GET /health)", rid)), rid, None
         try:
-            body = await read_body(request, self.max_body)
-            parsed = inputs.parse(body, request.headers.get("content-type"))
+            body = await read_body(length, chunks, self.max_body)
+            parsed = inputs.parse(body, content_type)
             output = _output(parsed.params, served.gives_probabilities)
             columns = inputs.check(parsed, served.columns, served.zones, self.key_columns)
             result = await self.batcher.predict(served, columns, parsed.rows, output)
         except InputError as exc:
-            return _json(exc.status, exc.body(), rid)
+            return exc.status, orjson.dumps(exc.body()), rid, None
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("request %s to version %s of %s failed", rid, served.version.version, served.name)
-            return error(500, "internal", f"the server failed on this request (request id {rid}, in its "
-                         "log); the records were valid", rid)
+            return 500, orjson.dumps(_error_body("internal", f"the server failed on this request (request id {rid}, "
+                                                 "in its log); the records were valid", rid)), rid, None
         values = result.values()
         content = orjson.dumps({"predictions": values, "model": served.name, "version": served.version.version},
                                option=_OPTS, default=_plain)
-        task = None
+        after = None
         if self.shadow is not None and output == LABEL:
-            task = BackgroundTask(self._shadow, rid, result, values, served.version.version)
-        return Response(content, media_type=_JSON, headers={"X-Request-Id": rid}, background=task)
+            version = served.version.version
+
+            def after() -> None:
+                self._shadow(rid, result, values, version)
+
+        return 200, content, rid, after
 
     def _shadow(self, request_id: str, result: Any, values: Any, version: str) -> None:
         try:
@@ -225,8 +274,11 @@ def create_app(server: Server, *, token: str | None = None) -> Any:
 
     @app.post("/predict", summary="Predict records: {'records': [...]}, {'dataframe_split': ...}, "
               "{'dataframe_records': [...]} or text/csv")
-    async def predict(request: Request) -> Response:
-        return await server.predict(request)
+    async def predict(request: Request) -> Response:  # the same as _Front's fast path (tests, mounts)
+        status, body, rid, after = await server.answer(request.headers.get("content-type"),
+                                                       request.headers.get("content-length"), request.stream())
+        return Response(body, status_code=status, media_type=_JSON, headers={"X-Request-Id": rid},
+                        background=BackgroundTask(after) if after else None)
 
     @app.get("/health", summary="200 once a model is loaded (503 before), with the served version and the "
              "follower's state")
@@ -250,4 +302,4 @@ def create_app(server: Server, *, token: str | None = None) -> Any:
                      rid)
 
     app.state.server = server
-    return _Auth(app, token) if token else app
+    return _Front(app, server, token)
