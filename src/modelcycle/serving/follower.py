@@ -176,8 +176,9 @@ class Follower:
         attempts = self.failure.attempts + 1 if self.failure and self.failure.version == version else 1
         self.failure = Failure(version, message, now_text(), attempts)
         self._retry_at = time.monotonic() + RETRY_SECONDS[min(attempts, len(RETRY_SECONDS)) - 1]
-        log.warning("version %s of %s was not swapped in: %s (still serving %s)", version, self.name, message,
-                    self._serving_text())
+        # the command line says it on the console through on_failure; otherwise the log does
+        log.log(logging.INFO if self.on_failure else logging.WARNING, "version %s of %s was not swapped in: %s "
+                "(still serving %s)", version, self.name, message, self._serving_text())
         if self.on_failure is not None:
             self.on_failure(self.failure)
 

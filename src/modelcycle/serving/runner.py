@@ -81,6 +81,20 @@ def remove_marker(path: Path) -> None:
             path.unlink()
 
 
+def live_marker(state_dir: Path) -> dict[str, Any] | None:
+    """What ``<workspace>/.modelcycle/serving.json`` says, when the process it names is alive
+    (a server that was killed leaves a stale one); None otherwise."""
+    try:
+        info = json.loads((state_dir / MARKER).read_text(encoding="utf-8"))
+        pid = int(info["pid"])
+        os.kill(pid, 0)
+    except PermissionError:
+        return info  # alive, another user's
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
 @dataclass
 class Settings:
     host: str = "127.0.0.1"
