@@ -167,7 +167,6 @@ class Server:
         self.key_columns = list(key_columns or [])
         self.reg = reg
         self.alias = alias
-        self.started = None
         self._described: tuple[Any, dict[str, Any]] | None = None
 
     async def answer(self, content_type: str | None, length: str | None, chunks: AsyncIterator[bytes]

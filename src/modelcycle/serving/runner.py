@@ -156,7 +156,10 @@ def serve(reg: Registry, name: str, state_dir: Path, settings: Settings, hooks: 
     shadow = challenger = None
     try:
         follower.poll()  # the champion is loaded before the first request is answered
-        if follower.served is None and follower.failure is None:
+        if follower.poll_error is not None:
+            hooks.say(f"cannot read the champion of {name} yet ({follower.poll_error}): /predict answers 503 "
+                      f"until the registry answers")
+        elif follower.served is None and follower.failure is None:
             hooks.say(f"no champion for {name} yet: /predict answers 503 until one is promoted")
         if hooks.shadow is not None:
             challenger = Follower(reg, name, alias=CHALLENGER, poll_seconds=settings.poll_seconds)
