@@ -7,7 +7,8 @@ called). When it moved, the new version is loaded with
 :func:`~modelcycle.serving.loader.check_serves` on a few rows (the input example saved with the
 model, else the last requests the server answered); only then does :attr:`Follower.served`
 point at it. Requests read that attribute once when they arrive and finish on what they read,
-so a request in flight is never cut over and none waits for a load. A version that fails to
+so a request in flight is never cut over and none waits for a load. The version served
+before stays loaded, so a rollback to it is a swap without a load. A version that fails to
 load or to check is never swapped in: the old one keeps serving, ``/health`` and the log say
 why, and it is tried again only when the alias moves again, or after a backoff (the fault may
 have been the store's).
@@ -25,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from modelcycle.config.secrets import redact
 from modelcycle.errors import ModelcycleError
 from modelcycle.registry.base import CHAMPION, ModelVersion, Registry
 from modelcycle.serving.loader import Served, check_serves, load_version
@@ -76,6 +78,7 @@ class Follower:
         self.sample = sample
         self.loader = loader
         self.served: Served | None = None  # the one reference requests read
+        self.previous: Served | None = None  # the version served before, still loaded
         self.loaded_at: str | None = None
         self.last_poll: str | None = None
         self.poll_error: str | None = None
@@ -122,9 +125,9 @@ class Follower:
             try:
                 target = self.reg.get_alias(self.name, self.alias)
             except ModelcycleError as exc:
-                self.poll_error = exc.message
+                self.poll_error = redact(exc.message)
                 log.warning("cannot read the %s alias of %s: %s (still serving %s)", self.alias, self.name,
-                            exc.message, self._serving_text())
+                            self.poll_error, self._serving_text())
                 return False
             self.last_poll = now_text()
             self.poll_error = None
@@ -150,6 +153,10 @@ class Follower:
             return self._load(target)
 
     def _load(self, target: ModelVersion) -> bool:
+        kept = self.previous
+        if kept is not None and kept.version.version == target.version and kept.version.source == target.source:
+            self._swap(kept)  # back to the version served before (a rollback): no load, at once
+            return True
         if self.on_loading is not None:
             self.on_loading(target)
         try:
@@ -163,16 +170,21 @@ class Follower:
         except Exception as exc:  # noqa: BLE001 - a model's code may raise anything
             self._failed(target.version, f"{type(exc).__name__}: {exc}")
             return False
+        self._swap(served)
+        return True
+
+    def _swap(self, served: Served) -> None:
         old = self.served
         self.served = served  # the swap: one reference
+        self.previous = old  # kept loaded: a rollback to it needs no load
         self.loaded_at = now_text()
         self.failure = None
         self.swaps += 1 if old is not None else 0
         if self.on_swap is not None:
             self.on_swap(old, served)
-        return True
 
     def _failed(self, version: str, message: str) -> None:
+        message = redact(message)  # /health and the console show it: never a URL's password
         attempts = self.failure.attempts + 1 if self.failure and self.failure.version == version else 1
         self.failure = Failure(version, message, now_text(), attempts)
         self._retry_at = time.monotonic() + RETRY_SECONDS[min(attempts, len(RETRY_SECONDS)) - 1]

@@ -140,8 +140,7 @@ def serve(reg: Registry, name: str, state_dir: Path, settings: Settings, hooks: 
 
     def swapped(old: Served | None, new: Served) -> None:
         if old is not None:
-            hooks.say(f"swapped {name} v{old.version.version} -> v{new.version.version} "
-                      f"(loaded in {new.loaded_s:.1f} s)")
+            hooks.say(f"swapped {name} v{old.version.version} -> v{new.version.version}")
         with contextlib.suppress(OSError):
             if marker.exists():
                 write_marker(marker, {**info, "version": new.version.version})

@@ -57,6 +57,10 @@ def test_the_follower_loads_the_champion_and_swaps_when_the_alias_moves(raw: pd.
     assert moves == [(None, one), (one, two)]
     assert swaps == [(None, one), (one, two)]
     assert f.loaded_at and f.last_poll and f.failure is None
+    loads: list[str] = []
+    f.loader = lambda r, name, version: loads.append(version.version) or load_version(r, name, version)
+    reg.set_alias("m", "champion", one)  # a rollback: the version served before is still loaded
+    assert f.poll() is True and f.served is first and loads == [] and swaps[-1] == (two, one)
 
 
 def test_a_version_that_fails_to_load_or_predict_is_refused_and_not_retried_at_once(
@@ -111,8 +115,9 @@ def test_a_registry_that_does_not_answer_keeps_the_old_version_serving(raw: pd.D
     served = f.served
 
     def down(*_a: object) -> None:
-        raise ServingError("the registry is down")
+        raise ServingError("the registry at http://me:hunter2@mlflow.example/ is down")
 
     reg.get_alias = down  # type: ignore[method-assign]
     reg_error = f.poll()
-    assert reg_error is False and f.served is served and f.poll_error == "the registry is down"
+    assert reg_error is False and f.served is served
+    assert f.poll_error == "the registry at http://me:***@mlflow.example/ is down"  # never the password
