@@ -48,19 +48,36 @@ def _say(text: str) -> None:
     err_console.print(escape(text), highlight=False, soft_wrap=True)
 
 
+#: Seconds the alias history waits before taking a move the server saw for one made outside
+#: modelcycle: a modelcycle command records its own move a moment after making it.
+HISTORY_GRACE = 5.0
+
+
 def _move_recorder(reg: Any, name: str) -> Callable[[str | None, str | None], None] | None:
     """The seam for the alias history: a move the server sees is recorded as made outside
-    modelcycle when nothing recorded it (registry.history.detect_outside, when installed)."""
+    modelcycle when nothing recorded it (registry.history.detect_outside, when installed). It
+    runs in a thread of its own: the swap never waits for it."""
     if importlib.util.find_spec("modelcycle.registry.history") is None:
         return None
+    import inspect
+    import logging
+    import threading
+
     from modelcycle.registry import history  # type: ignore[attr-defined,unused-ignore]
 
     detect = getattr(history, "detect_outside", None)
     if detect is None:
         return None
+    grace = {"grace": HISTORY_GRACE} if "grace" in inspect.signature(detect).parameters else {}
+
+    def record() -> None:
+        try:
+            detect(reg, name, **grace)
+        except Exception as exc:  # noqa: BLE001 - the history never stops serving
+            logging.getLogger(__name__).warning("could not record an alias move of %s: %s", name, exc)
 
     def on_move(_before: str | None, _after: str | None) -> None:
-        detect(reg, name)
+        threading.Thread(target=record, name="modelcycle-history", daemon=True).start()
 
     return on_move
 
