@@ -114,11 +114,13 @@ def _register() -> None:
         promote,
         rollback,
         run,
+        serve,
         status,
         step,
     )
 
-    for module in (demo, init, run, backtest, status, history, predict, promote, rollback, step, doctor, config):
+    for module in (demo, init, run, backtest, status, history, predict, serve, promote, rollback, step, doctor,
+                   config):
         module.register(app)
 
 

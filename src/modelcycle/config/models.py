@@ -214,6 +214,31 @@ class ReferenceConfig(Section):
         default_factory=dict, description="keyword arguments the factory is called with")
 
 
+class ServeConfig(Section):
+    """`modelcycle serve`: the HTTP server that answers predictions from the champion and follows
+    the alias when it moves. Its presence marks the workspace as served: a cycle then checks that
+    a new champion loads and predicts where it is served before the alias moves."""
+
+    host: str = Field(
+        default="127.0.0.1",
+        description="the address to listen on; any other than the loopback (127.0.0.1, ::1, localhost) "
+        "needs a token in MODELCYCLE_SERVE_TOKEN, which every request then sends as "
+        "`Authorization: Bearer <token>`")
+    port: int = Field(default=8080, ge=0, le=65535, description="the port (0: any free port, printed at start)")
+    poll_seconds: float = Field(
+        default=2.0, gt=0, description="how often the server reads the champion alias to follow a move")
+    max_body_mb: float = Field(default=16, gt=0, description="a request body larger than this is refused (413)")
+    shadow: bool = Field(
+        default=False,
+        description="also score the challenger on each request, off the request path, and log both "
+        "predictions under .modelcycle/predictions/ (the shadow report compares them)")
+    key_columns: list[str] = Field(
+        default_factory=list,
+        description="request columns copied into the prediction log (the shadow report joins labels on them)")
+    label_column: str | None = Field(
+        default=None, description="the column holding the label when it arrives (default: data.target)")
+
+
 #: What an older modelcycle.yaml's `simulation:` section (the taxi simulator's seed and size) means
 #: today: the taxifare example's reference, named by its import path (the core never imports it).
 LEGACY_SIMULATION_FACTORY = "modelcycle.examples.taxifare.scenario:TaxiReference"
@@ -237,6 +262,9 @@ class ProjectConfig(Section):
     reference: ReferenceConfig | None = Field(
         default=None,
         description="optional: ground truth the data comes with (the taxifare example's simulator has one)")
+    serve: ServeConfig | None = Field(
+        default=None,
+        description="optional: `modelcycle serve` settings; the section's presence marks a served workspace")
 
     @model_validator(mode="before")
     @classmethod

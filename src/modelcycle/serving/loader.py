@@ -51,15 +51,49 @@ class Served:
     def input_columns(self) -> list[str]:
         return list(self.columns)
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Predictions for raw records whose columns were checked (extra columns are ignored)."""
-        if self._zones:
+    _proba: Any = None
+    #: the input example saved with the model (a frame of raw records), if any
+    example: pd.DataFrame | None = None
+
+    def _inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if self._zones and not all(_in_zone(frame, c, z) for c, z in self._zones.items()):
             from modelcycle.registry.pyfunc import normalise_datetimes
 
             frame = normalise_datetimes(frame, self._zones)
         if self.columns and list(frame.columns) != self.input_columns:
             frame = frame[self.input_columns]
-        return np.asarray(self._predict(frame))
+        return frame
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Predictions for raw records whose columns were checked (extra columns are ignored)."""
+        return np.asarray(self._predict(self._inputs(frame)))
+
+    @property
+    def zones(self) -> dict[str, str | None]:
+        """The time zone each datetime input column was trained in (None: naive)."""
+        return self._zones
+
+    @property
+    def gives_probabilities(self) -> bool:
+        return self._proba is not None
+
+    def probabilities(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Class probabilities, a ``proba_<class>`` column per class (classifiers that modelcycle
+        registered); a ServingError for any other model."""
+        if self._proba is None:
+            raise ServingError(f"version {self.version.version} of {self.name} gives no class probabilities",
+                               "ask for predictions (no `output` param)")
+        return self._proba(self._inputs(frame))
+
+
+def _in_zone(frame: pd.DataFrame, column: str, zone: str | None) -> bool:
+    """Whether ``column`` holds datetimes in ``zone`` already (None: naive), or is absent."""
+    if column not in frame.columns:
+        return True
+    dtype = frame[column].dtype
+    if zone is None:
+        return dtype.kind == "M" and getattr(dtype, "tz", None) is None
+    return str(getattr(dtype, "tz", None)) == zone
 
 
 def _columns_of(model: Any) -> dict[str, str]:
@@ -83,18 +117,32 @@ def from_loaded(name: str, version: ModelVersion, loaded: Any, loaded_s: float =
     pipeline."""
     pyfunc = getattr(loaded, "pyfunc_model", None)
     if pyfunc is not None:
-        columns = _columns_of(pyfunc)
-        inner = _unwrap(pyfunc)
-        pipeline = getattr(inner, "pipeline", None)
-        meta = dict(getattr(loaded, "metadata", {}) or {})
-        if pipeline is not None and hasattr(pipeline, "predict"):
-            zones = dict(getattr(inner, "datetime_columns", None) or {})
-            columns.update({c: "datetime" for c in zones if c in columns})
-            return Served(name, version, columns, meta.get("task"), meta, loaded_s, pipeline.predict, zones)
-        return Served(name, version, columns, meta.get("task"), meta, loaded_s, pyfunc.predict)
+        served = _from_pyfunc(name, version, loaded, pyfunc, loaded_s)
+        example = getattr(pyfunc, "input_example", None)
+        served.example = example if isinstance(example, pd.DataFrame) else None
+        return served
     # the in-memory registry hands back the pipeline itself
     columns = {c: "any" for c in getattr(loaded, "input_columns", None) or []}
     return Served(name, version, columns, getattr(loaded, "task", None), {}, loaded_s, loaded.predict)
+
+
+def _from_pyfunc(name: str, version: ModelVersion, loaded: Any, pyfunc: Any, loaded_s: float) -> Served:
+    columns = _columns_of(pyfunc)
+    inner = _unwrap(pyfunc)
+    pipeline = getattr(inner, "pipeline", None)
+    meta = dict(getattr(loaded, "metadata", {}) or {})
+    if pipeline is not None and hasattr(pipeline, "predict"):
+        zones = dict(getattr(inner, "datetime_columns", None) or {})
+        columns.update({c: "datetime" for c in zones if c in columns})
+        proba = None
+        if meta.get("task") == "classification" and hasattr(pipeline, "predict_proba"):
+            from functools import partial
+
+            from modelcycle.registry.pyfunc import proba_frame
+
+            proba = partial(proba_frame, pipeline)
+        return Served(name, version, columns, meta.get("task"), meta, loaded_s, pipeline.predict, zones, proba)
+    return Served(name, version, columns, meta.get("task"), meta, loaded_s, pyfunc.predict)
 
 
 def _unwrap(pyfunc: Any) -> Any:

@@ -1,0 +1,103 @@
+"""modelcycle serve: answer predictions from the champion over HTTP, following the alias."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable
+from typing import Any
+
+import typer
+from rich.markup import escape
+
+from modelcycle.cli import common
+from modelcycle.console import err_console
+
+
+def serve(
+    ctx: typer.Context,
+    host: str | None = typer.Option(None, "--host", help="Address to listen on (default: serve.host in "
+                                    "modelcycle.yaml, else 127.0.0.1). Any other than the loopback needs "
+                                    "MODELCYCLE_SERVE_TOKEN set."),
+    port: int | None = typer.Option(None, "--port", min=0, max=65535,
+                                    help="Port (default: serve.port, else 8080; 0 picks a free one and prints it)."),
+) -> None:
+    """Serve the champion: POST /predict (JSON records, dataframe_split, dataframe_records or CSV),
+    GET /health, GET /model. When the champion alias moves (a cycle, promote, the MLflow UI) the
+    server loads the new version in the background and swaps it in; requests never wait for it,
+    and a version that does not load is never swapped in. Ctrl-C stops it after the requests in
+    flight are answered."""
+    from modelcycle.config.models import ServeConfig
+    from modelcycle.registry.workspace import open_registry
+    from modelcycle.serving import runner
+
+    ws = common.load_workspace(ctx)
+    cfg = ws.config.serve or ServeConfig()
+    settings = runner.Settings(
+        host=host or cfg.host, port=cfg.port if port is None else port, poll_seconds=cfg.poll_seconds,
+        max_body_mb=cfg.max_body_mb, token=os.environ.get(runner.TOKEN_VAR) or None,
+        key_columns=list(cfg.key_columns), log_level="info" if common.options(ctx).verbose else "warning")
+    runner.check_binding(settings.host, settings.token)  # before opening anything
+    reg = open_registry(ws)
+    hooks = runner.Hooks(say=_say, on_move=_move_recorder(reg, ws.config.name),
+                         shadow=_shadow_factory(ws, cfg) if cfg.shadow else None)
+    runner.serve(reg, ws.config.name, ws.state_dir, settings, hooks)
+
+
+def _say(text: str) -> None:
+    err_console.print(escape(text), highlight=False, soft_wrap=True)
+
+
+#: Seconds the alias history waits before taking a move the server saw for one made outside
+#: modelcycle: a modelcycle command records its own move a moment after making it.
+HISTORY_GRACE = 5.0
+
+
+def _move_recorder(reg: Any, name: str) -> Callable[[str | None, str | None], None] | None:
+    """The seam for the alias history: a move the server sees is recorded as made outside
+    modelcycle when nothing recorded it (registry.history.detect_outside, when installed). It
+    runs in a thread of its own: the swap never waits for it."""
+    if importlib.util.find_spec("modelcycle.registry.history") is None:
+        return None
+    import inspect
+    import logging
+    import threading
+
+    from modelcycle.registry import history  # type: ignore[attr-defined,unused-ignore]
+
+    detect = getattr(history, "detect_outside", None)
+    if detect is None:
+        return None
+    grace = {"grace": HISTORY_GRACE} if "grace" in inspect.signature(detect).parameters else {}
+
+    def record() -> None:
+        try:
+            detect(reg, name, **grace)
+        except Exception as exc:  # noqa: BLE001 - the history never stops serving
+            logging.getLogger(__name__).warning("could not record an alias move of %s: %s", name, exc)
+
+    def on_move(_before: str | None, _after: str | None) -> None:
+        threading.Thread(target=record, name="modelcycle-history", daemon=True).start()
+
+    return on_move
+
+
+def _shadow_factory(ws: Any, cfg: Any) -> Callable[[Callable[[], Any]], Any] | None:
+    """The prediction log (serving.shadow.ShadowLog), when this modelcycle has it."""
+    if importlib.util.find_spec("modelcycle.serving.shadow") is None:
+        err_console.print("[hint]serve.shadow is on, but this modelcycle has no shadow scoring yet: serving "
+                          "the champion only[/hint]")
+        return None
+    from modelcycle.serving import shadow  # type: ignore[attr-defined,unused-ignore]
+
+    def make(challenger: Callable[[], Any]) -> Any:
+        log = shadow.ShadowLog(ws.state_dir / "predictions", challenger=challenger, key_columns=list(cfg.key_columns))
+        log.start()
+        return log
+
+    return make
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve", short_help="Serve the champion over HTTP (/predict, /health, /model); follows the "
+                "alias when it moves.")(serve)
