@@ -103,9 +103,9 @@ def _register() -> None:
     """Add the verbs to the app (once)."""
     if app.registered_commands:
         return
-    from modelcycle.cli import backtest, config, demo, doctor, init, predict, promote, run, status, step
+    from modelcycle.cli import backtest, config, demo, doctor, init, predict, promote, run, shadow_report, status, step
 
-    for module in (demo, init, run, backtest, status, predict, promote, step, doctor, config):
+    for module in (demo, init, run, backtest, status, predict, promote, shadow_report, step, doctor, config):
         module.register(app)
 
 

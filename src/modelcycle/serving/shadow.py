@@ -219,7 +219,7 @@ class ShadowLog:
                     last_flush = time.monotonic()
                 elif not self._buffered:
                     last_flush = time.monotonic()
-            except Exception:  # noqa: BLE001 - the worker lives on whatever one request does
+            except Exception:  # the worker lives on whatever one request does
                 self._count("errors")
                 log.exception("the shadow log failed on a request; it goes on with the next")
         self._drain(self._deadline)
@@ -237,7 +237,7 @@ class ShadowLog:
                 continue
             try:
                 self._take(item)
-            except Exception:  # noqa: BLE001 - closing writes what it can
+            except Exception:  # closing writes what it can
                 self._count("errors")
                 log.exception("the shadow log failed on a request while closing")
 
