@@ -310,7 +310,9 @@ class ShadowLog:
 
         table = pa.Table.from_pandas(harmonise(frames), preserve_index=False)
         folder = self.root / f"date={day}"
-        folder.mkdir(parents=True, exist_ok=True)
+        # requests may hold personal data: the log's folders are their owner's alone
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)
         stamp = _utc(self._clock()).strftime("%Y%m%dT%H%M%S%fZ")
         path = folder / f"part-{stamp}-{uuid.uuid4().hex}.parquet"
         temporary = folder / f".{path.name}.tmp"
