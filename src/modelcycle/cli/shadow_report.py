@@ -68,6 +68,10 @@ def _percent(value: float) -> str:
     return f"{value:+.1%}"
 
 
+def _versions(champion: str, challenger: str | None) -> str:
+    return f"v{champion} → " + (f"v{challenger}" if challenger else "no challenger")
+
+
 def render(done: object) -> None:
     from modelcycle.serving.report import ShadowReport
     from modelcycle.steps.evaluate import METRICS
@@ -79,25 +83,22 @@ def render(done: object) -> None:
                   f"{done.files} file(s); labels '{escape(done.label)}' from {escape(done.source)} "
                   f"({done.labels_from:%Y-%m-%d %H:%M} to {done.labels_to:%Y-%m-%d %H:%M}), joined on "
                   f"{escape(', '.join(done.keys))}", soft_wrap=True)
+    confidence = next((p.interval.confidence for p in done.pairs if p.interval is not None), None)
     table = Table(header_style="bold", show_edge=False)
-    for col in ("champion", "challenger", "requests", "logged", "labelled", "compared", f"champion {label}",
-                f"challenger {label}", "difference", "improvement (interval)"):
-        table.add_column(col, no_wrap=True, justify="left" if col in ("champion", "challenger") else "right")
+    for col in ("versions", "requests", "logged", "labelled", "compared", f"champion {label}",
+                f"challenger {label}", "improvement", f"{confidence or 0.95:.0%} interval"):
+        table.add_column(col, no_wrap=True, justify="left" if col == "versions" else "right")
     for p in done.pairs:
         iv = p.interval
-        improvement = "—"
-        if iv is not None:
-            improvement = f"{_percent(iv.estimate)} ({iv.confidence:.0%}: {_percent(iv.low)} to {_percent(iv.high)})"
-        diff = p.difference
-        table.add_row(f"v{p.champion_version}", f"v{p.challenger_version}" if p.challenger_version else "none",
-                      str(p.requests), str(p.rows), str(p.labelled), str(p.compared), _number(p.champion),
-                      _number(p.challenger), "—" if diff is None else f"{diff:+.4g}", improvement)
+        table.add_row(_versions(p.champion_version, p.challenger_version), str(p.requests), str(p.rows),
+                      str(p.labelled), str(p.compared), _number(p.champion), _number(p.challenger),
+                      "—" if iv is None else _percent(iv.estimate),
+                      "—" if iv is None else f"{_percent(iv.low)} to {_percent(iv.high)}")
     console.print(table)
-    console.print(f"[muted]difference: the challenger's {escape(label)} minus the champion's; improvement: the "
-                  "challenger's relative improvement (positive: better) with the gate's paired interval[/muted]",
-                  soft_wrap=True)
+    console.print("[muted]improvement: the challenger's relative improvement over the champion on the same "
+                  "rows (positive: better), with the gate's paired interval[/muted]", soft_wrap=True)
     for p in done.pairs:
-        pair = f"v{p.champion_version} vs " + (f"v{p.challenger_version}" if p.challenger_version else "no challenger")
+        pair = _versions(p.champion_version, p.challenger_version)
         style = ("promote" if "better" in p.reading else "error" if "worse" in p.reading else "muted")
         console.print(f"{pair}: [{style}]{escape(p.reading)}[/{style}]", soft_wrap=True)
     if done.unlabelled:
