@@ -219,9 +219,10 @@ class ShadowLog:
                     last_flush = time.monotonic()
                 elif not self._buffered:
                     last_flush = time.monotonic()
-            except Exception:  # the worker lives on whatever one request does
+            except Exception as exc:  # noqa: BLE001 - the worker lives on whatever one request does
                 self._count("errors")
-                log.exception("the shadow log failed on a request; it goes on with the next")
+                self._warnings.warn("request", "the shadow log could not log a request (it goes on with the "
+                                    "next): %s: %s", type(exc).__name__, exc)
         self._drain(self._deadline)
         self._flush()
 
@@ -237,9 +238,10 @@ class ShadowLog:
                 continue
             try:
                 self._take(item)
-            except Exception:  # closing writes what it can
+            except Exception as exc:  # noqa: BLE001 - closing writes what it can
                 self._count("errors")
-                log.exception("the shadow log failed on a request while closing")
+                self._warnings.warn("request", "the shadow log could not log a request: %s: %s",
+                                    type(exc).__name__, exc)
 
     def _take(self, item: _Request) -> None:
         """Score the challenger on one request and buffer its log rows."""

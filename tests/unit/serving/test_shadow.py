@@ -248,3 +248,13 @@ def _wait(done, timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             pytest.fail("timed out")
         time.sleep(0.01)
+
+
+def test_champion_predictions_of_the_wrong_length_lose_that_request_only(tmp_path):
+    shadow = ShadowLog(tmp_path, challenger=lambda: None, key_columns=[])
+    shadow.start()
+    shadow.submit("bad", request(1, 2), np.array([1.0]), "2")
+    shadow.submit("good", request(3), np.array([3.0]), "2")
+    shadow.close()
+    assert read_log(tmp_path)["request_id"].tolist() == ["good"]
+    assert shadow.counters()["errors"] == 1
