@@ -115,12 +115,13 @@ def _register() -> None:
         rollback,
         run,
         serve,
+        shadow_report,
         status,
         step,
     )
 
-    for module in (demo, init, run, backtest, status, history, predict, serve, promote, rollback, step, doctor,
-                   config):
+    for module in (demo, init, run, backtest, status, history, predict, serve, shadow_report, promote, rollback,
+                   step, doctor, config):
         module.register(app)
 
 
