@@ -29,7 +29,7 @@ import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -302,7 +302,7 @@ async def _client(run: _Run, host: str, port: int, ident: int, offset: int, time
 
 async def _drive(host: str, port: int, requests: Sequence[bytes], connections: int, warmup: float,
                  duration: float | None, max_requests: int | None, keep_bodies: bool,
-                 timeout: float) -> tuple[_Run, int, int]:
+                 timeout: float, keep_going: Callable[[], bool] | None = None) -> tuple[_Run, int, int]:
     loop = asyncio.get_running_loop()
     run = _Run(loop, requests, keep_bodies, max_requests)
     step = max(1, len(requests) // max(1, connections))
@@ -314,6 +314,8 @@ async def _drive(host: str, port: int, requests: Sequence[bytes], connections: i
             end = time.perf_counter_ns()
         else:
             await asyncio.sleep(warmup + duration)
+            while keep_going is not None and keep_going():
+                await asyncio.sleep(0.1)
             end = time.perf_counter_ns()
         run.stopping = True
         _, pending = await asyncio.wait(tasks, timeout=timeout + 1)
@@ -328,15 +330,17 @@ async def _drive(host: str, port: int, requests: Sequence[bytes], connections: i
 
 
 def run_load(url: str, requests: Sequence[bytes], *, connections: int = 1, duration: float = 10.0,
-             warmup: float = 2.0, keep_bodies: bool = False, timeout: float = 30.0) -> Result:
-    """N keep-alive clients sending `requests` (cycled) for warmup + duration seconds.
+             warmup: float = 2.0, keep_bodies: bool = False, timeout: float = 30.0,
+             keep_going: Callable[[], bool] | None = None) -> Result:
+    """N keep-alive clients sending `requests` (cycled) for warmup + duration seconds (and then
+    for as long as `keep_going()` says so, checked every 0.1 s, when given).
 
     Counts what completed inside the measured window (after the warm-up). `requests` are full
     request bytes (see `post`); `url` gives the host and port to connect to.
     """
     host, port, _ = split_url(url)
     run, t0, t1 = asyncio.run(_drive(host, port, requests, connections, warmup, duration, None, keep_bodies,
-                                     timeout))
+                                     timeout, keep_going))
     return _result(run, connections, t0, t1)
 
 
