@@ -53,11 +53,13 @@ class BenchError(Exception):
 
 
 def interruptible() -> None:
-    """SIGTERM ends the script like Ctrl-C does, so every server it started is stopped."""
+    """SIGTERM (and SIGINT, even where it was ignored) ends the script like Ctrl-C does, so every
+    server it started is stopped."""
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, signal.default_int_handler)    # also when started in the background
 
 
 def sh(args: list[str], *, what: str, cwd: Path | None = None, env: dict[str, str] | None = None,
