@@ -283,6 +283,13 @@ def serving(kind: str, ws: Workspace, logs: Path) -> Iterator[Server]:
         server.stop()
 
 
+def forget_logs(logs: Path) -> None:
+    """Removes the servers' logs, unless an error is on its way out that names one of them."""
+    exc = sys.exc_info()[1]
+    if not isinstance(exc, BenchError):
+        shutil.rmtree(logs, ignore_errors=True)
+
+
 def modelcycle_serves() -> bool:
     """Whether this modelcycle has a `serve` command."""
     proc = subprocess.run([str(BIN / "modelcycle"), "serve", "--help"], capture_output=True, text=True,
@@ -470,6 +477,7 @@ def run(args: argparse.Namespace) -> int:
         body_of = {k: ([bodies([r], key) for r in singles], bodies(batch, key))
                    for k, key in (("mlflow", "dataframe_records"), ("modelcycle", args.modelcycle_body))}
         logs = Path(tempfile.mkdtemp(prefix="modelcycle-bench-logs-"))
+        stack.callback(forget_logs, logs)
         turns: list[Turn] = []
         for rnd in range(1, args.rounds + 1):
             for kind in kinds:
@@ -477,7 +485,6 @@ def run(args: argparse.Namespace) -> int:
                     print(f"{kind}: healthy after {server.load_seconds:.1f} s on {server.base}", flush=True)
                     turns.append(measure(server, rnd, *body_of[kind], len(batch), args))
         result = report(turns, args)
-        shutil.rmtree(logs, ignore_errors=True)
     if args.json:
         import mlflow
 

@@ -46,6 +46,7 @@ from bench_serve import (
     Workspace,
     bodies,
     check_answer,
+    forget_logs,
     interruptible,
     modelcycle_serves,
     pick_records,
@@ -252,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
         moves = [Move("promote", a), Move("promote", b), Move("rollback", a)]
         singles, _ = pick_records(ws, batch=1000)
         logs = Path(tempfile.mkdtemp(prefix="modelcycle-swap-logs-"))
+        stack.callback(forget_logs, logs)
         with serving("modelcycle", ws, logs) as server:
             print(f"modelcycle serve: healthy after {server.load_seconds:.1f} s on {server.base}, champion v{champion}; "
                   f"moves: promote v{a}, promote v{b}, {'rollback' if has_rollback else 'promote'} to v{a}", flush=True)
