@@ -351,14 +351,9 @@ def measure(server: Server, rnd: int, singles: list[bytes], batch: bytes, batch_
     return turn
 
 
-def median_of(turns: list[Turn], server: str, clients: int, key: str) -> float:
+def over_rounds(turns: list[Turn], server: str, clients: int, key: str, agg: Any = statistics.median) -> float:
     vals = [r[key] for t in turns if t.server == server for r in t.runs if r["clients"] == clients]
-    return statistics.median(vals) if vals else float("nan")
-
-
-def worst_of(turns: list[Turn], server: str, clients: int, key: str) -> float:
-    vals = [r[key] for t in turns if t.server == server for r in t.runs if r["clients"] == clients]
-    return max(vals) if vals else float("nan")
+    return float(agg(vals)) if vals else float("nan")
 
 
 def report(turns: list[Turn], args: argparse.Namespace) -> dict[str, Any]:
@@ -372,7 +367,7 @@ def report(turns: list[Turn], args: argparse.Namespace) -> dict[str, Any]:
         batch = statistics.median([t.batch_ms for t in turns if t.server == s])
         summary[s] = {"batch_ms": round(batch, 2)}
         for i, c in enumerate(args.clients):
-            rps, p50, p99 = median_of(turns, s, c, "rps"), median_of(turns, s, c, "p50_ms"), worst_of(turns, s, c, "p99_ms")
+            rps, p50, p99 = over_rounds(turns, s, c, "rps"), over_rounds(turns, s, c, "p50_ms"), over_rounds(turns, s, c, "p99_ms", max)
             failed = sum(r["failures"] for t in turns if t.server == s for r in t.runs if r["clients"] == c)
             summary[s][f"{c}_clients"] = {"rps": round(rps, 1), "p50_ms": round(p50, 3), "p99_ms": round(p99, 3),
                                           "failures": failed}
@@ -381,7 +376,7 @@ def report(turns: list[Turn], args: argparse.Namespace) -> dict[str, Any]:
     ratios: dict[str, float] = {}
     if len(servers) == 2:
         for c in args.clients:
-            ratios[f"{c}_clients"] = median_of(turns, "modelcycle", c, "rps") / median_of(turns, "mlflow", c, "rps")
+            ratios[f"{c}_clients"] = over_rounds(turns, "modelcycle", c, "rps") / over_rounds(turns, "mlflow", c, "rps")
             print(f"throughput modelcycle / mlflow at {c:2d} client(s): {ratios[f'{c}_clients']:.1f}x")
         ratios["batch"] = summary["mlflow"]["batch_ms"] / summary["modelcycle"]["batch_ms"]
         print(f"10k-row batch, mlflow time / modelcycle time: {ratios['batch']:.1f}x")
@@ -393,7 +388,7 @@ def report(turns: list[Turn], args: argparse.Namespace) -> dict[str, Any]:
     goals = []
     if "modelcycle" in servers:
         top = max(args.clients)
-        p99 = max(worst_of(turns, "modelcycle", c, "p99_ms") for c in args.clients)
+        p99 = max(over_rounds(turns, "modelcycle", c, "p99_ms", max) for c in args.clients)
         goals = [(f">= {GOAL_RATIO:.0f}x mlflow's throughput at {top} clients",
                   ratios.get(f"{top}_clients"), lambda v: v >= GOAL_RATIO, "{:.1f}x"),
                  (f"p99 <= {GOAL_P99_MS:.0f} ms for one-row requests (worst of 1/{top} clients, all rounds)",

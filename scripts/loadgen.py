@@ -4,11 +4,9 @@ It keeps N connections open (keep-alive) and sends pre-encoded requests back to 
 one at a time per connection (a closed loop: N concurrent clients), for a warm-up and then a
 measured duration. It runs on asyncio's low-level protocols: no coroutine per request, no HTTP
 library; a response is read by its status line and its Content-Length (or chunked encoding).
-Per request it records the send and receive times (time.perf_counter_ns) and the status, and,
-when asked, the body.
-
-Results: requests completed in the measured window, failures (non-2xx, socket errors,
-timeouts), requests/s, and p50/p90/p99/max latency in ms. `batch_latency` times one large
+Per request it records the send and receive times (time.perf_counter_ns), the status and, when
+asked, the body. Results: requests completed in the measured window, failures (non-2xx, socket
+errors, timeouts), requests/s, and p50/p90/p99/max latency in ms. `batch_latency` times one large
 request (e.g. a 10,000-row batch) over several repetitions and reports the median.
 
 Used by scripts/bench_serve.py and scripts/swap_under_load.py; on its own:
@@ -102,17 +100,9 @@ class Result:
         rank = max(1, min(len(lat), int(-(-q * len(lat) // 100))))
         return lat[rank - 1]
 
-    @property
-    def p50(self) -> float:
-        return self.pct(50)
-
-    @property
-    def p90(self) -> float:
-        return self.pct(90)
-
-    @property
-    def p99(self) -> float:
-        return self.pct(99)
+    p50 = property(lambda self: self.pct(50))
+    p90 = property(lambda self: self.pct(90))
+    p99 = property(lambda self: self.pct(99))
 
     @property
     def max_ms(self) -> float:
@@ -346,19 +336,13 @@ def run_load(url: str, requests: Sequence[bytes], *, connections: int = 1, durat
 
 def _result(run: _Run, connections: int, t0: int, t1: int) -> Result:
     window = [s for s in run.samples if t0 <= s.done_ns <= t1]
-    kinds: Counter[str] = Counter()
-    for t, kind in run.errors:
-        if t0 <= t <= t1:
-            kinds[kind] += 1
+    kinds = Counter(kind for t, kind in run.errors if t0 <= t <= t1)
+    kinds.update(f"HTTP {s.status}" for s in window if s.status and not 200 <= s.status < 300)
+    refused = sum(v for k, v in kinds.items() if k.startswith("connect"))    # no request went out: no sample
     lat = sorted((s.done_ns - s.sent_ns) / NS_PER_MS for s in window if 200 <= s.status < 300)
-    for s in window:
-        if s.status and not 200 <= s.status < 300:
-            kinds[f"HTTP {s.status}"] += 1
-    # connect errors have no sample; the rest do
-    failures = sum(1 for s in window if not 200 <= s.status < 300) + sum(
-        v for k, v in kinds.items() if k.startswith("connect"))
-    return Result(connections, (t1 - t0) / 1e9, len(window) + sum(v for k, v in kinds.items() if k.startswith("connect")),
-                  failures, kinds, lat, run.samples if run.keep_bodies else [])
+    failures = sum(1 for s in window if not 200 <= s.status < 300) + refused
+    return Result(connections, (t1 - t0) / 1e9, len(window) + refused, failures, kinds, lat,
+                  run.samples if run.keep_bodies else [])
 
 
 @dataclass
