@@ -31,6 +31,17 @@ def test_the_examples_contract_covers_every_module_but_the_examples():
     assert "examples" not in (package / "__init__.py").read_text()
 
 
+def test_the_entry_point_contract_covers_every_verb():
+    """A verb added later must reach the root options through Click's context too."""
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    verbs = next(c for c in contracts if c.get("forbidden_modules") == ["modelcycle.cli.main"])
+    modules = {f"modelcycle.cli.{p.stem}" for p in (ROOT / "src" / "modelcycle" / "cli").glob("*.py")
+               if p.stem not in ("__init__", "main")}
+    assert modules - set(verbs["source_modules"]) == set()
+
+
 def test_steps_package_import_is_light():
     """A logged model imports its feature builder's module (the taxi example's imports
     modelcycle.steps.features); that must not drag the tools in."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Callable
 from typing import Any
@@ -39,8 +38,9 @@ def serve(
         key_columns=list(cfg.key_columns), log_level="info" if common.options(ctx).verbose else "warning")
     runner.check_binding(settings.host, settings.token)  # before opening anything
     reg = open_registry(ws)
-    hooks = runner.Hooks(say=_say, on_move=_move_recorder(reg, ws.config.name),
-                         shadow=_shadow_factory(ws, cfg) if cfg.shadow else None)
+    on_move = _move_recorder(reg, ws.config.name)
+    on_move(None, None)  # a move made outside modelcycle while nothing served is recorded now
+    hooks = runner.Hooks(say=_say, on_move=on_move, shadow=_shadow_factory(ws, cfg) if cfg.shadow else None)
     runner.serve(reg, ws.config.name, ws.state_dir, settings, hooks)
 
 
@@ -53,26 +53,18 @@ def _say(text: str) -> None:
 HISTORY_GRACE = 5.0
 
 
-def _move_recorder(reg: Any, name: str) -> Callable[[str | None, str | None], None] | None:
-    """The seam for the alias history: a move the server sees is recorded as made outside
-    modelcycle when nothing recorded it (registry.history.detect_outside, when installed). It
-    runs in a thread of its own: the swap never waits for it."""
-    if importlib.util.find_spec("modelcycle.registry.history") is None:
-        return None
-    import inspect
+def _move_recorder(reg: Any, name: str) -> Callable[[str | None, str | None], None]:
+    """A move the server sees goes to the alias history as made outside modelcycle when nothing
+    recorded it (after the history's grace: a modelcycle command records its own move a moment
+    after making it). It runs in a thread of its own: the swap never waits for it."""
     import logging
     import threading
 
-    from modelcycle.registry import history  # type: ignore[attr-defined,unused-ignore]
-
-    detect = getattr(history, "detect_outside", None)
-    if detect is None:
-        return None
-    grace = {"grace": HISTORY_GRACE} if "grace" in inspect.signature(detect).parameters else {}
+    from modelcycle.registry import history
 
     def record() -> None:
         try:
-            detect(reg, name, **grace)
+            history.detect_outside(reg, name, grace=HISTORY_GRACE)
         except Exception as exc:  # noqa: BLE001 - the history never stops serving
             logging.getLogger(__name__).warning("could not record an alias move of %s: %s", name, exc)
 
@@ -82,13 +74,9 @@ def _move_recorder(reg: Any, name: str) -> Callable[[str | None, str | None], No
     return on_move
 
 
-def _shadow_factory(ws: Any, cfg: Any) -> Callable[[Callable[[], Any]], Any] | None:
-    """The prediction log (serving.shadow.ShadowLog), when this modelcycle has it."""
-    if importlib.util.find_spec("modelcycle.serving.shadow") is None:
-        err_console.print("[hint]serve.shadow is on, but this modelcycle has no shadow scoring yet: serving "
-                          "the champion only[/hint]")
-        return None
-    from modelcycle.serving import shadow  # type: ignore[attr-defined,unused-ignore]
+def _shadow_factory(ws: Any, cfg: Any) -> Callable[[Callable[[], Any]], Any]:
+    """The prediction log (serving.shadow.ShadowLog) fed by the challenger's follower."""
+    from modelcycle.serving import shadow
 
     def make(challenger: Callable[[], Any]) -> Any:
         log = shadow.ShadowLog(ws.state_dir / "predictions", challenger=challenger, key_columns=list(cfg.key_columns))

@@ -9,9 +9,7 @@ transaction rolls back as for any other failure.
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 
 import pandas as pd
 
@@ -22,37 +20,19 @@ from modelcycle.registry.base import ModelVersion
 
 log = logging.getLogger(__name__)
 
-MARKER = "serving.json"
 POINT = "check-serving"   # trace points before:check-serving / after:check-serving
-
-
-def marker_path(ws: Workspace) -> Path:
-    return ws.state_dir / MARKER
 
 
 def live_server(ws: Workspace) -> dict[str, object] | None:
     """What ``.modelcycle/serving.json`` says, when it names a process that is alive."""
-    from modelcycle.lifecycle.lock import process_alive
+    from modelcycle.serving.marker import live_marker
 
-    path = marker_path(ws)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        log.warning("%s is not readable; the workspace is taken as not served", path)
-        return None
-    pid = data.get("pid") if isinstance(data, dict) else None
-    if not isinstance(pid, int) or isinstance(pid, bool):
-        return None
-    # ``host`` there is the address the server binds, not a machine: the marker lives in the
-    # workspace, so its pid is one of this machine's
-    return data if process_alive(pid) else None
+    return live_marker(ws.state_dir)
 
 
 def is_served(ws: Workspace) -> bool:
     """Has the workspace a ``serve:`` section, or a model server (modelcycle serve) running?"""
-    return getattr(ws.config, "serve", None) is not None or live_server(ws) is not None
+    return ws.config.serve is not None or live_server(ws) is not None
 
 
 def serving_check(svc: Services, version: ModelVersion, holdout: pd.DataFrame) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import logging
 import os
 import signal
@@ -28,11 +27,11 @@ from modelcycle.registry.base import CHALLENGER, CHAMPION, ModelVersion, Registr
 from modelcycle.serving.app import Server, create_app
 from modelcycle.serving.follower import Failure, Follower, now_text
 from modelcycle.serving.loader import Served
+from modelcycle.serving.marker import MARKER, remove_marker, write_marker
 
 log = logging.getLogger(__name__)
 
 TOKEN_VAR = "MODELCYCLE_SERVE_TOKEN"
-MARKER = "serving.json"
 
 
 def is_loopback(host: str) -> bool:
@@ -65,34 +64,6 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setblocking(False)
     return sock
-
-
-def write_marker(path: Path, info: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def remove_marker(path: Path) -> None:
-    """Remove the marker if it is this process's (another server may have replaced it)."""
-    with contextlib.suppress(OSError, ValueError):
-        if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
-            path.unlink()
-
-
-def live_marker(state_dir: Path) -> dict[str, Any] | None:
-    """What ``<workspace>/.modelcycle/serving.json`` says, when the process it names is alive
-    (a server that was killed leaves a stale one); None otherwise."""
-    try:
-        info = json.loads((state_dir / MARKER).read_text(encoding="utf-8"))
-        pid = int(info["pid"])
-        os.kill(pid, 0)
-    except PermissionError:
-        return info  # alive, another user's
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return info if isinstance(info, dict) else None
 
 
 @dataclass

@@ -320,8 +320,9 @@ def test_a_serve_section_marks_a_workspace_served(champion_fakes: Fakes, tmp_pat
     fakes = champion_fakes.clone_to(tmp_path / "ws")
     ws = Workspace.load(fakes.root)
     assert not servecheck.is_served(ws)
-    monkeypatch.setattr(type(ws.config), "serve", types.SimpleNamespace(port=8080), raising=False)
-    assert servecheck.is_served(ws)
+    config = fakes.root / "modelcycle.yaml"
+    config.write_text(config.read_text(encoding="utf-8") + "\nserve:\n  port: 8080\n", encoding="utf-8")
+    assert servecheck.is_served(Workspace.load(fakes.root))
 
 
 def test_the_serving_runtimes_own_loader_passes_a_good_version(one: Fakes) -> None:
