@@ -32,6 +32,7 @@ from modelcycle.config import Workspace
 from modelcycle.errors import ConfigError
 from modelcycle.registry.workspace import open_registry
 from modelcycle.serving import runner
+from modelcycle.serving.marker import live_marker
 
 from .helpers import cli
 
@@ -322,7 +323,7 @@ def test_the_command_serves_writes_its_marker_and_stops_cleanly(cli_champion_ws:
         assert lines[-1].startswith(f"serving {NAME} v1 at http://127.0.0.1:"), lines
         url = lines[-1].split(" at ")[1].split()[0]
         marker = json.loads((root / ".modelcycle" / "serving.json").read_text())
-        assert marker.live_marker(root / ".modelcycle") == marker
+        assert live_marker(root / ".modelcycle") == marker
         assert marker["pid"] == proc.pid and marker["url"] == url and marker["version"] == "1"
         assert marker["host"] == "127.0.0.1" and marker["port"] == int(url.rsplit(":", 1)[1])
         srv = Running(url, root, None, lines)
@@ -332,7 +333,7 @@ def test_the_command_serves_writes_its_marker_and_stops_cleanly(cli_champion_ws:
         assert proc.wait(60) == 0
         assert "stopped" in proc.stderr.read()
         assert not (root / ".modelcycle" / "serving.json").exists()
-        assert marker.live_marker(root / ".modelcycle") is None
+        assert live_marker(root / ".modelcycle") is None
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -10,7 +10,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from modelcycle.config.models import ProjectConfig
 from modelcycle.registry.base import ModelVersion
 from modelcycle.serving.shadow import ShadowLog, predictions_dir
 from tests.integration.helpers import cli
@@ -32,17 +31,8 @@ class Challenger:
 
 
 def _serve_section(root, monkeypatch) -> None:
-    if "serve" in ProjectConfig.model_fields:
-        with open(root / "modelcycle.yaml", "a", encoding="utf-8") as f:
-            f.write(f"\nserve:\n  shadow: true\n  key_columns: [{', '.join(KEYS)}]\n")
-        return
-    from types import SimpleNamespace
-
-    from modelcycle.config import load
-
-    real = load.load_config
-    section = SimpleNamespace(shadow=True, key_columns=KEYS, label_column=None)
-    monkeypatch.setattr(load, "load_config", lambda path: real(path).model_copy(update={"serve": section}))
+    with open(root / "modelcycle.yaml", "a", encoding="utf-8") as f:
+        f.write(f"\nserve:\n  shadow: true\n  key_columns: [{', '.join(KEYS)}]\n")
 
 
 def test_the_report_joins_the_log_with_the_fares_in_the_warehouse(taxi_ws, capsys, monkeypatch):

@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from modelcycle.config.models import ProjectConfig
-from tests.unit.serving.shadowdata import CONFIG, make_workspace, serve_section, write_log
+from tests.unit.serving.shadowdata import CONFIG, make_workspace, write_log
 
 from .conftest import one_paragraph
 
@@ -25,16 +24,8 @@ def served(tmp_path, monkeypatch):
 def _workspace(tmp_path, monkeypatch, **serve):
     root = make_workspace(tmp_path / "ws")
     write_log(root)
-    if "serve" in ProjectConfig.model_fields:
-        keys = ", ".join(serve.get("key_columns", []))
-        (root / "modelcycle.yaml").write_text(CONFIG + f"serve:\n  shadow: true\n  key_columns: [{keys}]\n")
-    else:
-        # modelcycle.yaml has no `serve:` section yet here: the loaded config gets a stand-in of it
-        from modelcycle.config import load
-
-        real = load.load_config
-        monkeypatch.setattr(load, "load_config", lambda path: real(path).model_copy(
-            update={"serve": serve_section(**serve)}))
+    keys = ", ".join(serve.get("key_columns", []))
+    (root / "modelcycle.yaml").write_text(CONFIG + f"serve:\n  shadow: true\n  key_columns: [{keys}]\n")
     return root
 
 

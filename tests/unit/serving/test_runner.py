@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from modelcycle.errors import ConfigError, ServingError
-from modelcycle.serving import marker, runner
+from modelcycle.serving import runner
+from modelcycle.serving.marker import MARKER, live_marker, remove_marker, write_marker
 
 
 @pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True),
@@ -39,14 +40,14 @@ def test_a_port_in_use_is_a_serving_error_that_suggests_another() -> None:
 
 
 def test_the_marker_counts_only_while_its_process_lives(tmp_path: Path) -> None:
-    assert marker.live_marker(tmp_path) is None
-    marker.write_marker(tmp_path / marker.MARKER, {"pid": os.getpid(), "port": 8080})
-    assert marker.live_marker(tmp_path) == {"pid": os.getpid(), "port": 8080}
+    assert live_marker(tmp_path) is None
+    write_marker(tmp_path / MARKER, {"pid": os.getpid(), "port": 8080})
+    assert live_marker(tmp_path) == {"pid": os.getpid(), "port": 8080}
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (tmp_path / marker.MARKER).write_text(json.dumps({"pid": int(gone.stdout), "port": 8080}))
-    assert marker.live_marker(tmp_path) is None  # a killed server's marker is stale
-    marker.remove_marker(tmp_path / marker.MARKER)
-    assert (tmp_path / marker.MARKER).exists()  # not this process's: left alone
-    marker.write_marker(tmp_path / marker.MARKER, {"pid": os.getpid()})
-    marker.remove_marker(tmp_path / marker.MARKER)
-    assert not (tmp_path / marker.MARKER).exists()
+    (tmp_path / MARKER).write_text(json.dumps({"pid": int(gone.stdout), "port": 8080}))
+    assert live_marker(tmp_path) is None  # a killed server's marker is stale
+    remove_marker(tmp_path / MARKER)
+    assert (tmp_path / MARKER).exists()  # not this process's: left alone
+    write_marker(tmp_path / MARKER, {"pid": os.getpid()})
+    remove_marker(tmp_path / MARKER)
+    assert not (tmp_path / MARKER).exists()
