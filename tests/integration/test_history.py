@@ -69,6 +69,9 @@ def test_history_after_a_cycle_promote_rollback_and_a_move_made_outside(cli_cham
     everything = moves_json(ws)
     assert [m["by"] for m in everything].count("outside") == 1
     assert len(everything) == 7 and everything == sorted(everything, key=lambda m: m["time"])
+    log = [json.loads(line) for line in (ws / ".modelcycle" / "notifications.log").read_text().splitlines()]
+    assert log[-1]["kind"] == "outside" and log[-1]["champion"] == "1"
+    assert "moved outside modelcycle (the MLflow UI or API) from v2 to v1" in log[-1]["reasons"][0]
 
     # and a rollback from there goes back to the version the outside move came from
     assert run_cli("-w", ws, "rollback").code == 0

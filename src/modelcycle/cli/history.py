@@ -70,6 +70,11 @@ def _detect(ws: Any, reg: Any, name: str) -> str | None:
     try:
         with lock.hold(ws.root, common.command_line(), wait=False):
             found = moves_of.detect_outside(reg, name)
+        if found:
+            from modelcycle.lifecycle.actions import announce_outside
+            from modelcycle.lifecycle.services import notifier_of
+
+            announce_outside(notifier_of(ws, console=False), name, found)
     except WorkspaceError:
         return ("another modelcycle command is changing the workspace: moves made outside modelcycle "
                 "are recorded once it ends")

@@ -37,6 +37,14 @@ def _num(value: float | None, digits: int = 3) -> str:
 
 def decision_line(event: Event) -> Text:
     line = Text()
+    kind = str(event.kind)
+    if kind in ("approval", "rollback", "outside"):  # a move of an alias, not a cycle's decision
+        said = {"approval": "promoted by a human", "rollback": "rolled back", "outside": "moved outside modelcycle"}
+        line.append(f"{event.time[:16].replace('T', ' ')}  ", style="bold")
+        line.append(said[kind], style=STYLES.get("escalate" if kind == "outside" else "promote", ""))
+        if event.reasons:
+            line.append("\n   " + "\n   ".join(event.reasons), style="muted")
+        return line
     line.append(f"{event.window}  ", style="bold")
     line.append_text(outcome_text(str(event.outcome)))
     metric = (event.metric or "").upper()

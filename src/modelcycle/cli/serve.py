@@ -38,7 +38,7 @@ def serve(
         key_columns=list(cfg.key_columns), log_level="info" if common.options(ctx).verbose else "warning")
     runner.check_binding(settings.host, settings.token)  # before opening anything
     reg = open_registry(ws)
-    on_move = _move_recorder(reg, ws.config.name)
+    on_move = _move_recorder(ws, reg, ws.config.name)
     on_move(None, None)  # a move made outside modelcycle while nothing served is recorded now
     hooks = runner.Hooks(say=_say, on_move=on_move, shadow=_shadow_factory(ws, cfg) if cfg.shadow else None)
     runner.serve(reg, ws.config.name, ws.state_dir, settings, hooks)
@@ -53,18 +53,25 @@ def _say(text: str) -> None:
 HISTORY_GRACE = 5.0
 
 
-def _move_recorder(reg: Any, name: str) -> Callable[[str | None, str | None], None]:
+def _move_recorder(ws: Any, reg: Any, name: str) -> Callable[[str | None, str | None], None]:
     """A move the server sees goes to the alias history as made outside modelcycle when nothing
     recorded it (after the history's grace: a modelcycle command records its own move a moment
     after making it). It runs in a thread of its own: the swap never waits for it."""
     import logging
     import threading
 
+    from modelcycle.lifecycle.actions import announce_outside
+    from modelcycle.lifecycle.services import notifier_of
     from modelcycle.registry import history
 
     def record() -> None:
         try:
-            history.detect_outside(reg, name, grace=HISTORY_GRACE)
+            found = history.detect_outside(reg, name, grace=HISTORY_GRACE)
+            if found:
+                announce_outside(notifier_of(ws, console=False), name, found)
+                for move in found:
+                    _say(f"the {move.alias} alias was moved outside modelcycle: {_v(move.before)} -> "
+                         f"{_v(move.after)} (recorded in its history)")
         except Exception as exc:  # noqa: BLE001 - the history never stops serving
             logging.getLogger(__name__).warning("could not record an alias move of %s: %s", name, exc)
 
@@ -72,6 +79,10 @@ def _move_recorder(reg: Any, name: str) -> Callable[[str | None, str | None], No
         threading.Thread(target=record, name="modelcycle-history", daemon=True).start()
 
     return on_move
+
+
+def _v(version: str | None) -> str:
+    return f"v{version}" if version else "no version"
 
 
 def _shadow_factory(ws: Any, cfg: Any) -> Callable[[Callable[[], Any]], Any]:

@@ -16,7 +16,7 @@ from modelcycle.errors import ModelcycleError, NoChampionError, RegistryError
 from modelcycle.lifecycle import effects, lock
 from modelcycle.lifecycle.journal import Journal
 from modelcycle.lifecycle.services import Services
-from modelcycle.notify import CycleOutcome, Event, EventKind
+from modelcycle.notify import CycleOutcome, Event, EventKind, Notifier
 from modelcycle.registry import history
 from modelcycle.registry.base import CHAMPION, CHAMPION_TAG, ModelVersion, canonical_alias
 from modelcycle.versioning.base import VersionState
@@ -89,6 +89,7 @@ def _prepare(svc: Services) -> tuple[str | None, tuple[str, ...]]:
     made outside modelcycle, so this move follows it in the history."""
     repaired = effects.recover(svc, sweep=False)
     found = history.detect_outside(svc.registry, svc.name)
+    announce_outside(svc.notifier, svc.name, found)
     return repaired, tuple(f"{m.alias}: {'v' + m.before if m.before else 'none'} -> "
                            f"{'v' + m.after if m.after else 'none'}" for m in found)
 
@@ -144,3 +145,21 @@ def _announce(svc: Services, mv: ModelVersion, *, kind: str, alias: str, before:
             champion=mv.version if alias == CHAMPION else None))
     except Exception as exc:  # noqa: BLE001 - the move stands: a notification never undoes it
         log.warning("notification failed: %s", exc)
+
+
+def announce_outside(notifier: Notifier, name: str, moves: list[history.Move]) -> None:
+    """Put each move made outside modelcycle (found and recorded in the history) in the decision
+    log and the configured notifications; a notification never fails the caller."""
+    for m in moves:
+        after = f"v{m.after}" if m.after else "no version"
+        before = f"v{m.before}" if m.before else "no version"
+        try:
+            notifier.send(Event(
+                kind=EventKind.OUTSIDE, model=name, window="-",
+                outcome=CycleOutcome.PROMOTE if m.alias == CHAMPION and m.after else CycleOutcome.KEEP,
+                reasons=(f"the {m.alias} alias was moved outside modelcycle (the MLflow UI or API) from {before} "
+                         f"to {after}; found at {m.time}",),
+                version=m.after, champion=m.after if m.alias == CHAMPION else None, time=m.time))
+        except Exception as exc:  # noqa: BLE001 - the history is recorded: a notification never undoes it
+            log.warning("notification failed: %s", exc)
+

@@ -135,6 +135,9 @@ def detect_outside_moves(svc: Services) -> list[str]:
     except ModelcycleError as exc:
         log.warning("could not check the alias history for moves made outside modelcycle: %s", exc.message)
         return []
+    from modelcycle.lifecycle.actions import announce_outside
+
+    announce_outside(svc.notifier, svc.name, found)
     said = [f"the {m.alias} alias was moved outside modelcycle from "
             f"{'v' + m.before if m.before else 'no version'} to {'v' + m.after if m.after else 'no version'}"
             for m in found]

@@ -55,15 +55,21 @@ def build(ws: Workspace, *, echo: Callable[[Event], None] | None = None) -> Serv
     from modelcycle.registry.workspace import open_registry
     from modelcycle.versioning.dvcgit import DvcGitVersioning
 
-    n = ws.config.notify
     return Services(
         ws=ws,
         source=build_source(ws.config, ws.root),
         registry=open_registry(ws),
         versioning=DvcGitVersioning(str(ws.root)),
-        notifier=Notifier(file=ws.path(n.file) if n.file else None, urls=n.urls,
-                          echo=(echo or _echo_default) if n.console else None),
+        notifier=notifier_of(ws, echo=echo),
     )
+
+
+def notifier_of(ws: Workspace, *, echo: Callable[[Event], None] | None = None, console: bool = True) -> Notifier:
+    """The workspace's configured notifications: the decision log, Apprise URLs, the console
+    (unless ``console`` is False)."""
+    n = ws.config.notify
+    return Notifier(file=ws.path(n.file) if n.file else None, urls=n.urls,
+                    echo=(echo or _echo_default) if n.console and console else None)
 
 
 @dataclass(frozen=True)

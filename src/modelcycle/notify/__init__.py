@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 
 def format_message(event: Event) -> str:
+    if event.kind == EventKind.OUTSIDE:
+        return f"[{event.model}] MOVED OUTSIDE MODELCYCLE" + "".join(f"\n  - {r}" for r in event.reasons)
     if event.kind == EventKind.ROLLBACK:
         head = f"[{event.model}] ROLLBACK: the champion is v{event.version}"
         return head + "".join(f"\n  - {r}" for r in event.reasons)

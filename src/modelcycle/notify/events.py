@@ -23,6 +23,7 @@ class EventKind(StrEnum):
     DECISION = "decision"   # a cycle decided (or failed)
     APPROVAL = "approval"   # a human moved an alias (`modelcycle promote`)
     ROLLBACK = "rollback"   # a human moved the champion back (`modelcycle rollback`)
+    OUTSIDE = "outside"     # an alias was moved outside modelcycle (the MLflow UI or API), found later
 
 
 def _now() -> str:

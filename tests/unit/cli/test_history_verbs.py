@@ -177,3 +177,17 @@ def test_rollback_of_a_model_without_a_champion(cli, ws, monkeypatch, registry):
     registry.set_model_tags("rides", {"modelcycle.champion": ""})
     history.record(registry, "rides", history.Move("champion", "2", None, history.now(), "outside"))
     one_paragraph(cli("-w", ws, "rollback"), 6, "'rides' has no champion to roll back", "--to N")
+
+
+def test_status_shows_human_and_outside_moves_as_moves_with_their_time() -> None:
+    from modelcycle.cli.render import decision_line
+    from modelcycle.notify import CycleOutcome, Event, EventKind
+
+    moved = Event(model="rides", window="-", outcome=CycleOutcome.PROMOTE, kind=EventKind.OUTSIDE,
+                  reasons=("the champion alias was moved outside modelcycle (the MLflow UI or API) from v1 to v3",),
+                  time="2026-11-28T00:26:10+00:00")
+    text = decision_line(moved).plain
+    assert text.startswith("2026-11-28 00:26  moved outside modelcycle") and "from v1 to v3" in text
+    back = Event(model="rides", window="2015-05", outcome=CycleOutcome.PROMOTE, kind=EventKind.ROLLBACK,
+                 reasons=("bad fares: the champion rolled back to v2 (was v3) by ana",), time="2026-11-28T01:00:00")
+    assert decision_line(back).plain.startswith("2026-11-28 01:00  rolled back")

@@ -118,7 +118,7 @@ def test_promote_moves_the_champion_and_says_what_it_was(cli, ws, promoted):
     assert reg.get_alias("rides", "champion").version == "2"
     tags = reg.get_version("rides", "2").tags
     assert tags["champion_by"] == "ana" and tags["champion_reason"] == "checked the May data"
-    assert promoted.sent[0].kind == EventKind.APPROVAL
+    assert promoted.sent[-1].kind == EventKind.APPROVAL
 
 
 def test_promote_accepts_the_stage_names(cli, ws, promoted):
