@@ -88,6 +88,8 @@ def demo(
                   f"{rel}/.modelcycle/dvc-remote)")
     console.print(f"decisions          [path]{rel}/.modelcycle/notifications.log[/path]; "
                   f"try: cd {rel} && modelcycle status")
+    console.print(f"serve the champion cd {rel} && modelcycle serve   (POST /predict; `modelcycle history` lists "
+                  "the champion's moves)")
     if any(r.outcome == "failed" for r in results):
         raise typer.Exit(1)
 

@@ -179,6 +179,7 @@ def test_demo_builds_the_workspace_then_a_first_champion_then_six_months(cli, tm
     assert demo_fakes.reported[0]["drawn"] == 1 and demo_fakes.reported[0]["first_has_champion"] is False
     assert "timeline picture rides/reports/backtest-2015-01-2015-06.png" in ran.said
     assert "try: cd rides && modelcycle status" in ran.said
+    assert "cd rides && modelcycle serve" in ran.said
 
 
 def test_demo_rebuilds_a_previous_demo_and_passes_verbose_on(cli, tmp_path, demo_fakes):
