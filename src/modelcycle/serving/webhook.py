@@ -75,7 +75,7 @@ class Receiver:
             return 200, {"ignored": "not an MLflow event"}
         if entity != "model_version_alias" or name != self.name or alias not in self.wake:
             return 200, {"ignored": f"{entity} of {name!r} (alias {alias!r}) is not followed here"}
-        self.wake[alias]()
+        self.wake[str(alias)]()
         return 200, {"woken": alias}
 
     def _refusal(self, headers: Mapping[str, str], body: bytes) -> str | None:
