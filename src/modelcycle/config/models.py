@@ -237,6 +237,11 @@ class ServeConfig(Section):
         description="request columns copied into the prediction log (the shadow report joins labels on them)")
     label_column: str | None = Field(
         default=None, description="the column holding the label when it arrives (default: data.target)")
+    webhook_url: str | None = Field(
+        default=None, pattern=r"^https?://",
+        description="when the registry is an MLflow tracking server: the address at which that server reaches "
+        "this server's /hooks/mlflow (default: the address it listens on + /hooks/mlflow); alias moves are then "
+        "followed at once instead of at the next poll")
 
 
 #: What an older modelcycle.yaml's `simulation:` section (the taxi simulator's seed and size) means

@@ -1,5 +1,6 @@
 """The HTTP app of ``modelcycle serve`` (FastAPI): ``POST /predict``, ``GET /health``,
-``GET /model``.
+``GET /model``, and ``POST /hooks/mlflow`` when an MLflow webhook is set up
+(:mod:`modelcycle.serving.webhook`).
 
 The app serves whatever :attr:`Follower.served <modelcycle.serving.follower.Follower.served>`
 points at, read once per request. A request body is read (within the size limit), parsed and
@@ -27,11 +28,12 @@ from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelcycle.registry.base import CHAMPION, Registry
-from modelcycle.serving import inputs
+from modelcycle.serving import inputs, webhook
 from modelcycle.serving.batcher import LABEL, PROBA, Batcher
 from modelcycle.serving.follower import Follower
 from modelcycle.serving.info import describe
 from modelcycle.serving.inputs import InputError
+from modelcycle.serving.webhook import Receiver
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +111,9 @@ class _Front:
             await self.app(scope, receive, send)
             return
         path = scope.get("path")
+        if path == webhook.PATH and self.server.webhook is not None and scope.get("method") == "POST":
+            await self._hook(scope, receive, send)  # authenticated by MLflow's signature, not the token
+            return
         if self.expected is not None and path != "/health":
             given = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), b"")
             if not hmac.compare_digest(given, self.expected):
@@ -123,6 +128,20 @@ class _Front:
             return
         await self.app(scope, receive, send)
 
+    async def _hook(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        receiver = self.server.webhook
+        assert receiver is not None
+        try:
+            body = await read_body(headers.get("content-length"), _chunks(receive), webhook.MAX_BODY)
+        except InputError as exc:
+            await _json(exc.status, exc.body())(scope, receive, send)
+            return
+        except asyncio.CancelledError:
+            return
+        status, answer = receiver.handle(headers, body)  # at most a follower's wake(): never a load
+        await _json(status, answer)(scope, receive, send)
+
     async def _predict(self, scope: Scope, receive: Receive, send: Send) -> None:
         content_type = length = None
         for key, value in scope.get("headers", ()):
@@ -130,20 +149,8 @@ class _Front:
                 content_type = value.decode("latin-1")
             elif key == b"content-length":
                 length = value.decode("latin-1")
-
-        async def chunks() -> AsyncIterator[bytes]:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise asyncio.CancelledError  # the client left: nothing to answer
-                body = message.get("body", b"")
-                if body:
-                    yield body
-                if not message.get("more_body", False):
-                    return
-
         try:
-            status, body, rid, after = await self.server.answer(content_type, length, chunks())
+            status, body, rid, after = await self.server.answer(content_type, length, _chunks(receive))
         except asyncio.CancelledError:
             return
         await send({"type": "http.response.start", "status": status,
@@ -154,12 +161,25 @@ class _Front:
             after()
 
 
+async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise asyncio.CancelledError  # the client left: nothing to answer
+        body = message.get("body", b"")
+        if body:
+            yield body
+        if not message.get("more_body", False):
+            return
+
+
 class Server:
     """What the routes share: the follower (the served version), the batcher, the limits, the
-    optional shadow log."""
+    optional shadow log, the optional webhook receiver."""
 
     def __init__(self, follower: Follower, *, max_body_mb: float = 16, shadow: Any = None,
-                 key_columns: list[str] | None = None, reg: Registry | None = None, alias: str = CHAMPION) -> None:
+                 key_columns: list[str] | None = None, reg: Registry | None = None, alias: str = CHAMPION,
+                 webhook: Receiver | None = None) -> None:
         self.follower = follower
         self.batcher = Batcher()
         self.max_body = int(max_body_mb * 2**20)
@@ -167,6 +187,7 @@ class Server:
         self.key_columns = list(key_columns or [])
         self.reg = reg
         self.alias = alias
+        self.webhook = webhook
         self._described: tuple[Any, dict[str, Any]] | None = None
 
     async def answer(self, content_type: str | None, length: str | None, chunks: AsyncIterator[bytes]

@@ -6,6 +6,9 @@ before the first request is answered, starts the follower, and runs uvicorn unti
 SIGTERM: it stops accepting, lets the requests in flight finish, and returns (the command
 exits 0). While it runs, ``<workspace>/.modelcycle/serving.json`` says which process serves
 what where (the cycle reads it to know the workspace is served); it is removed on the way out.
+When the registry is an MLflow tracking server, a registry webhook (created at start, deleted
+on the way out, SIGTERM included) wakes the follower as soon as the alias moves
+(:mod:`modelcycle.serving.webhook`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from modelcycle.serving.app import Server, create_app
 from modelcycle.serving.follower import Failure, Follower, now_text
 from modelcycle.serving.loader import Served
 from modelcycle.serving.marker import MARKER, remove_marker, write_marker
+from modelcycle.serving.webhook import PATH as HOOK_PATH
+from modelcycle.serving.webhook import Receiver, Webhook, is_tracking_server, new_secret, open_webhook
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +80,8 @@ class Settings:
     token: str | None = None
     key_columns: list[str] = field(default_factory=list)
     log_level: str = "warning"
+    #: where the MLflow server reaches this server's /hooks/mlflow (None: the bound URL's)
+    webhook_url: str | None = None
 
 
 @dataclass
@@ -124,6 +131,9 @@ def serve(reg: Registry, name: str, state_dir: Path, settings: Settings, hooks: 
     info: dict[str, Any] = {"pid": os.getpid(), "host": settings.host, "port": port, "started": now_text(),
                             "url": url, "model": name, "version": None}
     shadow = challenger = None
+    hook: Webhook | None = None
+    registry_uri = getattr(reg, "registry_uri", None)
+    receiver = Receiver(new_secret(), name, {CHAMPION: follower.wake}) if is_tracking_server(registry_uri) else None
     try:
         follower.poll()  # the champion is loaded before the first request is answered
         if follower.poll_error is not None:
@@ -137,8 +147,10 @@ def serve(reg: Registry, name: str, state_dir: Path, settings: Settings, hooks: 
             challenger.start()
             follower_of_challenger = challenger
             shadow = hooks.shadow(lambda: follower_of_challenger.served)
+            if receiver is not None:
+                receiver.wake = {**receiver.wake, CHALLENGER: challenger.wake}
         server = Server(follower, max_body_mb=settings.max_body_mb, shadow=shadow, key_columns=settings.key_columns,
-                        reg=reg)
+                        reg=reg, webhook=receiver)
         batcher_box.append(server)
         app = create_app(server, token=settings.token)
         config = uvicorn.Config(app, log_level=settings.log_level, access_log=False, lifespan="off",
@@ -149,11 +161,15 @@ def serve(reg: Registry, name: str, state_dir: Path, settings: Settings, hooks: 
         follower.start()
         serving = f"{name} v{info['version']}" if info["version"] else f"{name} (no model yet)"
         hooks.say(f"serving {serving} at {url}" + (" (token required)" if settings.token else ""))
+        if receiver is not None:
+            hook = _open_hook(reg, name, settings.webhook_url or url + HOOK_PATH, receiver, port, follower, hooks.say)
         if ready is not None:
             uv.on_started = lambda: ready(url)
         uv.run(sockets=[sock])
         hooks.say("stopped: the requests in flight were answered")
     finally:
+        if hook is not None:
+            hook.close()
         follower.stop()
         if challenger is not None:
             challenger.stop()
@@ -164,6 +180,16 @@ def serve(reg: Registry, name: str, state_dir: Path, settings: Settings, hooks: 
             batcher_box[0].batcher.close()
         remove_marker(marker)
         sock.close()
+
+
+def _open_hook(reg: Registry, name: str, url: str, receiver: Receiver, port: int, follower: Follower,
+               say: Callable[[str], None]) -> Webhook | None:
+    if follower.poll_error is not None:
+        say("no MLflow webhook: the registry did not answer at start; following the champion by polling only")
+        return None
+    tracking_uri = str(getattr(reg, "tracking_uri", None) or getattr(reg, "registry_uri", ""))
+    return open_webhook(tracking_uri, str(getattr(reg, "registry_uri", "")), model=name, url=url,
+                        secret=receiver.secret, port=port, say=say)
 
 
 class _Uvicorn:
