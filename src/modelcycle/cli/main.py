@@ -27,7 +27,7 @@ app = typer.Typer(
     name="modelcycle",
     help="Keep a machine-learning model good over time: fetch fresh data, validate it, train a "
     "challenger while scoring the champion on the same held-out rows, decide, version and "
-    "register in one transaction, and notify.\n\n"
+    "register in one transaction, notify; serve the champion, following it when it moves.\n\n"
     "Start with [bold]modelcycle demo[/bold], or [bold]modelcycle init DIR --example taxifare[/bold].",
     no_args_is_help=True,
     add_completion=False,
