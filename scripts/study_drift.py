@@ -86,6 +86,7 @@ def main() -> None:
     print(header + "  truth / verdict")
     false_alarms = misses = quiet = 0
     seconds = 0.0
+    quiet_max = ("-", 0.0)
     for month in _months(args.start, args.end):
         reference = pd.concat([rows(month - k) for k in range(12, 0, -1)], ignore_index=True)
         began = time.perf_counter()
@@ -103,14 +104,19 @@ def main() -> None:
             verdict.append(f"MISSED {', '.join(sorted(missed))}")
         if false:
             verdict.append(f"FALSE ALARM {', '.join(sorted(false))}")
-        names = ", ".join(sorted(drifted, key=lambda c: -report.columns[c].psi)) or "-"
-        if len(names) > 42:
-            names = ", ".join(sorted({"coords" if c in COORDINATES else c for c in drifted})) + " (4)" \
-                if COORDINATES <= drifted else names[:39] + "..."
+        listed = sorted(drifted, key=lambda c: -report.columns[c].psi)
+        if drifted >= COORDINATES:
+            listed = ["4 coordinates"] + [c for c in listed if c not in COORDINATES]
+        names = ", ".join(listed) or "-"
+        if not (must or may):
+            for name, col in report.columns.items():
+                if col.psi > quiet_max[1]:
+                    quiet_max = (f"{name} in {month}", col.psi)
         figures = " ".join(f"{report.columns[c].psi:17.3f}" for c in shown)
         print(f"{str(month):8} {names:42} {figures}  {truth}{' -> ' + '; '.join(verdict) if verdict else ''}")
     print(f"\nfalse alarms (columns): {false_alarms}; misses (columns): {misses}; quiet months: {quiet}; "
           f"slowest report: {seconds * 1000:.0f} ms for {len(COLUMNS)} columns")
+    print(f"largest PSI of any column in a quiet month: {quiet_max[1]:.3f} ({quiet_max[0]})")
 
 
 if __name__ == "__main__":

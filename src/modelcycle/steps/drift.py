@@ -4,8 +4,9 @@ Each declared column of the window (``current``) is compared with the same colum
 champion's training rows (``reference``), with a test that suits its type (``data.columns``):
 
 * **float, int** -- the population stability index (PSI) over ten bins cut at the reference's
-  deciles (open-ended outer bins, so values outside the reference's range land in the first or
-  last bin), and the two-sample Kolmogorov-Smirnov statistic and p-value. A numeric column with
+  deciles plus two bins for values below and above the reference's range (empty in the
+  reference: a broken export's zeros or swapped coordinates show at once), and the two-sample
+  Kolmogorov-Smirnov statistic and p-value. A numeric column with
   at most ten distinct reference values (``passenger_count``, a 0/1 flag) is binned by value
   instead, as a category would be.
 * **str, category, bool** -- the PSI over the categories seen in either frame and the p-value of
@@ -44,7 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import stats  # type: ignore[import-untyped]  # scipy ships no type stubs
 
 from modelcycle.errors import DataError
 
@@ -152,7 +153,8 @@ def _value_counts(values: pd.Series) -> dict[str, int]:
     """Counts per value as text (``True`` and ``'True'`` are one category), missing as one."""
     out: dict[str, int] = {}
     for value, count in values.value_counts(dropna=False).items():
-        key = _MISSING if pd.isna(value) else str(value)
+        # None and pd.NA by identity; NaN and NaT are the values unequal to themselves
+        key = _MISSING if value is None or value is pd.NA or value != value else str(value)
         out[key] = out.get(key, 0) + int(count)
     return out
 
@@ -182,9 +184,12 @@ def _numeric(ref: pd.Series, cur: pd.Series) -> tuple[float, dict[str, float]]:
         width = len(distinct) + 1
     else:
         edges = np.unique(np.quantile(r_ok, np.linspace(0, 1, BINS + 1)[1:-1]))
-        r_bins = np.searchsorted(edges, r_ok, side="right")
-        c_bins = np.searchsorted(edges, c_ok, side="right")
-        width = len(edges) + 1
+        low, high = distinct[0], distinct[-1]
+        r_bins = np.searchsorted(edges, r_ok, side="right") + 1
+        c_bins = np.searchsorted(edges, c_ok, side="right") + 1
+        c_bins[c_ok < low] = 0  # outside the reference's range: a bin of its own on each side
+        c_bins[c_ok > high] = len(edges) + 2
+        width = len(edges) + 3
     r_counts = np.append(np.bincount(r_bins, minlength=width), len(r) - len(r_ok))
     c_counts = np.append(np.bincount(c_bins, minlength=width), len(c) - len(c_ok))
     return psi(r_counts, c_counts), figures
