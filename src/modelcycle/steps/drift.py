@@ -16,8 +16,8 @@ champion's training rows (``reference``), with a test that suits its type (``dat
   larger of the two is the column's PSI.
 
 In every test, missing values are a bin of their own: a jump in the share of empty cells moves
-the PSI like any other change of the mix (``missing_reference``/``missing_current`` report the
-shares themselves).
+the PSI like any other change of the mix (``missing_reference``, ``missing_current`` and
+``missing_change`` report the shares themselves).
 
 **The score.** A column's score is its PSI, ``sum((c - r) * ln(c / r))`` over the bins, where
 ``r`` and ``c`` are the shares of the reference and of the current rows in a bin, each floored at
@@ -69,8 +69,9 @@ _MISSING = "(missing)"
 @dataclass(frozen=True)
 class ColumnDrift:
     """One column's comparison: ``psi`` is its score; ``stats`` the other figures (``ks``,
-    ``ks_pvalue``, ``chi2_pvalue``, ``psi_hour``, ``psi_weekday``, ``missing_reference``,
-    ``missing_current``, depending on the kind)."""
+    ``ks_pvalue``, ``chi2_pvalue``, ``psi_hour``, ``psi_weekday`` depending on the kind, and
+    always ``missing_reference``, ``missing_current`` and ``missing_change``, the shares of empty
+    cells and the difference)."""
 
     column: str
     kind: str
@@ -224,7 +225,8 @@ def column_drift(reference: pd.Series, current: pd.Series, kind: str, *, seed: i
     ``kind`` is the column's type in ``data.columns``. Frames larger than :data:`MAX_ROWS` are
     subsampled with ``seed``.
     """
-    name = str(current.name if current.name is not None else reference.name)
+    named = current.name if current.name is not None else reference.name
+    name = "(unnamed)" if named is None else str(named)
     if kind not in KINDS:
         raise ValueError(f"column '{name}': unknown kind {kind!r} (one of {', '.join(sorted(KINDS))})")
     if len(reference) == 0 or len(current) == 0:
@@ -240,6 +242,7 @@ def column_drift(reference: pd.Series, current: pd.Series, kind: str, *, seed: i
         score, figures = _datetime(ref, cur)
     figures["missing_reference"] = float(ref.isna().mean())
     figures["missing_current"] = float(cur.isna().mean())
+    figures["missing_change"] = figures["missing_current"] - figures["missing_reference"]
     return ColumnDrift(column=name, kind=kind, psi=score, stats=figures,
                        rows_reference=len(reference), rows_current=len(current))
 

@@ -59,6 +59,7 @@ def test_numeric_column_reports_ks_and_missing_shares():
     assert 0.2 < result.stats["ks"] < 0.5 and result.stats["ks_pvalue"] < 1e-6
     assert result.stats["missing_reference"] == 0.0
     assert result.stats["missing_current"] == pytest.approx(0.1, abs=0.02)
+    assert result.stats["missing_change"] == result.stats["missing_current"]
 
 
 def test_values_outside_the_reference_range_count_as_drift():
