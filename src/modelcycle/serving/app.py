@@ -240,6 +240,7 @@ class Server:
             "version": served.version.version if served else None,
             "loaded_at": f.loaded_at, "last_poll": f.last_poll, "poll_seconds": f.poll_seconds,
             "poll_error": f.poll_error,
+            "notice": f.notice,
             "last_failure": f.failure.to_dict() if f.failure else None,
             "swaps": f.swaps, "requests": self.batcher.requests, "batches": self.batcher.batches,
         }

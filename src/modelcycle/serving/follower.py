@@ -83,6 +83,7 @@ class Follower:
         self.last_poll: str | None = None
         self.poll_error: str | None = None
         self.failure: Failure | None = None
+        self.notice: str | None = None  # what /health should say beside the version (the alias was removed)
         self.swaps = 0
         self._seen: str | None = None  # what the alias named at the last poll ("" = unset)
         self._retry_at = 0.0
@@ -143,7 +144,12 @@ class Follower:
                                     before or "unset", seen or "unset", exc)
                 self._retry_at = 0.0  # the alias moved: a version that failed before may be tried again
             if target is None:
+                if self.served is not None and self.notice is None:
+                    self.notice = (f"the {self.alias} alias of {self.name} was removed; still serving "
+                                   f"v{self.served.version.version} until it points at a version again")
+                    log.warning("%s", self.notice)
                 return False
+            self.notice = None
             current = self.served.version.version if self.served else None
             if target.version == current:
                 return False

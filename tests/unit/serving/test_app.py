@@ -19,7 +19,7 @@ KINDS = {"x": "float", "n": "int"}
 
 class _Follower:
     name, alias, poll_seconds = "m", "champion", 2.0
-    loaded_at = last_poll = poll_error = failure = None
+    loaded_at = last_poll = poll_error = failure = notice = None
     swaps = 0
 
     def __init__(self, served: Served | None) -> None:

@@ -121,3 +121,16 @@ def test_a_registry_that_does_not_answer_keeps_the_old_version_serving(raw: pd.D
     reg_error = f.poll()
     assert reg_error is False and f.served is served
     assert f.poll_error == "the registry at http://me:***@mlflow.example/ is down"  # never the password
+
+
+def test_a_removed_alias_keeps_the_last_version_serving_and_says_so(raw: pd.DataFrame, tmp_path: Path) -> None:
+    reg = MemoryRegistry()
+    one = _register(reg, raw, tmp_path / "a")
+    reg.set_alias("m", "champion", one)
+    f = Follower(reg, "m", sample=lambda: raw)
+    assert f.poll() is True and f.notice is None
+    reg.delete_alias("m", "champion")  # someone removed it in the MLflow UI
+    assert f.poll() is False and f.served is not None and f.served.version.version == one
+    assert f.notice == f"the champion alias of m was removed; still serving v{one} until it points at a version again"
+    reg.set_alias("m", "champion", one)
+    assert f.poll() is False and f.notice is None
