@@ -83,10 +83,6 @@ def _detect(ws: Any, reg: Any, name: str) -> str | None:
     return None
 
 
-def _version(v: str | None) -> str:
-    return f"v{v}" if v else "—"
-
-
 def _time(text: str) -> str:
     return text.replace("T", " ").replace("+00:00", "")
 
@@ -106,6 +102,8 @@ _BY_STYLE = {"cycle": "keep", "human": "promote", "rollback": "escalate", "outsi
 
 
 def _table(moves: list[Any], title: str) -> Table:
+    from modelcycle.registry.history import named
+
     table = Table(title=title, header_style="bold", title_style="bold", pad_edge=False)
     table.add_column("time (UTC)", no_wrap=True)
     table.add_column("alias", no_wrap=True)
@@ -114,7 +112,7 @@ def _table(moves: list[Any], title: str) -> Table:
     table.add_column("by", no_wrap=True)
     table.add_column("who / why")
     for m in moves:
-        table.add_row(_time(m.time), m.alias, _version(m.before), _version(m.after),
+        table.add_row(_time(m.time), m.alias, named(m.before, "—"), named(m.after, "—"),
                       f"[{_BY_STYLE.get(m.by, '')}]{escape(m.by)}[/]" if m.by in _BY_STYLE else escape(m.by),
                       escape(_why(m)))
     return table

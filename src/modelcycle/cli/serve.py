@@ -71,8 +71,8 @@ def _move_recorder(ws: Any, reg: Any, name: str) -> Callable[[str | None, str | 
             if found:
                 announce_outside(notifier_of(ws, console=False), name, found)
                 for move in found:
-                    _say(f"the {move.alias} alias was moved outside modelcycle: {_v(move.before)} -> "
-                         f"{_v(move.after)} (recorded in its history)")
+                    _say(f"the {move.alias} alias was moved outside modelcycle: "
+                         f"{history.named(move.before)} -> {history.named(move.after)} (recorded in its history)")
         except Exception as exc:  # noqa: BLE001 - the history never stops serving
             logging.getLogger(__name__).warning("could not record an alias move of %s: %s", name, exc)
 
@@ -80,10 +80,6 @@ def _move_recorder(ws: Any, reg: Any, name: str) -> Callable[[str | None, str | 
         threading.Thread(target=record, name="modelcycle-history", daemon=True).start()
 
     return on_move
-
-
-def _v(version: str | None) -> str:
-    return f"v{version}" if version else "no version"
 
 
 def _shadow_factory(ws: Any, cfg: Any) -> Callable[[Callable[[], Any]], Any]:

@@ -18,7 +18,7 @@ from modelcycle.lifecycle.journal import Journal
 from modelcycle.lifecycle.services import Services
 from modelcycle.notify import CycleOutcome, Event, EventKind, Notifier
 from modelcycle.registry import history
-from modelcycle.registry.base import CHAMPION, CHAMPION_TAG, ModelVersion, canonical_alias
+from modelcycle.registry.base import CHAMPION, ModelVersion, canonical_alias
 from modelcycle.versioning.base import VersionState
 
 log = logging.getLogger(__name__)
@@ -90,34 +90,18 @@ def _prepare(svc: Services) -> tuple[str | None, tuple[str, ...]]:
     repaired = effects.recover(svc, sweep=False)
     found = history.detect_outside(svc.registry, svc.name)
     announce_outside(svc.notifier, svc.name, found)
-    return repaired, tuple(f"{m.alias}: {'v' + m.before if m.before else 'none'} -> "
-                           f"{'v' + m.after if m.after else 'none'}" for m in found)
+    return repaired, tuple(f"{m.alias}: {history.named(m.before, 'none')} -> {history.named(m.after, 'none')}"
+                           for m in found)
 
 
 def _move(svc: Services, alias: str, mv: ModelVersion, *, kind: str, by: str, who: str, reason: str,
           repaired: str | None, outside: tuple[str, ...]) -> Promotion:
-    name, reg = svc.name, svc.registry
-    held = reg.get_alias(name, alias)
-    before = held.version if held else None
-    move = history.Move(alias, before, mv.version, history.now(), by, who=who, reason=reason)
-
-    def act() -> None:
-        reg.set_alias(name, alias, mv.version)
-        if alias == CHAMPION:
-            reg.set_model_tags(name, {CHAMPION_TAG: mv.version})
-        if before != mv.version:
-            history.record(reg, name, move)
-        else:  # pointed again at the version that holds it: no move, the version notes who and why
-            reg.set_version_tags(name, mv.version, history.version_tags(move))
-
-    intent: dict[str, str | None] = {"before": before, "to": mv.version}
-    if alias == CHAMPION:
-        intent["tag_before"] = reg.model_tags(name).get(CHAMPION_TAG)
     holder = lock.read_holder(svc.ws.root)
     journal = Journal.begin(svc.ws, window=f"{kind} v{mv.version}", state=VersionState(head=None, tags=frozenset()),
                             command=holder.command if holder else f"modelcycle {kind}", kind=kind)
     try:
-        effects.perform(journal, f"alias:{alias}", act, intent=intent, commit=True)
+        before = effects.move_alias(svc, journal, alias, mv.version, lambda before: history.Move(
+            alias, before, mv.version, history.now(), by, who=who, reason=reason), commit=True)
     except BaseException:
         try:
             effects.roll_back(svc, journal)
@@ -127,7 +111,7 @@ def _move(svc: Services, alias: str, mv: ModelVersion, *, kind: str, by: str, wh
         raise
     journal.end()
     _announce(svc, mv, kind=kind, alias=alias, before=before, who=who, reason=reason)
-    return Promotion(name, mv.version, alias, before, repaired, outside)
+    return Promotion(svc.name, mv.version, alias, before, repaired, outside)
 
 
 def _announce(svc: Services, mv: ModelVersion, *, kind: str, alias: str, before: str | None, who: str,
@@ -151,14 +135,12 @@ def announce_outside(notifier: Notifier, name: str, moves: list[history.Move]) -
     """Put each move made outside modelcycle (found and recorded in the history) in the decision
     log and the configured notifications; a notification never fails the caller."""
     for m in moves:
-        after = f"v{m.after}" if m.after else "no version"
-        before = f"v{m.before}" if m.before else "no version"
         try:
             notifier.send(Event(
                 kind=EventKind.OUTSIDE, model=name, window="-",
                 outcome=CycleOutcome.PROMOTE if m.alias == CHAMPION and m.after else CycleOutcome.KEEP,
-                reasons=(f"the {m.alias} alias was moved outside modelcycle (the MLflow UI or API) from {before} "
-                         f"to {after}; found at {m.time}",),
+                reasons=(f"the {m.alias} alias was moved outside modelcycle (the MLflow UI or API) from "
+                         f"{history.named(m.before)} to {history.named(m.after)}; found at {m.time}",),
                 version=m.after, champion=m.after if m.alias == CHAMPION else None, time=m.time))
         except Exception as exc:  # noqa: BLE001 - the history is recorded: a notification never undoes it
             log.warning("notification failed: %s", exc)

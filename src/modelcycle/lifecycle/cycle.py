@@ -139,7 +139,7 @@ def detect_outside_moves(svc: Services) -> list[str]:
 
     announce_outside(svc.notifier, svc.name, found)
     said = [f"the {m.alias} alias was moved outside modelcycle from "
-            f"{'v' + m.before if m.before else 'no version'} to {'v' + m.after if m.after else 'no version'}"
+            f"{history.named(m.before)} to {history.named(m.after)}"
             for m in found]
     for line in said:
         log.warning("%s (recorded in its history)", line)

@@ -117,6 +117,32 @@ def restore_alias(svc: Services, journal: Journal, alias: str) -> None:
         reg.set_model_tags(svc.name, {CHAMPION_TAG: effect.info["tag_before"] or ""})
 
 
+def move_alias(svc: Services, journal: Journal, alias: str, version: str,
+               record: Callable[[str | None], history.Move], *, commit: bool) -> str | None:
+    """Point ``alias`` at ``version`` as one journaled side effect (``alias:<alias>``, undone by
+    :func:`restore_alias`): the champion's tag follows it, and the move (``record(before)``)
+    goes to the alias history, or, when the alias held ``version`` already, to the version's
+    tags alone. Returns the version the alias held before."""
+    reg = svc.registry
+    held = reg.get_alias(svc.name, alias)
+    before = held.version if held else None
+    intent: dict[str, Any] = {"before": before, "to": version}
+    if alias == CHAMPION:
+        intent["tag_before"] = reg.model_tags(svc.name).get(CHAMPION_TAG)
+
+    def act() -> None:
+        reg.set_alias(svc.name, alias, version)
+        if alias == CHAMPION:
+            reg.set_model_tags(svc.name, {CHAMPION_TAG: version})
+        if before != version:
+            history.record(reg, svc.name, record(before))
+        else:  # pointed again at the version that holds it: no move, the version notes who and why
+            reg.set_version_tags(svc.name, version, history.version_tags(record(before)))
+
+    perform(journal, f"alias:{alias}", act, intent=intent, commit=commit)
+    return before
+
+
 _BY_KIND = {"cycle": "cycle", "promote": "human", "rollback": "rollback"}
 
 
@@ -132,11 +158,15 @@ def _made_by(move: history.Move, journal: Journal) -> bool:
         return False
 
 
+def _change(journal: Journal) -> str:
+    """``journal``'s change in words: the cycle for a window, or the command that moved an alias."""
+    return f"the cycle for {journal.window}" if journal.kind == "cycle" else f"`modelcycle {journal.kind}`"
+
+
 def undo_move(journal: Journal, alias: str, current: str | None, before: str | None) -> history.Move:
     """The history's record of an alias put back by a rollback of ``journal``'s change."""
-    what = f"the cycle for {journal.window}" if journal.kind == "cycle" else f"`modelcycle {journal.kind}`"
     return history.Move(alias, current, before, history.now(), "undo",
-                        reason=f"{what} did not finish and was rolled back",
+                        reason=f"{_change(journal)} did not finish and was rolled back",
                         window=journal.window if journal.kind == "cycle" else None,
                         flow_run_id=journal.flow_run_id, run_id=journal.run_id)
 
@@ -275,7 +305,7 @@ def recover(svc: Services, *, sweep: bool = True) -> str | None:
 
 
 def _repair(svc: Services, journal: Journal) -> str:
-    what = f"the cycle for {journal.window}" if journal.kind == "cycle" else f"`modelcycle {journal.kind}`"
+    what = _change(journal)
     status_tags = {"modelcycle.recovered": "", "modelcycle.error": f"the process running the cycle "
                    f"({journal.owner()}) stopped before the cycle ended"}
     if journal.committed:

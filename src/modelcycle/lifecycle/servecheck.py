@@ -23,16 +23,11 @@ log = logging.getLogger(__name__)
 POINT = "check-serving"   # trace points before:check-serving / after:check-serving
 
 
-def live_server(ws: Workspace) -> dict[str, object] | None:
-    """What ``.modelcycle/serving.json`` says, when it names a process that is alive."""
-    from modelcycle.serving.marker import live_marker
-
-    return live_marker(ws.state_dir)
-
-
 def is_served(ws: Workspace) -> bool:
     """Has the workspace a ``serve:`` section, or a model server (modelcycle serve) running?"""
-    return ws.config.serve is not None or live_server(ws) is not None
+    from modelcycle.serving.marker import live_marker
+
+    return ws.config.serve is not None or live_marker(ws.state_dir) is not None
 
 
 def serving_check(svc: Services, version: ModelVersion, holdout: pd.DataFrame) -> None:

@@ -22,7 +22,7 @@ from modelcycle.config import Window
 from modelcycle.errors import ModelcycleError
 from modelcycle.gate import Decision, Policy, decide
 from modelcycle.lifecycle import effects, stages
-from modelcycle.lifecycle.effects import CHAMPION_TAG, CYCLE_TAG
+from modelcycle.lifecycle.effects import CYCLE_TAG
 from modelcycle.lifecycle.journal import Journal
 from modelcycle.lifecycle.services import Services, open_services
 from modelcycle.notify import Event
@@ -170,26 +170,14 @@ def cycle_move(journal: Journal, alias: str, before: str | None, after: str,
 @task(name="move-challenger-alias", **TASK)
 def challenger_alias_task(svc: Services, journal: Journal, version: str, *, last: bool,
                           reason: str | None = None) -> None:
-    reg, before = svc.registry, alias_of(svc, CHALLENGER)
-
-    def move() -> None:
-        reg.set_alias(svc.name, CHALLENGER, version)
-        history.record(reg, svc.name, cycle_move(journal, CHALLENGER, before, version, reason))
-
-    effects.perform(journal, "alias:challenger", move, intent={"before": before, "to": version}, commit=last)
+    effects.move_alias(svc, journal, CHALLENGER, version,
+                       lambda before: cycle_move(journal, CHALLENGER, before, version, reason), commit=last)
 
 
 @task(name="move-champion-alias", **TASK)
 def champion_alias_task(svc: Services, journal: Journal, version: str, *, reason: str | None = None) -> None:
-    reg, before = svc.registry, alias_of(svc, CHAMPION)
-
-    def move() -> None:
-        reg.set_alias(svc.name, CHAMPION, version)
-        reg.set_model_tags(svc.name, {CHAMPION_TAG: version})
-        history.record(reg, svc.name, cycle_move(journal, CHAMPION, before, version, reason))
-
-    effects.perform(journal, "alias:champion", move, commit=True, intent={
-        "before": before, "to": version, "tag_before": reg.model_tags(svc.name).get(CHAMPION_TAG)})
+    effects.move_alias(svc, journal, CHAMPION, version,
+                       lambda before: cycle_move(journal, CHAMPION, before, version, reason), commit=True)
 
 
 @task(name="check-serving", **TASK)

@@ -57,6 +57,11 @@ class Move:
         return asdict(self)
 
 
+def named(version: str | None, missing: str = "no version") -> str:
+    """How a move names a version: ``v3``, or ``missing`` for an unset alias."""
+    return f"v{version}" if version else missing
+
+
 def now() -> str:
     """The time of a move: ISO-8601 UTC, to the second."""
     return datetime.now(UTC).isoformat(timespec="seconds")
@@ -166,7 +171,7 @@ def _first_seen(alias: str, current: str | None, tags: dict[str, str]) -> tuple[
     expected = tags.get(CHAMPION_TAG) or None
     if current == expected:
         return None
-    said = f"v{expected}" if expected else "no version"
+    said = named(expected)
     return expected, (f"found when the history began; modelcycle had last made {said} the champion")
 
 
