@@ -26,17 +26,16 @@ import pandas as pd
 
 from modelcycle import tracepoints
 from modelcycle.config import Window
-from modelcycle.errors import ModelcycleError, WorkspaceError
+from modelcycle.errors import ModelcycleError
 from modelcycle.gate import Decision, Policy
 from modelcycle.lifecycle import act as acting
-from modelcycle.lifecycle import effects, interrupts, lock, services, stages, tasks
-from modelcycle.lifecycle.effects import CHAMPION_TAG, CYCLE_TAG, PROCESS_TAG
+from modelcycle.lifecycle import checks, effects, interrupts, lock, services, stages, tasks
+from modelcycle.lifecycle.effects import CYCLE_TAG, PROCESS_TAG
 from modelcycle.lifecycle.journal import Journal
 from modelcycle.lifecycle.services import Services
 from modelcycle.lifecycle.result import CycleResult, Timer
 from modelcycle.lifecycle.tasks import ChampionEval
 from modelcycle.notify import CycleOutcome, Event
-from modelcycle.registry import history
 from modelcycle.registry.base import CHAMPION, ModelVersion
 from modelcycle.sources import tracked_paths
 from modelcycle.steps.evaluate import Scores
@@ -101,51 +100,6 @@ def _flow_run_id() -> str | None:
         return None
 
 
-def _check_branch(svc: Services, state: VersionState) -> None:
-    """A cycle commits on a branch: refuse a detached HEAD before anything changes."""
-    if state.head is not None and state.branch is None:
-        raise WorkspaceError(
-            f"git's HEAD in {svc.ws.root} is detached (at {state.head[:10]}): a cycle's commit would "
-            "belong to no branch",
-            "get back on a branch first: `git switch main` (or `git switch -c NEW-BRANCH` to keep "
-            "commits made on the detached HEAD), then run the cycle again")
-
-
-def _champion_problem(svc: Services, current: ModelVersion | None) -> str | None:
-    """Why the champion cannot be compared with, when modelcycle made a champion that the
-    registry no longer has; None otherwise."""
-    if current is not None:
-        return None
-    expected = svc.registry.model_tags(svc.name).get(CHAMPION_TAG)
-    if not expected:
-        return None  # no champion was ever made: the first cycle
-    try:
-        svc.registry.get_version(svc.name, expected)
-    except ModelcycleError:
-        return (f"the champion's version {expected} is gone from the registry (deleted), and no "
-                "version holds the champion alias")
-    return f"the champion alias was removed from version {expected}, and no version holds it now"
-
-
-def detect_outside_moves(svc: Services) -> list[str]:
-    """Record the alias moves made outside modelcycle since the last one it recorded (the MLflow
-    UI or API); the moves in words. A registry that does not answer is logged, never fatal."""
-    try:
-        found = history.detect_outside(svc.registry, svc.name)
-    except ModelcycleError as exc:
-        log.warning("could not check the alias history for moves made outside modelcycle: %s", exc.message)
-        return []
-    from modelcycle.lifecycle.actions import announce_outside
-
-    announce_outside(svc.notifier, svc.name, found)
-    said = [f"the {m.alias} alias was moved outside modelcycle from "
-            f"{history.named(m.before)} to {history.named(m.after)}"
-            for m in found]
-    for line in said:
-        log.warning("%s (recorded in its history)", line)
-    return said
-
-
 def begin(svc: Services, window: Window) -> Cycle:
     """Repair what a dead cycle left, check the workspace, capture its state, start the journal.
     Nothing has changed when this returns or raises."""
@@ -157,8 +111,8 @@ def begin(svc: Services, window: Window) -> Cycle:
         log.warning("repaired before the cycle: %s", result.repaired)
     services.refuse_literal_secrets(svc.ws)  # again: the file may have changed since it was opened
     state0 = svc.versioning.state(tracked=tracked_paths(svc.source, svc.ws.root))
-    _check_branch(svc, state0)
-    result.outside_moves = detect_outside_moves(svc)
+    checks.check_branch(svc, state0)
+    result.outside_moves = checks.detect_outside_moves(svc)
     champion = svc.registry.get_alias(svc.name, CHAMPION)
     result.champion_version = champion.version if champion else None
     holder = lock.read_holder(svc.ws.root)
@@ -166,7 +120,7 @@ def begin(svc: Services, window: Window) -> Cycle:
                             command=holder.command if holder else f"cycle {window.label}",
                             flow_run_id=result.flow_run_id)
     timer.lap("setup")
-    return Cycle(svc, window, result, journal, state0, champion, _champion_problem(svc, champion), timer)
+    return Cycle(svc, window, result, journal, state0, champion, checks.champion_problem(svc, champion), timer)
 
 
 def open_run(cycle: Cycle) -> str:
@@ -178,7 +132,7 @@ def open_run(cycle: Cycle) -> str:
         CYCLE_TAG: cycle.journal.cycle, PROCESS_TAG: effects.process_id()})
     cycle.journal.set(run_id=cycle.run_id)
     cycle.result.mlflow_run_id = cycle.run_id
-    svc.registry.log_params(cycle.run_id, _flat_params(svc, cycle.window))
+    svc.registry.log_params(cycle.run_id, checks.flat_params(svc, cycle.window))
     return cycle.run_id
 
 
@@ -270,17 +224,10 @@ def judge(cycle: Cycle, got: Gathered, cmp: Compared) -> Decision:
     return decision
 
 
-def _user_edits(state: VersionState) -> list[str]:
-    """The config files a user edited without committing them (committed with the cycle)."""
-    return [p for p in state.dirty
-            if not p.endswith(".gitignore") and p != "dvc.lock" and p not in state.outputs
-            and not p.startswith(("reports/", "data/", "models/"))]
-
-
 def act(cycle: Cycle, got: Gathered, cmp: Compared, decision: Decision) -> acting.Acted:
     """Check the decision against the champion now, write the metrics, then the transaction."""
     svc, result, label = cycle.svc, cycle.result, cycle.label
-    edits = _user_edits(cycle.state0)
+    edits = checks.user_edits(cycle.state0)
     with acting.slot(svc):
         decision, champion = acting.recheck_champion(svc, decision, cmp.champion, cmp.challenger,
                                                      got.split.holdout, policy_of(svc), data_problem(svc, got.report))
@@ -437,16 +384,6 @@ def announce(svc: Services, result: CycleResult) -> list[str]:
     except Exception as exc:  # noqa: BLE001 - a notification never undoes a decision
         log.warning("notification failed: %s", exc)
         return [str(exc)]
-
-
-def _flat_params(svc: Services, window: Window) -> dict[str, Any]:
-    c, p = svc.ws.config, svc.ws.params
-    return {"window": window.label, "estimator": c.model.estimator,
-            "features": c.features.builder or ",".join(c.features.columns or []) or "raw columns",
-            "metric": c.metric, **{f"gate.{k}": v for k, v in c.gate.model_dump().items()}, "seed": p.seed,
-            "data.history_months": p.data.history_months,
-            "split.holdout_fraction": p.split.holdout_fraction,
-            **{f"model.{k}": v for k, v in p.model.items()}}
 
 
 def _start_query(svc: Services, window: Window) -> Future[pd.DataFrame]:
