@@ -244,6 +244,32 @@ class ServeConfig(Section):
         "followed at once instead of at the next poll")
 
 
+#: steps.drift.DEFAULT_THRESHOLD (config sits below steps, so the figure is repeated; a test keeps them equal)
+DRIFT_THRESHOLD = 0.1
+
+
+class DriftConfig(Section):
+    """Drift: how far each column of a window moved from the champion's training rows (informs only).
+
+    Each cycle with a champion compares the window's rows with the champion's training rows,
+    column by column (the population stability index, PSI), logs the figures and says which
+    columns drifted beside the decision; it never changes the decision."""
+
+    enabled: bool = Field(default=True, description="measure drift in each cycle that has a champion")
+    threshold: float = Field(
+        default=DRIFT_THRESHOLD, gt=0.0,
+        description="a column drifts when its PSI is above this (0.1: a moderate change; 0.2 is the usual "
+        "rule of thumb for a significant one)")
+    columns: list[str] | None = Field(
+        default=None,
+        description="the columns compared (default: every column of data.columns except the timestamp; the "
+        "target is included, as a change of prices shows as its drift)")
+    min_rows: int = Field(
+        default=500, ge=1,
+        description="between cycles (a data watcher's check), fewer rows of the current period than this "
+        "give no drift figure: too few to tell a change from noise")
+
+
 #: What an older modelcycle.yaml's `simulation:` section (the taxi simulator's seed and size) means
 #: today: the taxifare example's reference, named by its import path (the core never imports it).
 LEGACY_SIMULATION_FACTORY = "modelcycle.examples.taxifare.scenario:TaxiReference"
@@ -270,6 +296,7 @@ class ProjectConfig(Section):
     serve: ServeConfig | None = Field(
         default=None,
         description="optional: `modelcycle serve` settings; the section's presence marks a served workspace")
+    drift: DriftConfig = Field(default_factory=DriftConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -305,7 +332,17 @@ class ProjectConfig(Section):
             missing = [c for c in self.features.columns if c not in self.data.columns]
             if missing:
                 raise ValueError(f"features.columns name column(s) not in data.columns: {', '.join(missing)}")
+        if self.drift.columns:
+            missing = [c for c in self.drift.columns if c not in self.data.columns]
+            if missing:
+                raise ValueError(f"drift.columns name column(s) not in data.columns: {', '.join(missing)}")
         return self
+
+    def drift_columns(self) -> dict[str, str]:
+        """The columns drift compares, with their types: ``drift.columns``, or every declared
+        column except the timestamp."""
+        names = self.drift.columns or [c for c in self.data.columns if c != self.data.timestamp]
+        return {c: self.data.columns[c] for c in names}
 
 
 # params.yaml ----------------------------------------------------------------------------------
