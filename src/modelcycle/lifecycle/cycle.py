@@ -29,7 +29,7 @@ from modelcycle.config import Window
 from modelcycle.errors import ModelcycleError
 from modelcycle.gate import Decision, Policy
 from modelcycle.lifecycle import act as acting
-from modelcycle.lifecycle import checks, effects, interrupts, lock, services, stages, tasks
+from modelcycle.lifecycle import checks, driftcheck, effects, interrupts, lock, services, stages, tasks
 from modelcycle.lifecycle.effects import CYCLE_TAG, PROCESS_TAG
 from modelcycle.lifecycle.journal import Journal
 from modelcycle.lifecycle.services import Services
@@ -84,6 +84,7 @@ class Compared:
     champion: ChampionEval | None
     challenger: Scores
     model_uri: str
+    drift: driftcheck.CycleDrift | None = None
 
 
 # phases -----------------------------------------------------------------------------------
@@ -167,7 +168,8 @@ def compare(cycle: Cycle, got: Gathered) -> Compared:
     trained_f = tasks.train_challenger_task.submit(svc, split.train)
     champion_f = tasks.evaluate_champion_task.submit(svc, cycle.champion, split.holdout)
     floor_f = tasks.noise_floor_task.submit(svc, split.holdout) if svc.ws.config.reference else None
-    cycle.futures += [trained_f, champion_f, floor_f]
+    drift_f = tasks.drift_task.submit(svc, cycle.champion, cycle.window, got.raw, got.clean)
+    cycle.futures += [trained_f, champion_f, floor_f, drift_f]
     tracepoints.reach("cycle:training")
     trained: Trained = trained_f.result()
     tracepoints.reach("cycle:trained")
@@ -193,7 +195,11 @@ def compare(cycle: Cycle, got: Gathered) -> Compared:
     cycle.writes.wait()  # every stage output on disk before DVC records it
     model_uri: str = logged_f.result()
     timer.lap("outputs_ready")  # what the background writes and the upload still needed
-    return Compared(trained, champion, challenger, model_uri)
+    drift = drift_f.result()  # measured meanwhile; it never raises
+    if drift is not None:
+        timer.add("drift", drift.seconds)
+        result.drifted, result.drift_max_psi, result.drift_error = drift.drifted, drift.max_psi, drift.error
+    return Compared(trained, champion, challenger, model_uri, drift)
 
 
 def policy_of(svc: Services) -> Policy:
@@ -233,13 +239,17 @@ def act(cycle: Cycle, got: Gathered, cmp: Compared, decision: Decision) -> actin
                                                      got.split.holdout, policy_of(svc), data_problem(svc, got.report))
         if got.report.dropped:  # duplicates and broken cells never reach the holdout: say so
             decision = replace(decision, reasons=[*decision.reasons, f"validation: {got.report.summary()}"])
+        drifted = cmp.drift.reason() if cmp.drift else None
+        if drifted:  # information beside the decision, which it does not change
+            decision = replace(decision, reasons=[*decision.reasons, drifted])
         result.outcome, result.reasons = CycleOutcome(decision.outcome), list(decision.reasons)
         result.champion_score = champion.scores.value if champion else result.champion_score
         stages.write_json(svc.ws, stages.METRICS, {
             "window": label, "metric": cmp.challenger.metric, "challenger": cmp.challenger.to_dict(),
             "champion": champion.scores.to_dict() if champion else None,
             "champion_version": champion.version.version if champion else None,
-            "noise_floor": result.noise_floor, "decision": decision.to_dict(), "validation": got.report.to_dict()})
+            "noise_floor": result.noise_floor, "decision": decision.to_dict(), "validation": got.report.to_dict(),
+            "drift": cmp.drift.summary() if cmp.drift else None})
         cycle.say(f"{decision.outcome.value}: versioning, registering, moving aliases")
         message = (f"modelcycle: {svc.name} {label}: {decision.outcome.value}\n\n"
                    + "\n".join(f"- {r}" for r in decision.reasons)
@@ -284,6 +294,8 @@ def record(cycle: Cycle, got: Gathered, cmp: Compared, acted: acting.Acted) -> N
     try:
         reg.log_metrics(run_id, metrics)
         reg.log_dict(run_id, got.report.to_dict(), "validation.json")
+        if cmp.drift is not None:
+            driftcheck.record(reg, run_id, svc.ws, cmp.drift)
         reg.set_tags(run_id, {
             "modelcycle.decision": acted.decision.outcome.value,
             "modelcycle.reasons": " | ".join(acted.decision.reasons)[:4900],

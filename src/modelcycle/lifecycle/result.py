@@ -37,6 +37,9 @@ class CycleResult:
     rolled_back: str | None = None          # what a failed cycle put back, in words
     repaired: str | None = None             # what the cycle's start-up recovery repaired
     outside_moves: list[str] = field(default_factory=list)  # alias moves found made outside modelcycle
+    drifted: dict[str, float] = field(default_factory=dict)  # columns that drifted from the champion's rows: PSI
+    drift_max_psi: float | None = None      # the largest PSI of any column (None: not measured)
+    drift_error: str | None = None          # why drift was not measured (it never fails a cycle)
 
     @property
     def compute_seconds(self) -> float:

@@ -21,7 +21,7 @@ from prefect.transactions import Transaction
 from modelcycle.config import Window
 from modelcycle.errors import ModelcycleError
 from modelcycle.gate import Decision, Policy, decide
-from modelcycle.lifecycle import effects, stages
+from modelcycle.lifecycle import driftcheck, effects, stages
 from modelcycle.lifecycle.effects import CYCLE_TAG
 from modelcycle.lifecycle.journal import Journal
 from modelcycle.lifecycle.services import Services, open_services
@@ -98,6 +98,13 @@ def evaluate_challenger_task(svc: Services, trained: Trained, holdout: pd.DataFr
 @task(name="noise-floor", **TASK)
 def noise_floor_task(svc: Services, holdout: pd.DataFrame) -> Any:
     return stages.noise_floor(svc.ws, holdout)
+
+
+@task(name="drift", **TASK)
+def drift_task(svc: Services, champion: ModelVersion | None, window: Window, raw: pd.DataFrame,
+               clean: pd.DataFrame) -> driftcheck.CycleDrift | None:
+    """The window's drift from the champion's training rows; never raises (see driftcheck)."""
+    return driftcheck.in_cycle(svc.ws, svc.source, champion, window, raw, clean)
 
 
 @task(name="decide", **TASK)
