@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -51,6 +52,7 @@ def status(
     if aliases[CHAMPION] is None:
         console.print("[hint]no champion yet: run `modelcycle run --window YYYY-MM` once, or "
                       "`modelcycle promote --version N`[/hint]")
+    _drift(ws)
     _backends(ws)
     busy = lock.holder(ws.root)
     if busy is not None:
@@ -70,6 +72,34 @@ def status(
                     console.print(decision_line(Event.from_dict(json.loads(line))))
                 except ValueError:
                     continue
+
+
+def drift_lines(summary: dict[str, Any]) -> list[str]:
+    """The latest cycle's drift in a few lines: each drifted column with its PSI, or that none
+    drifted and the largest PSI, or why it was not measured."""
+    trained = f" (trained to {summary['champion_window']})" if summary.get("champion_window") else ""
+    head = (f"drift  window {summary.get('window', '?')} against "
+            f"v{summary.get('champion_version', '?')}'s training rows{trained}")
+    if summary.get("error"):
+        return [f"{head}: not measured: {summary['error']}"]
+    drifted: dict[str, float] = summary.get("drifted") or {}
+    threshold = summary.get("threshold")
+    if not drifted:
+        top = summary.get("max_psi")
+        return [f"{head}: no drift" + (f" (max PSI {top:.2f})" if isinstance(top, (int, float)) else "")]
+    width = max(len(c) for c in drifted)
+    target = summary.get("target")
+    return [f"{head}: {len(drifted)} column(s) drifted (PSI > {threshold})"] + [
+        f"  {c:<{width}}  PSI {psi:.2f}{'  (the target)' if c == target else ''}" for c, psi in drifted.items()]
+
+
+def _drift(ws: Workspace) -> None:
+    """The drift the latest cycle measured (.modelcycle/drift.json); nothing before one has."""
+    from modelcycle.lifecycle.driftcheck import read_latest
+
+    summary = read_latest(ws)
+    if summary is not None:
+        console.print(escape("\n".join(drift_lines(summary))), soft_wrap=True)
 
 
 def _backends(ws: Workspace) -> None:
