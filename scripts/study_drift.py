@@ -15,6 +15,14 @@ simulator's ground truth (``regime_changes()``):
 
 Run: PYTHONPATH=src .venv/bin/python scripts/study_drift.py [--start 2015-01] [--end 2015-06]
      [--threshold 0.2] [--rows-per-month 12000] [--seed 7]
+
+**What the cycles measured.** With ``--workspace DIR`` (a taxifare workspace after a backtest,
+e.g. ``modelcycle demo DIR``), the study reads instead the drift each cycle logged to its MLflow
+run (``drift_psi_<column>``: the window's rows against its champion's training rows, see
+modelcycle.lifecycle.driftcheck) and sets it beside the same truth:
+
+     PYTHONPATH=src .venv/bin/modelcycle demo /tmp/demo
+     PYTHONPATH=src .venv/bin/python scripts/study_drift.py --workspace /tmp/demo
 """
 
 from __future__ import annotations
@@ -69,7 +77,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--show", default="fare_amount,pickup_latitude,pickup_datetime",
                         help="columns whose PSI is printed")
+    parser.add_argument("--workspace", default=None,
+                        help="read the drift each cycle of this workspace logged to MLflow instead")
     args = parser.parse_args()
+    if args.workspace:
+        cycles(args.workspace, [c for c in args.show.split(",") if c])
+        return
 
     sim = TaxiSimulator(seed=args.seed, rows_per_month=args.rows_per_month)
     shown = [c for c in args.show.split(",") if c]
@@ -117,6 +130,64 @@ def main() -> None:
     print(f"\nfalse alarms (columns): {false_alarms}; misses (columns): {misses}; quiet months: {quiet}; "
           f"slowest report: {seconds * 1000:.0f} ms for {len(COLUMNS)} columns")
     print(f"largest PSI of any column in a quiet month: {quiet_max[1]:.3f} ({quiet_max[0]})")
+
+
+def logged(workspace: str) -> tuple[float, dict[str, dict[str, float]], dict[str, str]]:
+    """(the workspace's drift threshold, window -> column -> PSI, window -> champion) from the
+    latest finished run of each window."""
+    from mlflow.tracking import MlflowClient
+
+    from modelcycle.config import Workspace
+
+    ws = Workspace.load(workspace)
+    client = MlflowClient(tracking_uri=ws.tracking_uri)
+    experiment = client.get_experiment_by_name(ws.config.name)
+    assert experiment is not None, f"no MLflow experiment {ws.config.name} in {ws.tracking_uri}"
+    runs = client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time ASC"])
+    found: dict[str, dict[str, float]] = {}
+    champions: dict[str, str] = {}
+    for run in runs:
+        window = run.data.tags.get("modelcycle.window", "")
+        psi = {k.removeprefix("drift_psi_"): v for k, v in run.data.metrics.items() if k.startswith("drift_psi_")}
+        if window and psi:
+            found[window] = psi
+            champions[window] = run.data.tags.get("modelcycle.champion_before", "")
+    return ws.config.drift.threshold, found, champions
+
+
+def cycles(workspace: str, shown: list[str]) -> None:
+    """The drift the workspace's cycles logged, against the simulator's truth."""
+    threshold, found, champions = logged(workspace)
+    print(f"threshold: PSI > {threshold}; reference: each cycle's champion's training rows ({workspace})\n")
+    print(f"{'window':8} {'champion':8} {'drifted columns':42} "
+          + " ".join(f"{'psi ' + c[:12]:>17}" for c in shown) + "  truth / verdict")
+    false_alarms = misses = quiet = quiet_alarms = 0
+    quiet_max = ("-", 0.0)
+    for window in sorted(found):
+        psi = found[window]
+        drifted = {c for c, v in psi.items() if v > threshold}
+        must, may, truth = expected(pd.Period(window, freq="M"))
+        missed, false = must - drifted, drifted - must - may
+        misses += len(missed)
+        false_alarms += len(false)
+        if not (must or may):
+            quiet += 1
+            quiet_alarms += bool(drifted)
+            top = max(psi, key=lambda c: psi[c])
+            if psi[top] > quiet_max[1]:
+                quiet_max = (f"{top} in {window}", psi[top])
+        verdict = ([f"MISSED {', '.join(sorted(missed))}"] if missed else []) + (
+            [f"FALSE ALARM {', '.join(sorted(false))}"] if false else [])
+        listed = sorted(drifted, key=lambda c: -psi[c])
+        if drifted >= COORDINATES:
+            listed = ["4 coordinates"] + [c for c in listed if c not in COORDINATES]
+        figures = " ".join(f"{psi.get(c, float('nan')):17.3f}" for c in shown)
+        print(f"{window:8} {'v' + champions[window]:8} {', '.join(listed) or '-':42} {figures}  {truth}"
+              f"{' -> ' + '; '.join(verdict) if verdict else ''}")
+    print(f"\ncycles: {len(found)}; false alarms (columns): {false_alarms}; misses (columns): {misses}; "
+          f"quiet windows: {quiet}, with an alarm: {quiet_alarms}")
+    print(f"largest PSI of any column in a quiet window: {quiet_max[1]:.3f} ({quiet_max[0]})")
 
 
 if __name__ == "__main__":

@@ -294,8 +294,7 @@ def record(cycle: Cycle, got: Gathered, cmp: Compared, acted: acting.Acted) -> N
     try:
         reg.log_metrics(run_id, metrics)
         reg.log_dict(run_id, got.report.to_dict(), "validation.json")
-        if cmp.drift is not None:
-            driftcheck.record(reg, run_id, svc.ws, cmp.drift)
+        driftcheck.record(reg, run_id, svc.ws, cmp.drift)
         reg.set_tags(run_id, {
             "modelcycle.decision": acted.decision.outcome.value,
             "modelcycle.reasons": " | ".join(acted.decision.reasons)[:4900],

@@ -224,10 +224,15 @@ def in_cycle(ws: Workspace, source: Source, champion: ModelVersion | None, windo
     return out
 
 
-def record(registry: Registry, run_id: str, ws: Workspace, found: CycleDrift) -> None:
-    """Log a cycle's drift to its run and write :data:`LATEST` (after the cycle committed). A
-    failure is logged: it never undoes or stops the cycle's bookkeeping."""
+def record(registry: Registry, run_id: str, ws: Workspace, found: CycleDrift | None) -> None:
+    """Log a cycle's drift to its run and write :data:`LATEST` (after the cycle committed); a
+    cycle that measured none (no champion, ``drift.enabled`` off) removes it, so that ``status``
+    never shows an older cycle's figures as the latest. A failure is logged: it never undoes or
+    stops the cycle's bookkeeping."""
     try:
+        if found is None:
+            ws.path(LATEST).unlink(missing_ok=True)
+            return
         write_latest(ws, found.summary())
         if found.report is not None:
             registry.log_metrics(run_id, found.metrics())
@@ -237,7 +242,7 @@ def record(registry: Registry, run_id: str, ws: Workspace, found: CycleDrift) ->
         if found.error:
             registry.set_tags(run_id, {"modelcycle.drift_error": found.error[:4900]})
     except Exception as exc:  # noqa: BLE001 - drift informs: its bookkeeping never stops the cycle's
-        log.warning("the drift of %s was measured but not recorded: %s", found.window, exc)
+        log.warning("the cycle's drift was not recorded: %s", exc)
 
 
 def write_latest(ws: Workspace, summary: dict[str, Any]) -> None:

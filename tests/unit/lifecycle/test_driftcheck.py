@@ -144,3 +144,12 @@ def test_the_module_does_not_import_prefect():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_cycle_that_measured_no_drift_leaves_no_older_figures_for_status(ws):
+    driftcheck.write_latest(ws, {"window": "2024-04", "drifted": {"x": 1.0}})
+    assert driftcheck.read_latest(ws) == {"window": "2024-04", "drifted": {"x": 1.0}}
+    registry = MemoryRegistry()
+    run = registry.start_run(experiment="rides", run_name="cycle 2024-05")
+    driftcheck.record(registry, run, ws, None)
+    assert driftcheck.read_latest(ws) is None
