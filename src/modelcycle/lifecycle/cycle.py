@@ -159,8 +159,9 @@ def gather(cycle: Cycle, rows: Callable[[], pd.DataFrame]) -> Gathered:
 
 
 def compare(cycle: Cycle, got: Gathered) -> Compared:
-    """Train the challenger while the champion is scored on the held-out rows, then score the
-    challenger on the same rows; upload the challenger meanwhile."""
+    """Train the challenger while the champion is scored on the held-out rows and the window's
+    drift from the champion's training rows is measured (:mod:`driftcheck`; it never fails the
+    cycle), then score the challenger on the same rows; upload the challenger meanwhile."""
     svc, timer, result = cycle.svc, cycle.timer, cycle.result
     split = got.split
     cycle.say(f"training the challenger on {len(split.train)} rows, "
