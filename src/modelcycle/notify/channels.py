@@ -9,6 +9,7 @@ takes as long as its slowest channel."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,8 +41,26 @@ def channel_label(url: str) -> str:
     return redact(f"{parts.scheme}://{host}" if parts.scheme else "a URL without a scheme")
 
 
+class _Withheld(logging.Filter):
+    """Apprise's warnings from one thread, withheld from the log: the channel's own warning says
+    what failed, once per attempt, with Apprise's last reason in it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+        self.said: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread != self.thread or record.levelno < logging.WARNING:
+            return True
+        self.said.append(record.getMessage())
+        return False
+
+
 class AppriseChannel:
     """One Apprise URL (its own Apprise object, so its result is its own)."""
+
+    last_error: str | None = None
 
     def __init__(self, url: str) -> None:
         import apprise
@@ -53,7 +72,15 @@ class AppriseChannel:
         self.label = channel_label(str(self._app[0].url(privacy=True)))
 
     def send(self, title: str, body: str, kind: str) -> bool:
-        return bool(self._app.notify(body=body, title=title, notify_type=kind))
+        withheld = _Withheld()
+        apprise_log = logging.getLogger("apprise")
+        apprise_log.addFilter(withheld)
+        try:
+            sent = bool(self._app.notify(body=body, title=title, notify_type=kind))
+        finally:
+            apprise_log.removeFilter(withheld)
+        self.last_error = None if sent or not withheld.said else redact(withheld.said[-1])
+        return sent
 
 
 def deliver(channel: Channel, title: str, body: str, kind: str = "info", *, retries: int = 3,
@@ -68,7 +95,7 @@ def deliver(channel: Channel, title: str, body: str, kind: str = "info", *, retr
                 if attempt > 1:
                     log.info("notification to %s delivered at attempt %d", channel.label, attempt)
                 return None
-            why = "not delivered"
+            why = getattr(channel, "last_error", None) or "not delivered"
         except Exception as exc:  # noqa: BLE001 - a channel's failure is reported, never raised
             why = redact(f"{type(exc).__name__}: {exc}")
         if attempt < attempts:
@@ -79,7 +106,7 @@ def deliver(channel: Channel, title: str, body: str, kind: str = "info", *, retr
         else:
             log.warning("notification to %s failed (attempt %d of %d: %s); giving up",
                         channel.label, attempt, attempts, why)
-    return f"the notification to {channel.label} was not delivered ({why}; tried {attempts} times)"
+    return f"the notification to {channel.label} was not delivered after {attempts} attempts: {why}"
 
 
 def deliver_all(channels: Sequence[Channel], title: str, body: str, kind: str = "info", *, retries: int = 3,

@@ -97,7 +97,6 @@ def link_lines(event: Event, *, http_only: bool = False) -> list[str]:
         embedded = True
     if event.version_url:
         lines.append(f"model version v{event.version}: {event.version_url}")
-    flow = event.flow_run_name or event.flow_run_id
     escalated = event.kind == EventKind.DECISION and event.outcome == CycleOutcome.ESCALATE
     if event.flow_run_url:
         named = f"Prefect flow run{f' {event.flow_run_name}' if event.flow_run_name else ''}"
@@ -108,8 +107,9 @@ def link_lines(event: Event, *, http_only: bool = False) -> list[str]:
         lines.append(f"Prefect flow run: {named}")
         embedded = True
     if escalated and not http_only:
-        if flow:
-            lines.append(f"decide: `modelcycle approve {flow}` or `modelcycle reject {flow}`")
+        if event.flow_run_id:  # the id, not the name: a window run again has the same name
+            run = event.flow_run_id
+            lines.append(f"decide: `modelcycle approve {run}` or `modelcycle reject {run}`")
         elif event.version:
             lines.append(f"decide: `modelcycle promote {event.version}` promotes the challenger")
     if embedded:

@@ -41,7 +41,7 @@ def test_a_dead_channel_is_tried_retries_plus_one_times_then_reported(caplog) ->
     with caplog.at_level(logging.WARNING, logger="modelcycle.notify"):
         problem = deliver(dead, "t", "b", retries=3, backoff_seconds=0.5, sleep=waits.append)
     assert len(dead.calls) == 4 and waits == [0.5, 1.0, 2.0]
-    assert problem is not None and "jsons://hooks.example.com" in problem and "tried 4 times" in problem
+    assert problem is not None and "jsons://hooks.example.com" in problem and "after 4 attempts" in problem
     failures = [r.getMessage() for r in caplog.records if "failed (attempt" in r.getMessage()]
     assert len(failures) == 4 and "giving up" in failures[-1]
     assert all("hunter2" not in m for m in [*failures, problem])

@@ -36,7 +36,7 @@ def test_each_outcome_carries_scores_threshold_interval_reasons_and_links(outcom
     flow = "http://prefect:4200/runs/flow-run/f-1"
     if outcome == CycleOutcome.ESCALATE:
         assert f"approval form (Prefect flow run clever-fox): {flow}" in lines
-        assert "decide: `modelcycle approve clever-fox` or `modelcycle reject clever-fox`" in lines
+        assert "decide: `modelcycle approve f-1` or `modelcycle reject f-1`" in lines
     else:
         assert f"Prefect flow run clever-fox: {flow}" in lines
         assert "approve" not in text
@@ -57,7 +57,7 @@ def test_embedded_backends_give_the_ids_and_how_to_open_the_uis() -> None:
     assert "Prefect flow run: clever-fox (id f-1)" in text
     assert "`modelcycle up` starts the MLflow and Prefect UIs" in text
     assert "http" not in text and "approval form" not in text
-    assert "`modelcycle approve clever-fox`" in text
+    assert "`modelcycle approve f-1`" in text
 
 
 def test_no_champion_no_interval() -> None:
