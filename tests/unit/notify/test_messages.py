@@ -119,3 +119,15 @@ def test_prefect_ui_from_the_api_url() -> None:
         "https://app.prefect.cloud/account/a1/workspace/w2"
     assert links.prefect_flow_run_url("http://p:4200/api", "f-1", env={}) == "http://p:4200/runs/flow-run/f-1"
     assert links.prefect_flow_run_url(None, "f-1", env={}) is None
+
+
+def test_the_terminal_line_links_only_http_pages() -> None:
+    from modelcycle.cli.render import decision_line
+
+    embedded = decision_line(event(CycleOutcome.KEEP, **COMPARED, **EMBEDDED)).plain
+    assert "abc123" not in embedded and "f-1" not in embedded and "modelcycle up" not in embedded
+    assert len(embedded.splitlines()) == 3  # the decision and its two reasons
+    served = decision_line(event(CycleOutcome.ESCALATE, **COMPARED, **HTTP)).plain
+    assert "MLflow run: http://mlflow:5000/#/runs/abc123" in served
+    assert "approval form (Prefect flow run clever-fox): http://prefect:4200/runs/flow-run/f-1" in served
+    assert "modelcycle approve" not in served
