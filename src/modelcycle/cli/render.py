@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelcycle.notify import Event
+from modelcycle.notify.message import link_lines
 
 from rich.table import Table
 from rich.text import Text
@@ -53,6 +54,9 @@ def decision_line(event: Event) -> Text:
                     f"  challenger {_num(event.challenger_score)}", style="muted")
     if event.reasons:
         line.append("\n   " + "\n   ".join(event.reasons), style="muted")
+    links = link_lines(event, http_only=True)  # pages a browser opens; ids and hints stay in the log
+    if links:
+        line.append("\n   " + "\n   ".join(links), style="muted")
     return line
 
 

@@ -172,6 +172,16 @@ class NotifyConfig(Section):
         default_factory=list,
         description="Apprise URLs (slack://, mailto://, json://...); needs modelcycle[notify]. A "
         "password in one is written as a ${NAME} reference (environment or .env)")
+    retries: int = Field(
+        default=3, ge=0, le=10,
+        description="how many more times a URL whose notification failed is tried (each URL on its "
+        "own: one that is down never holds back the others, nor fails the cycle)")
+    backoff_seconds: float = Field(
+        default=0.5, ge=0, le=60,
+        description="the wait before the first retry, doubled before each next one: 3 retries from "
+        "0.5 wait 0.5 + 1 + 2 = 3.5 s at most, plus each attempt's own time (Apprise gives up on a "
+        "silent server after its timeouts, 4 s to connect and 4 s to read by default; ?cto= and "
+        "?rto= in the URL change them)")
 
 
 class BackendsConfig(Section):

@@ -16,7 +16,7 @@ from modelcycle.errors import ModelcycleError, NoChampionError, RegistryError
 from modelcycle.lifecycle import effects, lock
 from modelcycle.lifecycle.journal import Journal
 from modelcycle.lifecycle.services import Services
-from modelcycle.notify import CycleOutcome, Event, EventKind, Notifier
+from modelcycle.notify import CycleOutcome, Event, EventKind, Notifier, links
 from modelcycle.registry import history
 from modelcycle.registry.base import CHAMPION, ModelVersion, canonical_alias
 from modelcycle.versioning.base import VersionState
@@ -126,7 +126,8 @@ def _announce(svc: Services, mv: ModelVersion, *, kind: str, alias: str, before:
             kind=event_kind, model=svc.name, window=mv.tags.get("window", "?"),
             outcome=CycleOutcome.PROMOTE if alias == CHAMPION else CycleOutcome.KEEP,
             reasons=(what,), version=mv.version,
-            champion=mv.version if alias == CHAMPION else None))
+            champion=mv.version if alias == CHAMPION else None,
+            version_url=links.mlflow_version_url(svc.ws.registry_uri, svc.name, mv.version)))
     except Exception as exc:  # noqa: BLE001 - the move stands: a notification never undoes it
         log.warning("notification failed: %s", exc)
 

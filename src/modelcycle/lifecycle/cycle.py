@@ -29,13 +29,13 @@ from modelcycle.config import Window
 from modelcycle.errors import ModelcycleError
 from modelcycle.gate import Decision, Policy
 from modelcycle.lifecycle import act as acting
-from modelcycle.lifecycle import checks, driftcheck, effects, interrupts, lock, services, stages, tasks
+from modelcycle.lifecycle import announcement, checks, driftcheck, effects, interrupts, lock, services, stages, tasks
 from modelcycle.lifecycle.effects import CYCLE_TAG, PROCESS_TAG
 from modelcycle.lifecycle.journal import Journal
 from modelcycle.lifecycle.services import Services
 from modelcycle.lifecycle.result import CycleResult, Timer
 from modelcycle.lifecycle.tasks import ChampionEval
-from modelcycle.notify import CycleOutcome, Event
+from modelcycle.notify import CycleOutcome
 from modelcycle.registry.base import CHAMPION, ModelVersion
 from modelcycle.sources import tracked_paths
 from modelcycle.steps.evaluate import Scores
@@ -222,11 +222,11 @@ def judge(cycle: Cycle, got: Gathered, cmp: Compared) -> Decision:
     svc = cycle.svc
     decision = tasks.decide_task(cmp.champion.scores if cmp.champion else None, cmp.challenger, policy_of(svc),
                                  data_problem(svc, got.report), cycle.champion_problem)
-    cycle.result.outcome, cycle.result.reasons = CycleOutcome(decision.outcome), list(decision.reasons)
+    cycle.result.decided(decision)
     tracepoints.reach("cycle:decided")
     for hook in svc.hooks.after_decide:
         decision = hook(svc, cycle.result, decision)
-        cycle.result.outcome, cycle.result.reasons = CycleOutcome(decision.outcome), list(decision.reasons)
+        cycle.result.decided(decision)
     cycle.timer.lap("decide")
     return decision
 
@@ -243,7 +243,7 @@ def act(cycle: Cycle, got: Gathered, cmp: Compared, decision: Decision) -> actin
         drifted = cmp.drift.reason() if cmp.drift else None
         if drifted:  # information beside the decision, which it does not change
             decision = replace(decision, reasons=[*decision.reasons, drifted])
-        result.outcome, result.reasons = CycleOutcome(decision.outcome), list(decision.reasons)
+        result.decided(decision)
         result.champion_score = champion.scores.value if champion else result.champion_score
         stages.write_json(svc.ws, stages.METRICS, {
             "window": label, "metric": cmp.challenger.metric, "challenger": cmp.challenger.to_dict(),
@@ -386,13 +386,9 @@ def fail(cycle: Cycle, exc: BaseException) -> None:
 
 
 def announce(svc: Services, result: CycleResult) -> list[str]:
-    event = Event(model=svc.name, window=result.window, outcome=result.outcome,
-                  reasons=tuple(result.reasons or ([result.error] if result.error else [])),
-                  version=result.challenger_version, champion=result.serving_version,
-                  metric=result.metric, champion_score=result.champion_score,
-                  challenger_score=result.challenger_score, git_commit=result.git_commit)
+    """Notify the cycle's outcome (scores, threshold, reasons, links); return the problems met."""
     try:
-        return tasks.notify_task(svc, event)
+        return tasks.notify_task(svc, announcement.cycle_event(svc, result))
     except Exception as exc:  # noqa: BLE001 - a notification never undoes a decision
         log.warning("notification failed: %s", exc)
         return [str(exc)]

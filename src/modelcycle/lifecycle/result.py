@@ -6,7 +6,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from modelcycle.gate import Decision
 from modelcycle.notify import CycleOutcome
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
 
 
 @dataclass
@@ -23,6 +28,10 @@ class CycleResult:
     champion_score: float | None = None
     challenger_score: float | None = None
     noise_floor: float | None = None
+    improvement: float | None = None        # the gate's relative improvement (positive: better)
+    ci_low: float | None = None             # its interval, with the bootstrap test
+    ci_high: float | None = None
+    confidence: float | None = None
     rows: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -40,6 +49,15 @@ class CycleResult:
     drifted: dict[str, float] = field(default_factory=dict)  # columns that drifted from the champion's rows: PSI
     drift_max_psi: float | None = None      # the largest PSI of any column (None: not measured)
     drift_error: str | None = None          # why drift was not measured (it never fails a cycle)
+
+    def decided(self, decision: Decision) -> None:
+        """Take the gate's outcome, reasons and evidence (the improvement and its interval, when
+        the decision compared two models)."""
+        self.outcome, self.reasons = CycleOutcome(decision.outcome), list(decision.reasons)
+        d = decision.details
+        self.improvement, self.ci_low, self.ci_high, self.confidence = (
+            _number(d.get("improvement")), _number(d.get("ci_low")), _number(d.get("ci_high")),
+            _number(d.get("confidence")))
 
     @property
     def compute_seconds(self) -> float:

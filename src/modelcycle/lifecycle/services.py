@@ -45,9 +45,9 @@ class Services:
 
 def _echo_default(event: Event) -> None:
     from modelcycle.console import OUTCOME_STYLE, err_console
-    from modelcycle.notify import format_message
+    from modelcycle.notify import format_console
 
-    err_console.print(format_message(event), style=OUTCOME_STYLE.get(str(event.outcome), ""), markup=False)
+    err_console.print(format_console(event), style=OUTCOME_STYLE.get(str(event.outcome), ""), markup=False)
 
 
 def build(ws: Workspace, *, echo: Callable[[Event], None] | None = None) -> Services:
@@ -69,7 +69,8 @@ def notifier_of(ws: Workspace, *, echo: Callable[[Event], None] | None = None, c
     (unless ``console`` is False)."""
     n = ws.config.notify
     return Notifier(file=ws.path(n.file) if n.file else None, urls=n.urls,
-                    echo=(echo or _echo_default) if n.console and console else None)
+                    echo=(echo or _echo_default) if n.console and console else None,
+                    retries=n.retries, backoff_seconds=n.backoff_seconds)
 
 
 @dataclass(frozen=True)

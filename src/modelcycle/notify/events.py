@@ -33,7 +33,8 @@ def _now() -> str:
 @dataclass(frozen=True)
 class Event:
     """One announcement. ``version`` is the challenger's version (or the version a human
-    promoted), ``champion`` the version serving after the decision."""
+    promoted), ``champion`` the version serving after the decision. Fields added later default
+    to None, so older lines of the decision log read back."""
 
     model: str
     window: str
@@ -47,6 +48,20 @@ class Event:
     challenger_score: float | None = None
     git_commit: str | None = None
     time: str = field(default_factory=_now)
+    # the gate's bar and evidence (None when the decision had none: no champion, no test)
+    threshold: float | None = None
+    min_effect: float | None = None
+    improvement: float | None = None        # relative; positive: the challenger is better
+    ci_low: float | None = None
+    ci_high: float | None = None
+    confidence: float | None = None
+    # where to look: the ids always, the UI pages when the backends have one (notify.links)
+    run_id: str | None = None               # the MLflow run of the cycle
+    run_url: str | None = None
+    version_url: str | None = None          # the registered version (``version``)
+    flow_run_id: str | None = None
+    flow_run_name: str | None = None
+    flow_run_url: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready form written to the decision log (enums as their values)."""

@@ -65,7 +65,8 @@ def test_apprise_json_webhook_on_loopback():
     finally:
         server.server_close()
     assert problems == []
-    assert "ESCALATE" in received[0]["message"] and "neither meets" in received[0]["message"]
+    assert "ESCALATE" in received[0]["title"] and "neither meets" in received[0]["message"]
+    assert received[0]["type"] == "warning"
 
 
 def test_unknown_apprise_scheme_is_reported():
@@ -75,7 +76,7 @@ def test_unknown_apprise_scheme_is_reported():
 def test_format_message():
     text = format_message(Event(model="taxifare", window="2015-03", outcome=CycleOutcome.PROMOTE, version="4",
                                 reasons=("a", "b")))
-    assert text.splitlines() == ["[taxifare] 2015-03: PROMOTE (challenger v4)", "  - a", "  - b"]
+    assert text.splitlines() == ["[taxifare] 2015-03: PROMOTE (v4 is the champion)", "  - a", "  - b"]
 
 
 def test_a_rollback_reads_as_one(tmp_path) -> None:
