@@ -86,7 +86,7 @@ def _backends(ws: Workspace) -> None:
     from modelcycle.lifecycle import servers
 
     for name, text in servers.describe(ws):
-        console.print(escape(f"{'up ' + servers.TITLES[name]:<11}{text}"), style="muted", soft_wrap=True)
+        console.print(escape(f"{'up':<9}{servers.TITLES[name]:<8} {text}"), style="muted", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -22,6 +22,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -161,7 +162,12 @@ def _mlflow(ws: Workspace, host: str, port: int, logs: Path) -> Launch:
     db = sqlite_path(store)
     if db is not None and not db.exists():
         dbcache.seed("mlflow", db)
-    own_store(ws, store)  # a moved or copied workspace's store points at its own artifacts first
+    try:
+        own_store(ws, store)  # a moved or copied workspace's store points at its own artifacts first
+    except sqlite3.Error as exc:
+        raise ServerStartError(f"the MLflow store {store} cannot be read: {exc}",
+                               "restore .modelcycle/mlflow.db from a backup, or point backends.mlflow_tracking_uri "
+                               "at another store; `modelcycle doctor` checks it") from exc
     artifacts = ws.artifact_location
     if artifacts.startswith("file:"):
         Path(artifacts.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
@@ -201,11 +207,13 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _tail(path: Path, chars: int = 1500) -> str:
+def _tail(path: Path, lines: int = 12, chars: int = 2000) -> str:
+    """The last lines of a log (the last start's, where the error is)."""
     try:
-        return path.read_text(errors="replace")[-chars:].strip()
+        text = path.read_text(errors="replace")
     except OSError:
         return ""
+    return "\n".join(text.strip().splitlines()[-lines:])[-chars:]
 
 
 def _wait(launches: list[Launch], timeout: float, on_ready: Callable[[str], None] | None) -> None:
@@ -394,7 +402,8 @@ def describe(ws: Workspace) -> list[tuple[str, str]]:
         if entry is None:
             lines.append((name, "not running (`modelcycle up` starts it)"))
         elif _is_alive(entry):
-            lines.append((name, f"running at {entry.get('ui')} (pid {entry.get('pid')}, since {entry.get('started_at')})"))
+            since = entry.get("started_at", "?")
+            lines.append((name, f"running at {entry.get('ui')} (pid {entry.get('pid')}, since {since})"))
         else:
             lines.append((name, f"stale: pid {entry.get('pid')} has ended (`modelcycle down` clears it, "
                                 "`modelcycle up` restarts it)"))
