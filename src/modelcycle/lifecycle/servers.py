@@ -28,7 +28,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -269,11 +269,28 @@ def running(ws: Workspace) -> dict[str, dict[str, Any]]:
     return {name: entry for name, entry in read_servers(ws.state_dir).items() if _is_alive(entry)}
 
 
+@contextlib.contextmanager
+def _one_at_a_time(ws: Workspace) -> Iterator[None]:
+    """`up` and `down` of one workspace take turns (two `up` at once would start two pairs).
+    Not the workspace's lock: a cycle holds that for minutes, and `up` need not wait for it."""
+    from filelock import FileLock
+
+    ws.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with FileLock(str(servers_path(ws.state_dir)) + ".lock"):
+        yield
+
+
 def up(ws: Workspace, *, host: str = "127.0.0.1", prefect_port: int | None = None, mlflow_port: int | None = None,
        timeout: float = START_TIMEOUT_S, on_ready: Callable[[str], None] | None = None,
        on_start: Callable[[tuple[str, ...]], None] | None = None) -> UpResult:
     """Start the workspace's servers that are not running yet, in parallel, and wait until all
     answer. On failure, stop what this call started and raise :class:`ServerStartError`."""
+    with _one_at_a_time(ws):
+        return _up(ws, host, prefect_port, mlflow_port, timeout, on_ready, on_start)
+
+
+def _up(ws: Workspace, host: str, prefect_port: int | None, mlflow_port: int | None, timeout: float,
+        on_ready: Callable[[str], None] | None, on_start: Callable[[tuple[str, ...]], None] | None) -> UpResult:
     external = external_servers(ws)
     recorded = read_servers(ws.state_dir)
     alive = {name: entry for name, entry in recorded.items() if _is_alive(entry)}
@@ -321,6 +338,13 @@ class Stopped:
 
 def down(ws: Workspace, *, timeout: float = STOP_TIMEOUT_S) -> list[Stopped]:
     """Stop the servers servers.json records (their whole process groups) and remove the file."""
+    if not servers_path(ws.state_dir).exists():
+        return []
+    with _one_at_a_time(ws):
+        return _down(ws, timeout)
+
+
+def _down(ws: Workspace, timeout: float) -> list[Stopped]:
     stopped = []
     for name, entry in read_servers(ws.state_dir).items():
         pid = int(entry["pid"])
