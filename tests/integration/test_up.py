@@ -89,7 +89,7 @@ def test_up_serves_both_dashboards_and_the_cycles_use_them(cli_champion_template
         started = mc(ws, "up")
         elapsed = time.monotonic() - t0
         assert started.returncode == 0, started.stdout + started.stderr
-        assert "started in" in started.stdout
+        assert "started Prefect and MLflow in" in started.stdout
         rec = _record(ws)
         prefect, mlflow = rec["prefect"], rec["mlflow"]
         print(f"up took {elapsed:.1f} s")

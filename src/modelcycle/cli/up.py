@@ -23,14 +23,15 @@ def up(
                              "machine in; neither server asks for a password."),
 ) -> None:
     """Start the workspace's Prefect server and MLflow tracking server, with their dashboards, in
-    the background, and print their addresses.
+    the background, and print their addresses. Prefect keeps its history in .modelcycle/prefect
+    (earlier runs show); MLflow serves the workspace's own store (.modelcycle/mlflow.db) and
+    artifacts. Both keep running after this command ends, log to .modelcycle/servers/, and every
+    command of the workspace (run, backtest, serve, status, ...) uses them until `modelcycle down`
+    stops them. A server configured in modelcycle.yaml (backends) or the environment is used as
+    it is: `up` starts nothing for it.
 
-    Prefect keeps its history in .modelcycle/prefect (earlier runs show); MLflow serves the
-    workspace's own store (.modelcycle/mlflow.db) and artifacts. Both keep running after this
-    command ends, log to .modelcycle/servers/, and every modelcycle command of the workspace
-    (run, backtest, serve, status, ...) uses them until `modelcycle down` stops them. A server
-    configured in modelcycle.yaml (backends) or the environment is used as it is. Running `up`
-    again prints the addresses of the servers already running."""
+    Run again, it prints the addresses of the servers already running.
+    """
     from modelcycle.lifecycle import servers
 
     ws = common.load_workspace(ctx)
@@ -57,7 +58,10 @@ def up(
     if not result.started and result.servers:
         console.print("already running:", style="bold")
     elif result.started:
-        console.print(f"started in {time.monotonic() - t0:.1f} s:", style="bold")
+        others = [servers.TITLES[n] for n in result.servers if n not in result.started]
+        console.print(f"started {' and '.join(servers.TITLES[n] for n in result.started)} in "
+                      f"{time.monotonic() - t0:.1f} s" + (f" ({', '.join(others)} already running)" if others else "")
+                      + ":", style="bold")
     for name in ("prefect", "mlflow"):
         if name in result.servers:
             console.print(escape(servers.summary(name, result.servers[name])), soft_wrap=True, highlight=False)
