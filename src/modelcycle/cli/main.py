@@ -118,10 +118,11 @@ def _register() -> None:
         shadow_report,
         status,
         step,
+        up,
     )
 
     for module in (demo, init, run, backtest, status, history, predict, serve, shadow_report, promote, rollback,
-                   step, doctor, config):
+                   up, step, doctor, config):
         module.register(app)
 
 

@@ -113,6 +113,10 @@ def _backends(ws: Workspace) -> None:
                          f"(from {origins['prefect']})\n"
                          f"DVC      {redact(ws.dvc_remote) or 'no remote'}  (from {origins['dvc']})"),
                   style="muted", soft_wrap=True)
+    from modelcycle.lifecycle import servers
+
+    for name, text in servers.describe(ws):
+        console.print(escape(f"{'up':<9}{servers.TITLES[name]:<8} {text}"), style="muted", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,6 +6,7 @@ import difflib
 import logging
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from modelcycle.config.live import live_servers
 from modelcycle.config.models import Params, ProjectConfig
 from modelcycle.config.secrets import redact, resolve_references, tighten
 from modelcycle.config.window import Window
@@ -180,16 +182,40 @@ class Workspace:
     def prefect_home(self) -> Path:
         return self.state_dir / "prefect"
 
-    # backends (environment variables win over the file) ------------------------------------
+    # backends: an environment variable, else a server named in modelcycle.yaml, else the
+    # workspace's own servers while `modelcycle up` runs them, else the embedded default -----
+    @cached_property
+    def live(self) -> dict[str, dict[str, Any]]:
+        """The servers `modelcycle up` started for this workspace that are running now (read once
+        per loaded workspace: a small JSON file and a process check, no HTTP)."""
+        return live_servers(self.state_dir)
+
+    def _live_mlflow(self) -> str | None:
+        """The `up` MLflow server's URL when it serves the store modelcycle.yaml names."""
+        entry = self.live.get("mlflow")
+        if entry is None:
+            return None
+        configured = _sqlite_absolute(self.config.backends.mlflow_tracking_uri, self.root)
+        return str(entry["url"]) if entry.get("store") == configured and entry.get("url") else None
+
     @property
     def tracking_uri(self) -> str:
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or self.config.backends.mlflow_tracking_uri
-        return _sqlite_absolute(uri, self.root)
+        env = os.environ.get("MLFLOW_TRACKING_URI")
+        if env:
+            return _sqlite_absolute(env, self.root)
+        return self._live_mlflow() or _sqlite_absolute(self.config.backends.mlflow_tracking_uri, self.root)
 
     @property
     def registry_uri(self) -> str:
         uri = os.environ.get("MLFLOW_REGISTRY_URI") or self.config.backends.mlflow_registry_uri
         return _sqlite_absolute(uri, self.root) if uri else self.tracking_uri
+
+    @property
+    def local_tracking_uri(self) -> str:
+        """The MLflow store modelcycle.yaml (or MLFLOW_TRACKING_URI) names, whether or not an
+        `up` server serves it: the store that server opens."""
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or self.config.backends.mlflow_tracking_uri
+        return _sqlite_absolute(uri, self.root)
 
     @property
     def artifact_location(self) -> str:
@@ -198,7 +224,13 @@ class Workspace:
 
     @property
     def prefect_api_url(self) -> str | None:
-        return os.environ.get("PREFECT_API_URL") or self.config.backends.prefect_api_url
+        configured = os.environ.get("PREFECT_API_URL") or self.config.backends.prefect_api_url
+        if configured:
+            return configured
+        entry = self.live.get("prefect")  # this workspace's own (not a copied servers.json's)
+        if entry is None or not entry.get("url") or entry.get("home") != str(self.prefect_home.resolve()):
+            return None
+        return str(entry["url"])
 
     @property
     def dvc_remote(self) -> str | None:
@@ -211,4 +243,11 @@ class Workspace:
         """Where each backend address came from (for `status`)."""
         env = {"mlflow": "MLFLOW_TRACKING_URI", "prefect": "PREFECT_API_URL",
                "dvc": "MODELCYCLE_DVC_REMOTE"}
-        return {k: (f"${v}" if os.environ.get(v) else CONFIG_FILE) for k, v in env.items()}
+        origins = {k: (f"${v}" if os.environ.get(v) else CONFIG_FILE) for k, v in env.items()}
+        if not os.environ.get("MLFLOW_TRACKING_URI") and self._live_mlflow():
+            origins["mlflow"] = "modelcycle up"
+        if (not os.environ.get("PREFECT_API_URL") and not self.config.backends.prefect_api_url
+                and self.prefect_api_url):
+            origins["prefect"] = "modelcycle up"
+        return origins
+

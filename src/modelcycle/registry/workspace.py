@@ -22,7 +22,17 @@ def open_registry(ws: Workspace, *, system_metrics_interval: float = 1.0) -> Mlf
     """The registry of ``ws``, with its embedded store made its own first: a copied or moved
     workspace's store still points at the old folder's artifacts, and is pointed at its own
     (what moved is in the registry's ``relocated``, None when nothing did)."""
-    db = sqlite_path(ws.tracking_uri)
+    moved = own_store(ws, ws.tracking_uri)
+    registry = MlflowRegistry(ws.tracking_uri, registry_uri=ws.registry_uri, artifact_location=ws.artifact_location,
+                              system_metrics_interval=system_metrics_interval)
+    registry.relocated = moved
+    return registry
+
+
+def own_store(ws: Workspace, tracking_uri: str) -> str | None:
+    """Point the workspace's embedded SQLite store (``tracking_uri``) at the workspace's own
+    artifacts when it was moved or copied; what moved, or None (also for any other store)."""
+    db = sqlite_path(tracking_uri)
     moved = None
     artifacts = ws.config.backends.mlflow_artifacts
     if db is not None and "://" not in artifacts and not Path(artifacts).is_absolute():
@@ -33,10 +43,7 @@ def open_registry(ws: Workspace, *, system_metrics_interval: float = 1.0) -> Mlf
             if moved:
                 log.warning("this workspace was moved or copied; its MLflow store now points at its "
                             "own artifacts (%s)", moved)
-    registry = MlflowRegistry(ws.tracking_uri, registry_uri=ws.registry_uri, artifact_location=ws.artifact_location,
-                              system_metrics_interval=system_metrics_interval)
-    registry.relocated = moved
-    return registry
+    return moved
 
 
 _LOCATION_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
