@@ -104,9 +104,11 @@ def _register() -> None:
     if app.registered_commands:
         return
     from modelcycle.cli import (
+        approve,
         backtest,
         config,
         demo,
+        deploy,
         doctor,
         history,
         init,
@@ -121,7 +123,7 @@ def _register() -> None:
     )
 
     for module in (demo, init, run, backtest, status, history, predict, serve, shadow_report, promote, rollback,
-                   step, doctor, config):
+                   deploy, approve, step, doctor, config):
         module.register(app)
 
 

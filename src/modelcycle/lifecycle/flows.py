@@ -3,7 +3,9 @@
 ``cycle_flow(workspace, window=None)`` takes only plain parameters, so it can be deployed: with
 no window it runs the next one (the month after the last cycle's). It holds the workspace's lock
 (re-entrant: the command line usually holds it already) and runs
-:func:`~modelcycle.lifecycle.cycle.run_cycle`.
+:func:`~modelcycle.lifecycle.cycle.run_cycle`. Run by a deployment, it runs
+:func:`~modelcycle.lifecycle.automation.run_deployed` instead: the next *complete* window,
+nothing for a window already processed, a human asked about an escalation.
 """
 
 from __future__ import annotations
@@ -30,8 +32,12 @@ __all__ = ["CycleResult", "backtest", "backtest_flow", "cycle_flow", "run"]
 def cycle_flow(workspace: str, window: str | None = None) -> CycleResult:
     """Fetch, validate, prepare, evaluate the champion while training a challenger, decide, act,
     notify. Without a window: the next one."""
+    from modelcycle.lifecycle import automation
+
     svc = open_services(workspace)
     with lock.hold(svc.ws.root, f"modelcycle cycle {window or 'next'}"):
+        if automation.deployment_id() is not None:
+            return automation.run_deployed(svc, window)
         if window is None:
             svc.ws = svc.ws.reload_params()  # read under the lock: another cycle may have moved it
         return run_cycle(svc, Window.parse(window) if window else svc.ws.next_window())
