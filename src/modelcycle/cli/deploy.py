@@ -87,7 +87,7 @@ def worker(
     and the data watcher, which looks at the source every few seconds (one max(timestamp)
     query) and announces a newly complete window with a Prefect event; the deployment's trigger
     then starts its cycle."""
-    from modelcycle.lifecycle import watch
+    from modelcycle.lifecycle import interrupts, watch
     from modelcycle.lifecycle.services import open_services
 
     ws = common.load_workspace(ctx)
@@ -111,10 +111,15 @@ def worker(
             err_console.print(f"[muted]· {escape(text)}[/muted]", soft_wrap=True)
 
         watch.watch(svc, stop, every=every, report=report)
-    finally:
+    except interrupts.Interrupted as exc:  # Ctrl-C or SIGTERM: how a worker is stopped
         stop.set()
         with err_console.status("stopping the worker"):
             watch.stop_worker(process)
+        console.print(f"worker stopped ({'Ctrl-C' if exc.signum == 2 else 'SIGTERM'})")
+        return
+    finally:
+        stop.set()
+        watch.stop_worker(process)
 
 
 def register(app: typer.Typer) -> None:

@@ -95,6 +95,7 @@ def next_complete(svc: Services, *, now: datetime | None = None) -> tuple[Window
 def skipped(svc: Services, label: str, why: str) -> CycleResult:
     """The result of a deployed run with nothing to do."""
     log.info("nothing to do: %s", why)
+    name_run(f"{label}: nothing to do")
     svc.say(label, why)
     return CycleResult(window=label, outcome=CycleOutcome.SKIPPED, reasons=[why], metric=svc.ws.config.metric)
 

@@ -5,6 +5,9 @@
 * the workspace's folder as its parameter and no window, so each run takes the next window
   complete in the source (:mod:`modelcycle.lifecycle.automation`);
 * a cron or interval schedule, in a time zone;
+* a concurrency limit of one: runs that fall due together (a schedule and a trigger, a worker
+  that was stopped a while) wait for a slot on the server instead of each starting a process
+  only to wait for the workspace's lock;
 * a trigger (a Prefect automation) that starts a run when the data watcher emits
   :data:`~modelcycle.lifecycle.automation.EVENT_WINDOW` or
   :data:`~modelcycle.lifecycle.automation.EVENT_DRIFT` for this workspace, with the event's
@@ -137,7 +140,7 @@ def deploy(ws: Workspace, *, cron: str | None = None, interval: str | None = Non
         description=f"The lifecycle of {ws.config.name} in {root}: each run processes the next window "
         "complete in the source (or the window an event names); a window processed already is a no-op.",
         tags=["modelcycle", ws.config.name], work_pool_name=pool, entrypoint_type=EntrypointType.MODULE_PATH,
-        enforce_parameter_schema=False)
+        enforce_parameter_schema=False, concurrency_limit=1)
     assert isinstance(deployment, RunnerDeployment)  # called outside an event loop: not a coroutine
     deployment_id = deployment.apply(work_pool_name=pool)
     return get(str(deployment_id))

@@ -28,7 +28,16 @@ from modelcycle.notify import CycleOutcome
 __all__ = ["CycleResult", "backtest", "backtest_flow", "cycle_flow", "run"]
 
 
-@flow(name="modelcycle-cycle", flow_run_name="{window}", validate_parameters=False)
+def _cycle_run_name() -> str:
+    """A cycle's flow run is named after its window; a deployed run without one is named after
+    the window it finds (see automation.name_run), "next" until then."""
+    from prefect.runtime import flow_run
+
+    window = flow_run.parameters.get("window")
+    return str(window) if window else "next"
+
+
+@flow(name="modelcycle-cycle", flow_run_name=_cycle_run_name, validate_parameters=False)
 def cycle_flow(workspace: str, window: str | None = None) -> CycleResult:
     """Fetch, validate, prepare, evaluate the champion while training a challenger, decide, act,
     notify. Without a window: the next one."""
