@@ -38,6 +38,9 @@ def demo(
     directory: Path = typer.Argument(Path("demo"), help="Where to build the demo workspace.", file_okay=False),
     rows_per_month: int | None = typer.Option(None, "--rows-per-month", min=1000,
                                                  help="Rides simulated per month (default: the simulator's)."),
+    append: bool = typer.Option(False, "--append", help="Instead of building: append the next month of rides "
+                                "to DIRECTORY's warehouse, as fresh data arrives (a deployed workspace's "
+                                "`modelcycle worker` then starts its cycle by itself)."),
 ) -> None:
     """Build a workspace of simulated New York cab rides (2009-2015) in a DuckDB warehouse, train a
     first champion on history up to 2014-12, then backtest January-June 2015 month by month: a
@@ -50,6 +53,9 @@ def demo(
 
     started = time.perf_counter()
     root = directory.expanduser().resolve()
+    if append:
+        _append(root)
+        return
     if root.exists():
         if not _is_demo(root):
             raise WorkspaceError(f"{root} exists and is not a demo workspace (it has no {MARKER})",
@@ -92,6 +98,23 @@ def demo(
                   "the champion's moves)")
     if any(r.outcome == "failed" for r in results):
         raise typer.Exit(1)
+
+
+def _append(root: Path) -> None:
+    """Append the month after the newest to the demo warehouse in ``root``."""
+    from modelcycle.config import Workspace
+    from modelcycle.examples.taxifare import simulator
+
+    if not _is_demo(root):
+        raise WorkspaceError(f"{root} is not a demo workspace (it has no {MARKER})",
+                             "build one first: modelcycle demo DIRECTORY")
+    ws = Workspace.load(root)
+    params = ws.config.reference.params if ws.config.reference else {}
+    month, rows = simulator.append_month(ws.path(ws.config.source.url), table=ws.config.source.table or "rides",
+                                         seed=int(params.get("seed", 7)),
+                                         rows_per_month=int(params.get("rows_per_month",
+                                                                       simulator.DEFAULT_ROWS_PER_MONTH)))
+    console.print(f"appended {month}: {rows} rides to {ws.path(ws.config.source.url)}")
 
 
 def register(app: typer.Typer) -> None:

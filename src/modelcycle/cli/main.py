@@ -104,9 +104,11 @@ def _register() -> None:
     if app.registered_commands:
         return
     from modelcycle.cli import (
+        approve,
         backtest,
         config,
         demo,
+        deploy,
         doctor,
         history,
         init,
@@ -122,7 +124,7 @@ def _register() -> None:
     )
 
     for module in (demo, init, run, backtest, status, history, predict, serve, shadow_report, promote, rollback,
-                   up, step, doctor, config):
+                   up, deploy, approve, step, doctor, config):
         module.register(app)
 
 

@@ -163,11 +163,12 @@ class Workspace:
         return Workspace(self.root, self.config, load_params(self.root / PARAMS_FILE))
 
     def next_window(self) -> Window:
-        """The window after the last cycle's (``window`` in params.yaml): the default of a run."""
+        """The window after the last cycle's (``window`` in params.yaml, see
+        :meth:`Window.following`): the default of a run."""
         if not self.params.window:
             raise ConfigError("no window given and no cycle has run yet",
                               "name the month to evaluate, e.g. `modelcycle run --window 2015-01`")
-        return Window.parse(self.params.window).next()
+        return Window.parse(self.params.window).following()
 
     # paths --------------------------------------------------------------------------------
     def path(self, relative: str | os.PathLike[str]) -> Path:

@@ -280,6 +280,27 @@ class DriftConfig(Section):
         "give no drift figure: too few to tell a change from noise")
 
 
+class AutomationConfig(Section):
+    """Deployed cycles (`modelcycle deploy`, `modelcycle worker`): when fresh data starts a cycle,
+    and how long a human has to answer an escalation in the Prefect UI."""
+
+    check_seconds: float = Field(
+        default=15.0, gt=0,
+        description="how often `modelcycle worker` asks the source whether a new window is complete "
+        "(one max(timestamp) query); a complete window starts its cycle through a Prefect event")
+    settle_minutes: float = Field(
+        default=0.0, ge=0,
+        description="a window is complete once a row at or after its end has arrived, or once its end "
+        "is this many minutes in the past and it has rows (late rows of a live source get this long)")
+    approval_timeout_minutes: float = Field(
+        default=1440.0, gt=0,
+        description="a deployed cycle that escalates waits this long for a human's answer (Prefect UI, "
+        "`modelcycle approve` / `reject`); then the champion is kept")
+    work_pool: str = Field(
+        default="modelcycle", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="the Prefect process work pool deployed cycles run in (`modelcycle worker` serves it)")
+
+
 #: What an older modelcycle.yaml's `simulation:` section (the taxi simulator's seed and size) means
 #: today: the taxifare example's reference, named by its import path (the core never imports it).
 LEGACY_SIMULATION_FACTORY = "modelcycle.examples.taxifare.scenario:TaxiReference"
@@ -307,6 +328,9 @@ class ProjectConfig(Section):
         default=None,
         description="optional: `modelcycle serve` settings; the section's presence marks a served workspace")
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    automation: AutomationConfig = Field(
+        default_factory=AutomationConfig,
+        description="deployed cycles: the data check's interval, the approval timeout, the work pool")
 
     @model_validator(mode="before")
     @classmethod

@@ -67,6 +67,16 @@ class Window:
                           f"{self.end:%Y-%m-%d}..{(self.end + span):%Y-%m-%d}")
         return Window.parse(f"{self.end:%Y-%m}")
 
+    def following(self) -> Window:
+        """The window a cycle takes after this one: :meth:`next`, except that a range starting on
+        the first of a month and ending inside it (a cycle started early, on drift in the rows
+        so far) is followed by its whole month, so the monthly cadence resumes."""
+        if not self.is_month and self.start.day == 1 and self.start.time() == datetime.min.time():
+            month = Window.parse(f"{self.start:%Y-%m}")
+            if self.end < month.end:
+                return month
+        return self.next()
+
     def __str__(self) -> str:
         return self.label
 

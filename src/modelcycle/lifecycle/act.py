@@ -125,6 +125,7 @@ def commit(svc: Services, journal: Journal, *, label: str, decision: Decision, m
         if promote:
             if holdout is not None:
                 tasks.serving_check_task(svc, version, holdout)
-            tasks.champion_alias_task(svc, journal, version.version, reason=reason)
+            tasks.champion_alias_task(svc, journal, version.version, reason=reason,
+                                      who=decision.details.get("approved_by"))
     serving = version.version if promote else tasks.alias_of(svc, CHAMPION)
     return snapshot, version, serving

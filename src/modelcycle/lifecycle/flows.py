@@ -3,7 +3,9 @@
 ``cycle_flow(workspace, window=None)`` takes only plain parameters, so it can be deployed: with
 no window it runs the next one (the month after the last cycle's). It holds the workspace's lock
 (re-entrant: the command line usually holds it already) and runs
-:func:`~modelcycle.lifecycle.cycle.run_cycle`.
+:func:`~modelcycle.lifecycle.cycle.run_cycle`. Run by a deployment, it runs
+:func:`~modelcycle.lifecycle.automation.run_deployed` instead: the next *complete* window,
+nothing for a window already processed, a human asked about an escalation.
 """
 
 from __future__ import annotations
@@ -26,12 +28,25 @@ from modelcycle.notify import CycleOutcome
 __all__ = ["CycleResult", "backtest", "backtest_flow", "cycle_flow", "run"]
 
 
-@flow(name="modelcycle-cycle", flow_run_name="{window}", validate_parameters=False)
+def _cycle_run_name() -> str:
+    """A cycle's flow run is named after its window; a deployed run without one is named after
+    the window it finds (see automation.name_run), "next" until then."""
+    from prefect.runtime import flow_run
+
+    window = flow_run.parameters.get("window")
+    return str(window) if window else "next"
+
+
+@flow(name="modelcycle-cycle", flow_run_name=_cycle_run_name, validate_parameters=False)
 def cycle_flow(workspace: str, window: str | None = None) -> CycleResult:
     """Fetch, validate, prepare, evaluate the champion while training a challenger, decide, act,
     notify. Without a window: the next one."""
+    from modelcycle.lifecycle import automation
+
     svc = open_services(workspace)
     with lock.hold(svc.ws.root, f"modelcycle cycle {window or 'next'}"):
+        if automation.deployment_id() is not None:
+            return automation.run_deployed(svc, window)
         if window is None:
             svc.ws = svc.ws.reload_params()  # read under the lock: another cycle may have moved it
         return run_cycle(svc, Window.parse(window) if window else svc.ws.next_window())

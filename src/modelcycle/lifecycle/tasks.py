@@ -168,9 +168,10 @@ def register_task(svc: Services, journal: Journal, run_id: str, model_uri: str, 
 
 
 def cycle_move(journal: Journal, alias: str, before: str | None, after: str,
-               reason: str | None) -> history.Move:
-    """The history's record of an alias the cycle of ``journal`` moves."""
-    return history.Move(alias, before, after, history.now(), "cycle", reason=reason, window=journal.window,
+               reason: str | None, who: str | None = None) -> history.Move:
+    """The history's record of an alias the cycle of ``journal`` moves (``who``: the human who
+    approved an escalation)."""
+    return history.Move(alias, before, after, history.now(), "cycle", who=who, reason=reason, window=journal.window,
                         flow_run_id=journal.flow_run_id, run_id=journal.run_id)
 
 
@@ -182,9 +183,10 @@ def challenger_alias_task(svc: Services, journal: Journal, version: str, *, last
 
 
 @task(name="move-champion-alias", **TASK)
-def champion_alias_task(svc: Services, journal: Journal, version: str, *, reason: str | None = None) -> None:
+def champion_alias_task(svc: Services, journal: Journal, version: str, *, reason: str | None = None,
+                        who: str | None = None) -> None:
     effects.move_alias(svc, journal, CHAMPION, version,
-                       lambda before: cycle_move(journal, CHAMPION, before, version, reason), commit=True)
+                       lambda before: cycle_move(journal, CHAMPION, before, version, reason, who), commit=True)
 
 
 @task(name="check-serving", **TASK)

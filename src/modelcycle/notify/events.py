@@ -17,6 +17,7 @@ class CycleOutcome(StrEnum):
     KEEP = "keep"
     ESCALATE = "escalate"
     FAILED = "failed"
+    SKIPPED = "skipped"  # a deployed run with nothing to do (its window processed, or not complete yet)
 
 
 class EventKind(StrEnum):
@@ -24,6 +25,7 @@ class EventKind(StrEnum):
     APPROVAL = "approval"   # a human moved an alias (`modelcycle promote`)
     ROLLBACK = "rollback"   # a human moved the champion back (`modelcycle rollback`)
     OUTSIDE = "outside"     # an alias was moved outside modelcycle (the MLflow UI or API), found later
+    PENDING = "pending"     # a deployed cycle escalated and waits for a human's answer
 
 
 def _now() -> str:

@@ -29,6 +29,30 @@ class Source(Protocol):
 
 
 @runtime_checkable
+class KnowsLatest(Protocol):
+    """What a source may add to :class:`Source`: the time of its newest row, cheaply (one
+    ``max(timestamp)`` query, a file listing). The data watcher asks it every few seconds to
+    see whether a new window is complete; a source without it is asked for the window's rows."""
+
+    def latest(self) -> datetime | None:
+        """The newest timestamp in the source (naive UTC wall time), None when it has no rows."""
+        ...
+
+
+def latest_of(source: Source, since: datetime) -> datetime | None:
+    """The newest timestamp in ``source``: its own :meth:`KnowsLatest.latest`, or the newest of
+    the rows from ``since`` on (a fetch) when it has none."""
+    if isinstance(source, KnowsLatest):
+        return source.latest()
+    rows = source.fetch(since, datetime(9999, 1, 1))
+    ts = getattr(source, "timestamp", None)
+    if rows.empty or ts is None or ts not in rows.columns:
+        return None
+    newest = pd.to_datetime(rows[ts], errors="coerce").max()
+    return None if pd.isna(newest) else newest.to_pydatetime().replace(tzinfo=None)
+
+
+@runtime_checkable
 class TracksFiles(Protocol):
     """What a source may add to :class:`Source`: the files it reads, for DVC to version as they are.
 

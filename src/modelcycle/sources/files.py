@@ -142,6 +142,22 @@ class FileSource:
         return frame.drop(columns=[_UNPLACED])
 
 
+    def latest(self) -> datetime | None:
+        """The newest timestamp over every matching file (Parquet answers from its footers)."""
+        import duckdb
+
+        from modelcycle.sources.sql import as_datetime
+
+        ts = _ident(self.timestamp)
+        key = f"TRY_CAST(TRY_CAST({ts} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP)"
+        text = self.format != "parquet"
+        sql = f"SELECT max({key}) AS latest FROM {self._reader(self.files(), text=text)}"
+        frame = run_duckdb(duckdb.connect, sql, setup=["SET TimeZone='UTC'"], fail=lambda f: SourceError(
+            f"cannot read the newest row of {self.describe()}: {f.text}",
+            f"is '{self.timestamp}' a timestamp column in every file?"))
+        return as_datetime(frame["latest"].iloc[0]) if len(frame) else None
+
+
 def _unreadable(file: str) -> Callable[[DuckDBFailure], SourceError]:
     return lambda f: SourceError(f"{file} cannot be read as a table: {f.text}",
                                  "fix or remove that line (a field holding the delimiter needs quotes)")

@@ -110,6 +110,17 @@ def run_duckdb(connect: Callable[[], Any], sql: str, params: Any = None, *,
     raise fail(failure)
 
 
+def as_datetime(value: Any) -> datetime | None:
+    """A database's timestamp (a datetime, a pandas Timestamp, ISO text, NULL) as naive UTC wall
+    time, None when empty or not a time."""
+    if value is None:
+        return None
+    stamp = pd.to_datetime(value, errors="coerce", utc=True)
+    if pd.isna(stamp):
+        return None
+    return stamp.tz_convert(None).to_pydatetime()
+
+
 class DuckDBSource:
     """A table (or query) in a DuckDB database file, opened read-only."""
 
@@ -168,6 +179,14 @@ class DuckDBSource:
                                       f"'{self.timestamp}' is a timestamp column")
 
         return run_duckdb(self._connect, sql, [start, end], fail=fail)
+
+    def latest(self) -> datetime | None:
+        """The newest timestamp: one ``max()`` over the table's zone maps."""
+        sql = f"SELECT max(TRY_CAST({_ident(self.timestamp)} AS TIMESTAMP)) AS latest FROM {self._relation()}"
+        frame = run_duckdb(self._connect, sql, fail=lambda f: SourceError(
+            f"cannot read the newest row of {self.describe()}: {f.text}",
+            "check source.table / source.query in modelcycle.yaml"))
+        return as_datetime(frame["latest"].iloc[0]) if len(frame) else None
 
 
 class SqlAlchemySource:
@@ -240,3 +259,19 @@ class SqlAlchemySource:
             raise SourceError(f"querying {self.describe()} failed: {str(exc).splitlines()[0]}") from exc
         finally:
             engine.dispose()
+
+    def latest(self) -> datetime | None:
+        """The newest timestamp: one ``SELECT max(timestamp)``."""
+        import sqlalchemy as sa
+
+        engine = self._engine()
+        rel, ts = self._select()
+        try:
+            with engine.connect() as con:
+                value = con.execute(sa.select(sa.func.max(ts)).select_from(rel)).scalar()
+        except Exception as exc:
+            raise SourceError(f"cannot read the newest row of {self.describe()}: {str(exc).splitlines()[0]}",
+                              "check source.url and source.table / source.query in modelcycle.yaml") from exc
+        finally:
+            engine.dispose()
+        return as_datetime(value)

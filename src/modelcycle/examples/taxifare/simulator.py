@@ -405,3 +405,40 @@ def write_warehouse(path, start: str = FIRST_MONTH, end: str = LAST_MONTH, *, ta
         raise SourceError(f"could not write the simulated warehouse {path}: {exc}",
                           "check that the file is not open in another process") from exc
     return int(count)
+
+
+def append_month(path, *, table: str = "rides", seed: int = 7, rows_per_month: int = DEFAULT_ROWS_PER_MONTH,
+                 attempts: int = 20) -> tuple[str, int]:
+    """Append the month after the warehouse's newest ride to it, as a month of fresh data arrives;
+    return the month (``YYYY-MM``) and its row count. A reader holding the file (a cycle, the
+    data watcher) makes DuckDB refuse the write for a moment: it is tried again."""
+    import time
+
+    import duckdb
+
+    if not str(table).replace("_", "").isalnum():
+        raise SourceError(f"'{table}' is not a plain table name", "use letters, digits and _")
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"there is no warehouse at {path}", "build the demo first: modelcycle demo")
+    for attempt in range(attempts):
+        try:
+            con = duckdb.connect(str(path))
+            break
+        except duckdb.Error as exc:
+            if "lock" not in str(exc).lower() or attempt == attempts - 1:
+                raise SourceError(f"could not open the warehouse {path}: {exc}",
+                                  "check that no other program holds it open for writing") from exc
+            time.sleep(0.25)
+    try:
+        newest = con.execute(f'SELECT max(pickup_datetime) FROM "{table}"').fetchall()  # noqa: S608
+        last = pd.Timestamp(newest[0][0]) if newest and newest[0][0] is not None else pd.Timestamp(FIRST_MONTH)
+        nxt = (last.to_period("M") + 1)
+        frame = TaxiSimulator(seed=seed, rows_per_month=rows_per_month).month(nxt.year, nxt.month)
+        frame = frame.sort_values("pickup_datetime")
+        con.register("new_rides", frame)
+        con.execute(f'INSERT INTO "{table}" SELECT * FROM new_rides')  # noqa: S608
+        con.unregister("new_rides")
+    finally:
+        con.close()
+    return f"{nxt.year:04d}-{nxt.month:02d}", len(frame)

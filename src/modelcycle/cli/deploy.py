@@ -1,0 +1,127 @@
+"""modelcycle deploy / worker: the cycle as a Prefect deployment, and the process that runs it."""
+
+from __future__ import annotations
+
+import threading
+
+import typer
+from rich.markup import escape
+
+from modelcycle.cli import common
+from modelcycle.config import Workspace
+from modelcycle.console import console, err_console
+from modelcycle.errors import WorkspaceError
+
+NEEDS_SERVER = ("start the workspace's servers with `modelcycle up`, or point backends.prefect_api_url "
+                "(or PREFECT_API_URL) at a running Prefect server")
+
+
+def connect_prefect(ws: Workspace, *, verbose: bool, what: str) -> str:
+    """Point Prefect at the workspace's long-lived server (deployments live there); its URL."""
+    from modelcycle.lifecycle import runtime
+
+    url = ws.prefect_api_url
+    if not url:
+        raise WorkspaceError(f"{what} needs a Prefect server that keeps running, and this workspace has "
+                             "none (commands start a temporary one)", NEEDS_SERVER)
+    runtime.configure(prefect_home=ws.prefect_home, api_url=url, verbose=verbose)
+    runtime.check_api()
+    return url
+
+
+def deploy(
+    ctx: typer.Context,
+    cron: str | None = typer.Option(None, "--cron", help='Run on a cron schedule, e.g. "0 3 1 * *" '
+                                    "(03:00 on the first of each month)."),
+    interval: str | None = typer.Option(None, "--interval", help="Run every span of time: 30s, 5m, 1h, 1d."),
+    timezone: str | None = typer.Option(None, "--timezone", help="The schedule's time zone (IANA name; "
+                                        "default UTC)."),
+    name: str | None = typer.Option(None, "--name", help="The deployment's name (default: the model's)."),
+    list_: bool = typer.Option(False, "--list", help="List the cycle's deployments on the server."),
+    delete: bool = typer.Option(False, "--delete", help="Delete this workspace's deployment."),
+) -> None:
+    """Deploy the cycle to the workspace's Prefect server: each run processes the next window that
+    is complete in the source and not processed yet (a window processed already is a no-op), on
+    the schedule you give and whenever `modelcycle worker` sees a new window complete in the
+    source. An escalation waits for a human in the Prefect UI (or `modelcycle approve`). Needs
+    `modelcycle up` (or a team's server in backends.prefect_api_url); `modelcycle worker` runs
+    the deployed cycles."""
+    from modelcycle.lifecycle import deployments
+
+    ws = common.load_workspace(ctx)
+    if list_ and delete:
+        raise typer.BadParameter("give --list or --delete, not both")
+    if (list_ or delete) and (cron or interval or timezone):
+        raise typer.BadParameter("--list and --delete take no schedule")
+    url = connect_prefect(ws, verbose=common.options(ctx).verbose, what="a deployment")
+    if list_:
+        found = deployments.listed()
+        if not found:
+            console.print("no deployment of the cycle on this server; create one with `modelcycle deploy --cron ...`")
+            return
+        for d in found:
+            when = ", ".join(d.schedules) or "no schedule (fresh data only)"
+            mark = " (paused)" if d.paused else ""
+            console.print(f"[bold]{escape(d.name)}[/bold]{mark}  {escape(when)}  pool {d.work_pool}  "
+                          f"[muted]{escape(d.workspace)}  id {d.id}[/muted]", soft_wrap=True)
+        return
+    if delete:
+        gone = deployments.delete(ws, name)
+        console.print(f"deleted the deployment {deployments.FLOW_NAME}/{gone.name}" if gone
+                      else "this workspace has no deployment (nothing deleted)")
+        return
+    d = deployments.deploy(ws, cron=cron, interval=interval, timezone=timezone, name=name)
+    when = ", ".join(d.schedules) or "no schedule: fresh data only"
+    console.print(f"deployed [bold]{deployments.FLOW_NAME}/{escape(d.name)}[/bold] ({escape(when)}; "
+                  f"fresh data starts a run too)\n"
+                  f"[muted]Prefect {escape(url)}  work pool {d.work_pool}  id {d.id}[/muted]\n"
+                  "runs start when a worker serves the pool: [bold]modelcycle worker[/bold]", soft_wrap=True)
+
+
+def worker(
+    ctx: typer.Context,
+    check_seconds: float | None = typer.Option(None, "--check-every", min=1.0, help="Seconds between two "
+                                               "looks at the source (default: automation.check_seconds)."),
+) -> None:
+    """Run the deployed cycles until stopped (Ctrl-C): Prefect's process worker for the work pool,
+    and the data watcher, which looks at the source every few seconds (one max(timestamp)
+    query) and announces a newly complete window with a Prefect event; the deployment's trigger
+    then starts its cycle."""
+    from modelcycle.lifecycle import interrupts, watch
+    from modelcycle.lifecycle.services import open_services
+
+    ws = common.load_workspace(ctx)
+    url = connect_prefect(ws, verbose=common.options(ctx).verbose, what="a worker")
+    every = check_seconds or ws.config.automation.check_seconds
+    pool = ws.config.automation.work_pool
+    log_path = ws.state_dir / "worker.log"
+    process = watch.start_worker(pool, log_path=log_path)
+    stop = threading.Event()
+    try:
+        try:
+            watch.wait_started(process, log_path)
+        except RuntimeError as exc:
+            raise WorkspaceError(str(exc), NEEDS_SERVER) from exc
+        svc = open_services(ws.root, committable=False)
+        console.print(f"serving work pool [bold]{pool}[/bold] at {escape(url)} (its log: {log_path})\n"
+                      f"watching {escape(svc.source.describe())} every {every:g}s; Ctrl-C stops",
+                      soft_wrap=True)
+
+        def report(text: str) -> None:
+            err_console.print(f"[muted]· {escape(text)}[/muted]", soft_wrap=True)
+
+        watch.watch(svc, stop, every=every, report=report)
+    except interrupts.Interrupted as exc:  # Ctrl-C or SIGTERM: how a worker is stopped
+        stop.set()
+        with err_console.status("stopping the worker"):
+            watch.stop_worker(process)
+        console.print(f"worker stopped ({'Ctrl-C' if exc.signum == 2 else 'SIGTERM'})")
+        return
+    finally:
+        stop.set()
+        watch.stop_worker(process)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("deploy", short_help="Deploy the cycle to Prefect: on a schedule and on fresh data.")(deploy)
+    app.command("worker", short_help="Run the deployed cycles and watch the source for fresh data.")(worker)

@@ -1,0 +1,175 @@
+"""``modelcycle worker``: Prefect's process worker for the deployed cycles, and the data watcher.
+
+The worker is Prefect's own (``prefect worker start --pool <automation.work_pool> --type
+process``), in a child process: it takes the deployment's scheduled and triggered runs and
+starts each in a process of its own.
+
+The watcher runs beside it, in this process: every ``automation.check_seconds`` it asks the
+source for its newest timestamp (one ``max(timestamp)`` query or a file listing) and, when the
+next window is complete there, emits :data:`~modelcycle.lifecycle.automation.EVENT_WINDOW` for
+it. The deployment's trigger starts the cycle; the watcher does not run cycles itself. A window
+is announced once, and again only if it is still the next one ``REANNOUNCE`` later (the run it
+started failed, or no worker took it); while a cycle holds the workspace, nothing is
+announced. What was announced is kept in ``.modelcycle/watch.json``, so a restarted worker
+does not announce again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from modelcycle.config import Window, Workspace
+from modelcycle.errors import ModelcycleError
+from modelcycle.lifecycle import automation, lock
+from modelcycle.lifecycle.services import Services
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "watch.json"
+#: a window announced and still not processed after this long is announced again
+REANNOUNCE = timedelta(minutes=10)
+#: how often Prefect's worker asks the server for runs to start (its default is 10 s)
+WORKER_QUERY_SECONDS = 2
+
+
+@dataclass
+class Announced:
+    """What the watcher announced: event kind -> window label -> when (ISO UTC)."""
+
+    path: Path
+    seen: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, ws: Workspace) -> Announced:
+        path = ws.state_dir / STATE_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            seen = {str(k): {str(w): str(t) for w, t in v.items()} for k, v in data.get("announced", {}).items()}
+        except (OSError, ValueError, AttributeError):
+            seen = {}
+        return cls(path, seen)
+
+    def due(self, kind: str, label: str, now: datetime, again: timedelta | None) -> bool:
+        when = self.seen.get(kind, {}).get(label)
+        if when is None:
+            return True
+        return again is not None and now - datetime.fromisoformat(when) >= again
+
+    def note(self, kind: str, label: str, now: datetime) -> None:
+        self.seen.setdefault(kind, {})[label] = now.isoformat(timespec="seconds")
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"announced": self.seen}, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+def emit(ws: Workspace, event: str, window: Window, why: str, **payload: Any) -> None:
+    """One Prefect event about ``ws``, naming ``window``."""
+    from prefect.events import emit_event
+
+    emit_event(event=event, resource={"prefect.resource.id": automation.resource_id(ws),
+                                      "prefect.resource.name": ws.config.name,
+                                      "modelcycle.workspace": str(ws.root)},
+               payload={"window": window.label, "why": why, **payload})
+
+
+@dataclass
+class Check:
+    """What one look at the source found."""
+
+    window: Window | None
+    why: str
+    announced: bool = False
+
+
+def check_once(svc: Services, announced: Announced, *, now: datetime | None = None,
+               send: Callable[..., None] = emit) -> Check:
+    """Look at the source once; announce a newly complete window."""
+    now = now or automation.utcnow()
+    if lock.holder(svc.ws.root) is not None:
+        return Check(None, "a cycle is running")
+    window, why = automation.next_complete(svc, now=now)
+    if window is None:
+        return Check(None, why)
+    if automation.processed(svc, window) is not None:
+        return Check(None, f"{window.label} was processed already")
+    if not announced.due(automation.EVENT_WINDOW, window.label, now, REANNOUNCE):
+        return Check(window, why)
+    send(svc.ws, automation.EVENT_WINDOW, window, why)
+    announced.note(automation.EVENT_WINDOW, window.label, now)
+    return Check(window, why, announced=True)
+
+
+def watch(svc: Services, stop: threading.Event, *, every: float,
+          report: Callable[[str], None] = lambda _: None) -> None:
+    """Check every ``every`` seconds until ``stop`` is set; report what changed."""
+    announced = Announced.load(svc.ws)
+    last = ""
+    while not stop.is_set():
+        try:
+            found = check_once(svc, announced)
+            said = (f"{found.window.label} is complete: announced, its cycle starts"
+                    if found.announced and found.window is not None else found.why)
+        except ModelcycleError as exc:
+            said = f"the source could not be read: {exc.message}"
+        except Exception as exc:  # the watcher keeps watching
+            log.warning("the data check failed", exc_info=True)
+            said = f"the data check failed: {type(exc).__name__}: {exc}"
+        if said != last:
+            report(said)
+            last = said
+        stop.wait(every)
+
+
+def start_worker(pool: str, *, log_path: Path, name: str | None = None) -> subprocess.Popen[bytes]:
+    """Prefect's process worker for ``pool``, in a child process of its own group."""
+    env = {**os.environ, "PREFECT_WORKER_QUERY_SECONDS": os.environ.get(
+        "PREFECT_WORKER_QUERY_SECONDS", str(WORKER_QUERY_SECONDS))}
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    out = open(log_path, "ab")  # noqa: SIM115 - the child keeps writing to it
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process",
+             *(["--name", name] if name else [])],
+            env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
+    finally:
+        out.close()
+
+
+def stop_worker(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """SIGTERM to the worker's group (it and the runs it started), then SIGKILL after ``timeout``."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def wait_started(process: subprocess.Popen[bytes], log_path: Path, *, seconds: float = 3.0) -> None:
+    """Raise when the worker exits within ``seconds`` (a missing pool, a bad URL), with its log."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = ""
+            with contextlib.suppress(OSError):
+                tail = log_path.read_text(errors="replace")[-1500:]
+            raise RuntimeError(f"Prefect's worker exited with code {process.returncode}; its log "
+                               f"{log_path} ends with:\n{tail}")
+        time.sleep(0.1)
