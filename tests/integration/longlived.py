@@ -52,10 +52,9 @@ def prefect_server(home: Path) -> Iterator[str]:
         deadline = time.monotonic() + 180
         while True:
             assert proc.poll() is None, (home / "server.log").read_text()[-3000:]
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    break
             assert time.monotonic() < deadline, "the Prefect server did not start"
             time.sleep(0.2)
         yield url

@@ -102,18 +102,14 @@ def demo(
 
 def _append(root: Path) -> None:
     """Append the month after the newest to the demo warehouse in ``root``."""
+    from modelcycle.cli import examples
     from modelcycle.config import Workspace
-    from modelcycle.examples.taxifare import simulator
 
     if not _is_demo(root):
         raise WorkspaceError(f"{root} is not a demo workspace (it has no {MARKER})",
                              "build one first: modelcycle demo DIRECTORY")
     ws = Workspace.load(root)
-    params = ws.config.reference.params if ws.config.reference else {}
-    month, rows = simulator.append_month(ws.path(ws.config.source.url), table=ws.config.source.table or "rides",
-                                         seed=int(params.get("seed", 7)),
-                                         rows_per_month=int(params.get("rows_per_month",
-                                                                       simulator.DEFAULT_ROWS_PER_MONTH)))
+    month, rows = examples.append(EXAMPLE, ws)
     console.print(f"appended {month}: {rows} rides to {ws.path(ws.config.source.url)}")
 
 

@@ -65,3 +65,13 @@ def create(name: str, root: Path, *, force: bool, progress: Callable[[str], None
         flags = ", ".join("--" + k.replace("_", "-") for k in refused)
         raise ConfigError(f"the example '{name}' has no option {flags}", f"leave {flags} out for {name}")
     return make(root, force=force, progress=progress, **options)
+
+
+def append(name: str, ws: Any) -> tuple[str, int]:
+    """Append the next period of example ``name``'s data to workspace ``ws``'s source."""
+    package(name)
+    module = importlib.import_module(f"{PACKAGE}.{name}.workspace")
+    if not hasattr(module, "append"):
+        raise ConfigError(f"the example '{name}' cannot append data", "append rows to its source yourself")
+    month, rows = module.append(ws)
+    return str(month), int(rows)

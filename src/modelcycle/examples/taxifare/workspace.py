@@ -46,3 +46,14 @@ def create(root: Path, *, rows_per_month: int | None = None, seed: int = 7, min_
     return create_from_config(root, config_text(rows_per_month=rows, seed=seed, min_effect=min_effect),
                               model_params=dict(simulator.DEFAULT_MODEL_PARAMS), history_months=12,
                               prepare=warehouse, force=force, progress=progress)
+
+
+def append(ws: Workspace) -> tuple[str, int]:
+    """Append the month after the newest to the workspace's warehouse (``modelcycle demo DIR
+    --append``): the month and its rides, simulated with the workspace's own seed and size."""
+    from modelcycle.examples.taxifare import simulator
+
+    params = ws.config.reference.params if ws.config.reference else {}
+    return simulator.append_month(ws.path(ws.config.source.url), table=ws.config.source.table or "rides",
+                                  seed=int(params.get("seed", 7)),
+                                  rows_per_month=int(params.get("rows_per_month", simulator.DEFAULT_ROWS_PER_MONTH)))
