@@ -12,6 +12,15 @@ is announced once, and again only if it is still the next one ``REANNOUNCE`` lat
 started failed, or no worker took it); while a cycle holds the workspace, nothing is
 announced. What was announced is kept in ``.modelcycle/watch.json``, so a restarted worker
 does not announce again.
+
+Between two complete windows it also watches for **drift**: at most every
+:data:`DRIFT_EVERY`, and only when rows arrived since its last look, it compares the rows of
+the open window so far with the champion's training rows
+(:func:`~modelcycle.lifecycle.driftcheck.live_drift`, ``drift:`` in modelcycle.yaml). When a
+column drifts beyond the threshold, it emits :data:`~modelcycle.lifecycle.automation.EVENT_DRIFT`
+naming the rows so far as the window (``2015-05-01..2015-05-15``), and the trigger starts a cycle
+on them before the clock would. Once per open window: the month itself is processed as usual
+when it is complete (:meth:`~modelcycle.config.Window.following`).
 """
 
 from __future__ import annotations
@@ -41,6 +50,8 @@ log = logging.getLogger(__name__)
 STATE_FILE = "watch.json"
 #: a window announced and still not processed after this long is announced again
 REANNOUNCE = timedelta(minutes=10)
+#: the least time between two drift checks of the open window
+DRIFT_EVERY = timedelta(seconds=60)
 #: how often Prefect's worker asks the server for runs to start (its default is 10 s)
 WORKER_QUERY_SECONDS = 2
 
@@ -94,14 +105,27 @@ class Check:
     announced: bool = False
 
 
+@dataclass
+class DriftWatch:
+    """When the open window's drift was last measured, and on which newest row."""
+
+    at: datetime | None = None
+    latest: datetime | None = None
+
+    def due(self, now: datetime, latest: datetime) -> bool:
+        return latest != self.latest and (self.at is None or now - self.at >= DRIFT_EVERY)
+
+
 def check_once(svc: Services, announced: Announced, *, now: datetime | None = None,
-               send: Callable[..., None] = emit) -> Check:
-    """Look at the source once; announce a newly complete window."""
+               send: Callable[..., None] = emit, drift: DriftWatch | None = None) -> Check:
+    """Look at the source once; announce a newly complete window, or drift in the open one."""
     now = now or automation.utcnow()
     if lock.holder(svc.ws.root) is not None:
         return Check(None, "a cycle is running")
     window, why = automation.next_complete(svc, now=now)
     if window is None:
+        if drift is not None:
+            return check_drift(svc, announced, drift, now=now, send=send) or Check(None, why)
         return Check(None, why)
     if automation.processed(svc, window) is not None:
         return Check(None, f"{window.label} was processed already")
@@ -112,16 +136,47 @@ def check_once(svc: Services, announced: Announced, *, now: datetime | None = No
     return Check(window, why, announced=True)
 
 
+def check_drift(svc: Services, announced: Announced, watching: DriftWatch, *, now: datetime,
+                send: Callable[..., None] = emit) -> Check | None:
+    """Measure the drift of the open window's rows so far; announce it once per window."""
+    from modelcycle.lifecycle.driftcheck import live_drift
+    from modelcycle.sources.base import latest_of
+
+    if not svc.ws.params.window:
+        return None
+    month = svc.ws.reload_params().next_window()
+    latest = latest_of(svc.source, month.start)
+    if latest is None or latest < month.start or not watching.due(now, latest):
+        return None
+    watching.at, watching.latest = now, latest
+    if not announced.due(automation.EVENT_DRIFT, month.label, now, None):
+        return None
+    end = (latest + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    report = live_drift(svc.ws, svc.source, month.start, end, registry=svc.registry)
+    if report is None or not report.drifted:
+        return None
+    so_far = Window.parse(f"{month.start:%Y-%m-%d}..{end:%Y-%m-%d}")
+    columns = {c: round(report.columns[c].psi, 3) for c in report.drifted}
+    listed = ", ".join(f"{c} (PSI {p:.2f})" for c, p in columns.items())
+    why = f"the rows of {month.label} so far drift from the champion's training rows: {listed}"
+    send(svc.ws, automation.EVENT_DRIFT, so_far, why, drifted=columns)
+    announced.note(automation.EVENT_DRIFT, month.label, now)
+    return Check(so_far, f"{why}: announced, a cycle on {so_far.label} starts", announced=True)
+
+
 def watch(svc: Services, stop: threading.Event, *, every: float,
           report: Callable[[str], None] = lambda _: None) -> None:
     """Check every ``every`` seconds until ``stop`` is set; report what changed."""
     announced = Announced.load(svc.ws)
+    drift = DriftWatch()
     last = ""
     while not stop.is_set():
         try:
-            found = check_once(svc, announced)
-            said = (f"{found.window.label} is complete: announced, its cycle starts"
-                    if found.announced and found.window is not None else found.why)
+            found = check_once(svc, announced, drift=drift)
+            if found.announced and found.window is not None and found.window.is_month:
+                said = f"{found.window.label} is complete: announced, its cycle starts"
+            else:
+                said = found.why
         except ModelcycleError as exc:
             said = f"the source could not be read: {exc.message}"
         except Exception as exc:  # the watcher keeps watching
