@@ -57,6 +57,7 @@ def status(
     busy = lock.holder(ws.root)
     if busy is not None:
         console.print(f"[escalate]busy:[/escalate] {busy.describe()}", soft_wrap=True)
+        _waiting(ws)
     elif journal.Journal.path_of(ws).exists():
         console.print("[escalate]a cycle stopped midway; the next run repairs it, or run "
                       "`modelcycle doctor` now[/escalate]")
@@ -100,6 +101,19 @@ def _drift(ws: Workspace) -> None:
     summary = read_latest(ws)
     if summary is not None:
         console.print(escape("\n".join(drift_lines(summary))), soft_wrap=True)
+
+
+def _waiting(ws: Workspace) -> None:
+    """A deployed cycle that holds the workspace while it waits for a human's answer."""
+    path = ws.state_dir / "pending.json"  # written by lifecycle.approval while the run waits
+    try:
+        waiting = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    window = escape(str(waiting.get("window", "?")))
+    console.print(f"[escalate]waiting for a human:[/escalate] the cycle for {window} escalated "
+                  f"(flow run {escape(str(waiting.get('flow_run_id', '?')))}); answer in the Prefect UI, or "
+                  f"`modelcycle approve {window}` / `modelcycle reject {window}`", soft_wrap=True)
 
 
 def _backends(ws: Workspace) -> None:

@@ -31,7 +31,7 @@ from modelcycle.gate import Decision
 from modelcycle.gate.decide import Outcome
 from modelcycle.lifecycle.result import CycleResult
 from modelcycle.lifecycle.services import Services
-from modelcycle.notify import CycleOutcome, Event, EventKind
+from modelcycle.notify import EventKind
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +164,14 @@ def _decided(svc: Services, result: CycleResult, decision: Decision, answer: Any
 
 
 def _announce_pending(svc: Services, result: CycleResult, decision: Decision, run: Any) -> None:
-    event = Event(model=svc.name, window=result.window, outcome=CycleOutcome.ESCALATE, kind=EventKind.PENDING,
-                  reasons=(*decision.reasons, f"waiting for a human: the Prefect UI's form on flow run "
-                           f"'{result.window}', or `modelcycle approve {result.window}` / "
-                           f"`modelcycle reject {result.window}`"),
-                  champion=result.champion_version, metric=result.metric,
-                  champion_score=result.champion_score, challenger_score=result.challenger_score)
+    from modelcycle.lifecycle.announcement import cycle_event
+
+    result.decided(decision)
+    timeout = svc.ws.config.automation.approval_timeout_minutes
+    event = replace(cycle_event(svc, result), kind=EventKind.PENDING, champion=result.champion_version,
+                    reasons=(*decision.reasons, f"waiting for a human's answer on flow run '{result.window}' "
+                             f"(the Prefect UI's form, or `modelcycle approve` / `reject`); no answer within "
+                             f"{timeout:g} minutes keeps the champion"))
     try:
         svc.notifier.send(event)
     except Exception as exc:  # noqa: BLE001 - a notification never stops the cycle

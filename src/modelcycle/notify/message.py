@@ -97,21 +97,23 @@ def link_lines(event: Event, *, http_only: bool = False) -> list[str]:
         embedded = True
     if event.version_url:
         lines.append(f"model version v{event.version}: {event.version_url}")
+    # a deployed cycle that escalated waits for an answer (PENDING); one run from the command line
+    # kept its champion and leaves the challenger for `modelcycle promote`
+    waiting = event.kind == EventKind.PENDING
     escalated = event.kind == EventKind.DECISION and event.outcome == CycleOutcome.ESCALATE
     if event.flow_run_url:
         named = f"Prefect flow run{f' {event.flow_run_name}' if event.flow_run_name else ''}"
-        lines.append(f"approval form ({named}): {event.flow_run_url}" if escalated else
+        lines.append(f"approval form ({named}): {event.flow_run_url}" if waiting else
                      f"{named}: {event.flow_run_url}")
     elif event.flow_run_id and not http_only:
         named = f"{event.flow_run_name} (id {event.flow_run_id})" if event.flow_run_name else event.flow_run_id
         lines.append(f"Prefect flow run: {named}")
         embedded = True
-    if escalated and not http_only:
-        if event.flow_run_id:  # the id, not the name: a window run again has the same name
-            run = event.flow_run_id
-            lines.append(f"decide: `modelcycle approve {run}` or `modelcycle reject {run}`")
-        elif event.version:
-            lines.append(f"decide: `modelcycle promote {event.version}` promotes the challenger")
+    if waiting and event.flow_run_id and not http_only:  # the id: a window run again has the same name
+        run = event.flow_run_id
+        lines.append(f"decide: `modelcycle approve {run}` or `modelcycle reject {run}`")
+    elif escalated and event.version and not http_only:
+        lines.append(f"decide: `modelcycle promote --version {event.version}` promotes the challenger")
     if embedded:
         lines.append(f"({UI_HINT})")
     return lines

@@ -34,12 +34,11 @@ def test_each_outcome_carries_scores_threshold_interval_reasons_and_links(outcom
     assert "MLflow run: http://mlflow:5000/#/runs/abc123" in lines
     assert "model version v4: http://mlflow:5000/#/models/taxifare/versions/4" in lines
     flow = "http://prefect:4200/runs/flow-run/f-1"
-    if outcome == CycleOutcome.ESCALATE:
-        assert f"approval form (Prefect flow run clever-fox): {flow}" in lines
-        assert "decide: `modelcycle approve f-1` or `modelcycle reject f-1`" in lines
+    assert f"Prefect flow run clever-fox: {flow}" in lines and "approve" not in text
+    if outcome == CycleOutcome.ESCALATE:  # a run from the command line kept its champion
+        assert "decide: `modelcycle promote --version 4` promotes the challenger" in lines
     else:
-        assert f"Prefect flow run clever-fox: {flow}" in lines
-        assert "approve" not in text
+        assert "promote --version" not in text
     assert "modelcycle up" not in text  # every page has a link: no hint
 
 
@@ -51,8 +50,22 @@ def test_titles_say_what_happened() -> None:
     assert titles[CycleOutcome.FAILED] == "[taxifare] 2015-03: FAILED (challenger v4)"
 
 
+def waiting(**kw) -> Event:
+    """A deployed cycle's escalation, waiting for a human's answer."""
+    return Event(model="taxifare", window="2015-03", outcome=CycleOutcome.ESCALATE, kind=EventKind.PENDING,
+                 reasons=("neither meets the threshold",), champion="3", **kw)
+
+
+def test_a_waiting_cycle_links_its_form_and_says_how_to_answer() -> None:
+    lines = format_message(waiting(**COMPARED, **HTTP)).splitlines()
+    assert lines[0] == "[taxifare] 2015-03: ESCALATE: a human decides"
+    assert "champion MAE 2.31 vs challenger 2.12 (threshold ≤ 2.5)" in lines
+    assert "approval form (Prefect flow run clever-fox): http://prefect:4200/runs/flow-run/f-1" in lines
+    assert "decide: `modelcycle approve f-1` or `modelcycle reject f-1`" in lines
+
+
 def test_embedded_backends_give_the_ids_and_how_to_open_the_uis() -> None:
-    text = format_message(event(CycleOutcome.ESCALATE, **COMPARED, **EMBEDDED))
+    text = format_message(waiting(**COMPARED, **EMBEDDED))
     assert "MLflow run id: abc123" in text
     assert "Prefect flow run: clever-fox (id f-1)" in text
     assert "`modelcycle up` starts the MLflow and Prefect UIs" in text
@@ -67,7 +80,7 @@ def test_no_champion_no_interval() -> None:
 
 
 def test_an_escalation_outside_a_flow_run_says_how_to_promote() -> None:
-    assert "`modelcycle promote 4`" in format_message(event(CycleOutcome.ESCALATE))
+    assert "`modelcycle promote --version 4`" in format_message(event(CycleOutcome.ESCALATE))
 
 
 def test_the_console_form_is_short_and_only_links_what_a_browser_opens() -> None:
@@ -127,7 +140,7 @@ def test_the_terminal_line_links_only_http_pages() -> None:
     embedded = decision_line(event(CycleOutcome.KEEP, **COMPARED, **EMBEDDED)).plain
     assert "abc123" not in embedded and "f-1" not in embedded and "modelcycle up" not in embedded
     assert len(embedded.splitlines()) == 3  # the decision and its two reasons
-    served = decision_line(event(CycleOutcome.ESCALATE, **COMPARED, **HTTP)).plain
+    served = decision_line(waiting(**COMPARED, **HTTP)).plain
     assert "MLflow run: http://mlflow:5000/#/runs/abc123" in served
     assert "approval form (Prefect flow run clever-fox): http://prefect:4200/runs/flow-run/f-1" in served
     assert "modelcycle approve" not in served
