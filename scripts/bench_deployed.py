@@ -111,8 +111,12 @@ def main() -> None:
         shutil.copytree(a, b, symlinks=True)  # the copy's MLflow store is repointed at its own artifacts
         with server(tmp / "prefect") as url:
             modelcycle(b, "deploy", url=url)
-            worker = subprocess.Popen([EXE, "-w", str(b), "worker"], env=env(PREFECT_API_URL=url),
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            def start_worker(*extra: str) -> subprocess.Popen[bytes]:
+                return subprocess.Popen([EXE, "-w", str(b), "worker", *extra], env=env(PREFECT_API_URL=url),
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+            # the windows are started by hand: the watcher must not run ahead of them
+            worker = start_worker("--no-watch")
             api = httpx.Client(base_url=url, timeout=30)
             dep = api.get("/deployments/name/modelcycle-cycle/taxifare").json()["id"]
             rows = []
@@ -136,6 +140,9 @@ def main() -> None:
                 y, m = map(int, after.split("-"))
                 nxt = f"{y + (m // 12):04d}-{m % 12 + 1:02d}-01"
                 trim(b, nxt)
+                worker.send_signal(signal.SIGTERM)
+                worker.wait(timeout=60)
+                worker = start_worker()  # the default check interval
                 from modelcycle.config import Workspace
                 from modelcycle.examples.taxifare.workspace import append
 

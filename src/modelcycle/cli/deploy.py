@@ -82,6 +82,9 @@ def worker(
     ctx: typer.Context,
     check_seconds: float | None = typer.Option(None, "--check-every", min=1.0, help="Seconds between two "
                                                "looks at the source (default: automation.check_seconds)."),
+    watch_source: bool = typer.Option(True, "--watch/--no-watch", help="Watch the source for fresh data and "
+                                      "drift (--no-watch: only run what the schedule and others start; one "
+                                      "watcher per workspace is enough when several workers serve it)."),
 ) -> None:
     """Run the deployed cycles until stopped (Ctrl-C): Prefect's process worker for the work pool,
     and the data watcher, which looks at the source every few seconds (one max(timestamp)
@@ -103,14 +106,21 @@ def worker(
         except RuntimeError as exc:
             raise WorkspaceError(str(exc), NEEDS_SERVER) from exc
         svc = open_services(ws.root, committable=False)
+        watching = (f"watching {escape(svc.source.describe())} every {every:g}s" if watch_source
+                    else "not watching the source (--no-watch)")
         console.print(f"serving work pool [bold]{pool}[/bold] at {escape(url)} (its log: {log_path})\n"
-                      f"watching {escape(svc.source.describe())} every {every:g}s; Ctrl-C stops",
-                      soft_wrap=True)
+                      f"{watching}; Ctrl-C stops", soft_wrap=True)
 
         def report(text: str) -> None:
             err_console.print(f"[muted]· {escape(text)}[/muted]", soft_wrap=True)
 
-        watch.watch(svc, stop, every=every, report=report)
+        if watch_source:
+            threading.Thread(target=watch.watch, args=(svc, stop), kwargs={"every": every, "report": report},
+                             name="modelcycle-watch", daemon=True).start()
+        while not stop.wait(1.0):
+            if process.poll() is not None:
+                raise WorkspaceError(f"Prefect's worker stopped (exit code {process.returncode}); its log is "
+                                     f"{log_path}", "fix what its log says, then start `modelcycle worker` again")
     except interrupts.Interrupted as exc:  # Ctrl-C or SIGTERM: how a worker is stopped
         stop.set()
         with err_console.status("stopping the worker"):
