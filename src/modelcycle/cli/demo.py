@@ -96,6 +96,8 @@ def demo(
                   f"try: cd {rel} && modelcycle status")
     console.print(f"serve the champion cd {rel} && modelcycle serve   (POST /predict; `modelcycle history` lists "
                   "the champion's moves)")
+    console.print(f"run by itself      cd {rel} && modelcycle up && modelcycle deploy && modelcycle worker; then, "
+                  f"in another terminal, `modelcycle demo {rel} --append` adds a month and its cycle starts")
     if any(r.outcome == "failed" for r in results):
         raise typer.Exit(1)
 
