@@ -62,25 +62,27 @@ def main() -> None:
         alarms = misses = 0
         for label in args.months:
             month = Window.parse(label)
-            con = duckdb.connect(str(warehouse))
-            con.execute("DELETE FROM rides WHERE pickup_datetime >= CAST(? AS TIMESTAMP)", [month.start])
-            con.execute(f"ATTACH '{whole}' AS whole (READ_ONLY)")
+            with duckdb.connect(str(warehouse)) as con:  # closed before the watcher reads (one process)
+                con.execute("DELETE FROM rides WHERE pickup_datetime >= CAST(? AS TIMESTAMP)", [month.start])
             svc = open_services(ws_root, committable=False)
             announced = watch.Announced(tmp / f"watch-{label}.json")
             fired: tuple[datetime, dict[str, Any]] | None = None
             day = month.start
             while day < month.end and fired is None:
                 nxt = day + timedelta(days=1)
-                con.execute("INSERT INTO rides SELECT * FROM whole.rides WHERE pickup_datetime >= ? AND "
-                            "pickup_datetime < ?", [day, nxt])
-                con.execute("CHECKPOINT")
+                with duckdb.connect(str(warehouse)) as con:
+                    con.execute(f"ATTACH '{whole}' AS whole (READ_ONLY)")
+                    con.execute("INSERT INTO rides SELECT * FROM whole.rides WHERE pickup_datetime >= ? AND "
+                                "pickup_datetime < ?", [day, nxt])
                 sent: list[dict[str, Any]] = []
-                watch.check_drift(svc, announced, watch.DriftWatch(), now=nxt,
-                                  send=lambda _ws, _e, _w, _why, **payload: sent.append(payload))
+
+                def send(_ws: Any, _event: str, _window: Any, _why: str, sent: list = sent, **payload: Any) -> None:
+                    sent.append(payload)
+
+                watch.check_drift(svc, announced, watch.DriftWatch(), now=nxt, send=send)
                 if sent:
                     fired = (day, sent[0].get("drifted", {}))
                 day = nxt
-            con.close()
             shutil.copy(whole, warehouse)
             change = truth.get(label)
             what = f"{change['kind']} from {change['effective']}" if change else "quiet"

@@ -268,14 +268,27 @@ _cache_lock = threading.Lock()
 
 
 def reference_rows(ws: Workspace, source: Source, champion: ModelVersion) -> pd.DataFrame:
-    """The champion's training rows, fetched once per champion version (kept in memory per
-    workspace and model: a new champion replaces its predecessor's rows)."""
+    """The watcher's reference: the champion's *newest* training rows, those of the window it was
+    trained for (its ``window`` tag), or its whole training range when that window has fewer than
+    ``drift.min_rows`` rows. Fetched once per champion version (kept in memory per workspace and
+    model: a new champion replaces its predecessor's rows).
+
+    The newest rows rather than the whole range: after a change the champion was retrained on (a
+    new fare), its older training rows still hold the old regime, and every month after would
+    drift from them until the history forgets it; on the taxi simulator, April 2015 then looked
+    like a fare change again (fare PSI 0.27 against the whole range) and the watcher started a
+    cycle the clock did not need (scripts/study_live_drift.py)."""
     key = (str(ws.root), champion.name)
     with _cache_lock:
         held = _cache.get(key)
         if held is not None and held[0] == champion.version:
             return held[1]
         rows = fetch_training_rows(ws, source, champion)
+        trained = champion_window(champion)
+        if trained is not None:
+            newest = rows[stamps(rows, ws.config.data.timestamp) >= trained.start]
+            if len(newest) >= ws.config.drift.min_rows:
+                rows = newest
         _cache[key] = (champion.version, rows)
         return rows
 
@@ -283,9 +296,10 @@ def reference_rows(ws: Workspace, source: Source, champion: ModelVersion) -> pd.
 def live_drift(ws: Workspace, source: Source, start: datetime, end: datetime, *,
                registry: Registry | None = None) -> dr.DriftReport | None:
     """The drift of the rows in ``[start, end)`` (those arrived so far of the current period)
-    from the champion's training rows. None when there is no champion, ``drift.enabled`` is
-    off, or fewer than ``drift.min_rows`` rows arrived. Cheap to call often: the champion's rows
-    are fetched once per champion version. Errors (a source that does not answer) raise."""
+    from the champion's newest training rows (:func:`reference_rows`). None when there is no
+    champion, ``drift.enabled`` is off, or fewer than ``drift.min_rows`` rows arrived. Cheap to
+    call often: the champion's rows are fetched once per champion version. Errors (a source
+    that does not answer) raise."""
     cfg = ws.config.drift
     if not cfg.enabled:
         return None
