@@ -53,6 +53,7 @@ def deploy(
         raise typer.BadParameter("give --list or --delete, not both")
     if (list_ or delete) and (cron or interval or timezone):
         raise typer.BadParameter("--list and --delete take no schedule")
+    deployments.check_schedule(cron, interval, timezone)
     url = connect_prefect(ws, verbose=common.options(ctx).verbose, what="a deployment")
     if list_:
         found = deployments.listed()

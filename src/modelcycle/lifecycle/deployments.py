@@ -52,13 +52,28 @@ def parse_interval(text: str) -> timedelta:
     return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
 
 
+def check_schedule(cron: str | None, interval: str | None, timezone: str | None) -> None:
+    """The schedule's options, checked before anything connects (and before Prefect is imported:
+    the command line points it at the server first)."""
+    if cron and interval:
+        raise ConfigError("give --cron or --interval, not both", "a deployment runs on one schedule: keep the one you want")
+    if interval:
+        parse_interval(interval)
+    if timezone:
+        check_timezone(timezone)
+    if cron and len(cron.split()) != 5:
+        raise ConfigError(f"--cron '{cron}' is not a cron expression", CRON_HINT)
+
+
+CRON_HINT = ('write five fields: minute hour day-of-month month day-of-week, e.g. "0 3 1 * *" '
+             "(03:00 on the first of each month)")
+
+
 def check_cron(cron: str) -> None:
     from prefect._vendor.croniter import croniter  # Prefect's own copy, which its schedules use
 
     if not croniter.is_valid(cron):
-        raise ConfigError(f"--cron '{cron}' is not a cron expression",
-                          'write five fields: minute hour day-of-month month day-of-week, e.g. "0 3 1 * *" '
-                          "(03:00 on the first of each month)")
+        raise ConfigError(f"--cron '{cron}' is not a cron expression", CRON_HINT)
 
 
 def check_timezone(tz: str) -> None:
@@ -116,7 +131,7 @@ def deploy(ws: Workspace, *, cron: str | None = None, interval: str | None = Non
     from modelcycle.lifecycle.flows import cycle_flow
 
     if cron and interval:
-        raise ConfigError("give --cron or --interval, not both")
+        raise ConfigError("give --cron or --interval, not both", "a deployment runs on one schedule: keep the one you want")
     tz = timezone or "UTC"
     check_timezone(tz)
     schedules: list[Any] = []
