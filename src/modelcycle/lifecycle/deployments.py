@@ -56,7 +56,8 @@ def check_schedule(cron: str | None, interval: str | None, timezone: str | None)
     """The schedule's options, checked before anything connects (and before Prefect is imported:
     the command line points it at the server first)."""
     if cron and interval:
-        raise ConfigError("give --cron or --interval, not both", "a deployment runs on one schedule: keep the one you want")
+        raise ConfigError("give --cron or --interval, not both",
+                          "a deployment runs on one schedule: keep the one you want")
     if interval:
         parse_interval(interval)
     if timezone:
@@ -130,8 +131,7 @@ def deploy(ws: Workspace, *, cron: str | None = None, interval: str | None = Non
 
     from modelcycle.lifecycle.flows import cycle_flow
 
-    if cron and interval:
-        raise ConfigError("give --cron or --interval, not both", "a deployment runs on one schedule: keep the one you want")
+    check_schedule(cron, interval, timezone)
     tz = timezone or "UTC"
     check_timezone(tz)
     schedules: list[Any] = []
