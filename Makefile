@@ -1,6 +1,7 @@
 # modelcycle: the two commands of the README, and the lock that pins them.
 #   make demo   create the environment, install the pinned dependencies, run the demo
 #   make test   create the environment if needed, run lint (ruff), types (mypy) and the test suite
+#   make screenshots   photograph both dashboards into docs/screenshots (needs chromium; a few minutes)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -12,13 +13,14 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := true
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: demo test env lock clean-demo bench help
+.PHONY: demo test env lock clean-demo bench screenshots help
 
 help:
 	@echo "make demo   - build the environment and run the demo in ./demo"
 	@echo "make test   - build the environment if needed; run ruff, mypy and the test suite"
 	@echo "make lock   - re-resolve requirements.lock from pyproject.toml"
 	@echo "make bench  - run the demo benchmark (scripts/bench_demo.py)"
+	@echo "make screenshots - photograph the Prefect and MLflow dashboards into docs/screenshots"
 
 env: $(STAMP)
 
@@ -40,6 +42,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_demo.py
+
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py
 
 lock: $(STAMP)
 	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
