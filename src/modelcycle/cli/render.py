@@ -48,6 +48,8 @@ def decision_line(event: Event) -> Text:
         return line
     line.append(f"{event.window}  ", style="bold")
     line.append_text(outcome_text(str(event.outcome)))
+    if kind == "pending":  # a deployed cycle escalated: its final decision follows the human's answer
+        line.append("  waiting for a human", style=STYLES.get("escalate", ""))
     metric = (event.metric or "").upper()
     if event.champion_score is not None or event.challenger_score is not None:
         line.append(f"  champion {metric} {_num(event.champion_score)}"

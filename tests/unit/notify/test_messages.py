@@ -141,6 +141,7 @@ def test_the_terminal_line_links_only_http_pages() -> None:
     assert "abc123" not in embedded and "f-1" not in embedded and "modelcycle up" not in embedded
     assert len(embedded.splitlines()) == 3  # the decision and its two reasons
     served = decision_line(waiting(**COMPARED, **HTTP)).plain
+    assert served.startswith("2015-03  ") and "waiting for a human" in served.splitlines()[0]
     assert "MLflow run: http://mlflow:5000/#/runs/abc123" in served
     assert "approval form (Prefect flow run clever-fox): http://prefect:4200/runs/flow-run/f-1" in served
     assert "modelcycle approve" not in served
