@@ -75,6 +75,11 @@ def test_the_server_logs_both_models_and_the_report_scores_them_on_the_fares(cli
     assert set(log["champion_version"]) == {champion.version} == set(log["challenger_version"])
     np.testing.assert_allclose(log["challenger_prediction"], log["champion_prediction"])
     np.testing.assert_allclose(np.sort(log["champion_prediction"].to_numpy()), np.sort(predictions))
+    inputs = ["pickup_longitude", "pickup_latitude", "dropoff_longitude", "dropoff_latitude", "passenger_count"]
+    assert {f"input.{c}" for c in inputs} <= set(log.columns) and "input.fare_amount" not in log.columns
+    for column in inputs:  # the model inputs as the requests sent them
+        np.testing.assert_allclose(np.sort(log[f"input.{column}"].to_numpy(dtype=float)),
+                                   np.sort(rides[column].to_numpy(dtype=float)))
 
     code, out, err = cli(capsys, "-w", str(root), "shadow-report", "--json")
     assert code == 0, err

@@ -87,7 +87,9 @@ def _shadow_factory(ws: Any, cfg: Any) -> Callable[[Callable[[], Any]], Any]:
     from modelcycle.serving import shadow
 
     def make(challenger: Callable[[], Any]) -> Any:
-        log = shadow.ShadowLog(ws.state_dir / "predictions", challenger=challenger, key_columns=list(cfg.key_columns))
+        data = ws.config.data
+        log = shadow.ShadowLog(ws.state_dir / "predictions", challenger=challenger, key_columns=list(cfg.key_columns),
+                               input_columns=[c for c in data.columns if c != data.target])
         log.start()
         return log
 

@@ -53,6 +53,7 @@ def status(
         console.print("[hint]no champion yet: run `modelcycle run --window YYYY-MM` once, or "
                       "`modelcycle promote --version N`[/hint]")
     _drift(ws)
+    _served(ws, aliases[CHAMPION])
     _backends(ws)
     busy = lock.holder(ws.root)
     if busy is not None:
@@ -101,6 +102,44 @@ def _drift(ws: Workspace) -> None:
     summary = read_latest(ws)
     if summary is not None:
         console.print(escape("\n".join(drift_lines(summary))), soft_wrap=True)
+
+
+def served_lines(report: Any, version: str) -> list[str]:
+    """The drift of the requests the champion answered in the last day (a DriftReport): each
+    drifted column with its PSI, or that none drifted and the largest PSI."""
+    head = f"served requests of the last day to v{version}, against its training rows"
+    drifted = report.drifted
+    if not drifted:
+        top = max((c.psi for c in report.columns.values() if c.psi == c.psi), default=None)
+        return [f"{head}: no drift" + (f" (max PSI {top:.2f})" if top is not None else "")]
+    width = max(len(c) for c in drifted)
+    return [f"{head}: {len(drifted)} column(s) drifted (PSI > {report.threshold})"] + [
+        f"  {c:<{width}}  PSI {report.columns[c].psi:.2f}" for c in drifted]
+
+
+def _served(ws: Workspace, champion: Any) -> None:
+    """With ``serve.shadow``: the drift of the requests the champion answered in the last day
+    (nothing without logged requests; a muted line when they could not be compared)."""
+    if champion is None:
+        return
+    from datetime import UTC, datetime, timedelta
+
+    from modelcycle.lifecycle import served
+
+    try:
+        since = datetime.now(UTC) - timedelta(days=1)
+        files = served.log_files(ws, since)
+        if not files:
+            return
+        from modelcycle.sources import build_source
+
+        report = served.served_drift(ws, build_source(ws.config, ws.root), since, champion=champion, files=files)
+    except Exception as exc:  # noqa: BLE001 - status shows what it can
+        why = exc.message if isinstance(exc, ModelcycleError) else f"{type(exc).__name__}: {exc}"
+        console.print(escape(f"served requests: drift not measured: {why}"), style="muted", soft_wrap=True)
+        return
+    if report is not None:
+        console.print(escape("\n".join(served_lines(report, champion.version))), soft_wrap=True)
 
 
 def _waiting(ws: Workspace) -> None:

@@ -21,6 +21,14 @@ column drifts beyond the threshold, it emits :data:`~modelcycle.lifecycle.automa
 naming the rows so far as the window (``2015-05-01..2015-05-15``), and the trigger starts a cycle
 on them before the clock would. Once per open window: the month itself is processed as usual
 when it is complete (:meth:`~modelcycle.config.Window.following`).
+
+With ``serve.shadow`` on, it also watches what the **server** sees: when the prediction log has
+new rows (at most every :data:`DRIFT_EVERY`), the requests the champion answered in the last
+:data:`SERVED_SPAN` are compared with its training rows, inputs and predictions
+(:func:`~modelcycle.lifecycle.served.served_drift`). Beyond the threshold it emits the same
+:data:`~modelcycle.lifecycle.automation.EVENT_DRIFT` (payload ``source: "prediction log"``), once
+per open month, on the source's rows of the month so far, and only when the source holds at least
+``drift.min_rows`` of them: a cycle needs rows to train on.
 """
 
 from __future__ import annotations
@@ -52,6 +60,10 @@ STATE_FILE = "watch.json"
 REANNOUNCE = timedelta(minutes=10)
 #: the least time between two drift checks of the open window
 DRIFT_EVERY = timedelta(seconds=60)
+#: the served requests the watcher compares with the champion's training rows: those of the last day
+SERVED_SPAN = timedelta(days=1)
+#: the announcement memory's kind for drift of the served requests (its event is EVENT_DRIFT)
+SERVED = automation.EVENT_DRIFT + ".served"
 #: how often Prefect's worker asks the server for runs to start (its default is 10 s)
 WORKER_QUERY_SECONDS = 2
 
@@ -111,9 +123,14 @@ class DriftWatch:
 
     at: datetime | None = None
     latest: datetime | None = None
+    served_at: datetime | None = None   # the prediction log's last look, and what it held then
+    served_seen: tuple[int, str] | None = None
 
     def due(self, now: datetime, latest: datetime) -> bool:
         return latest != self.latest and (self.at is None or now - self.at >= DRIFT_EVERY)
+
+    def served_due(self, now: datetime, seen: tuple[int, str]) -> bool:
+        return seen != self.served_seen and (self.served_at is None or now - self.served_at >= DRIFT_EVERY)
 
 
 def check_once(svc: Services, announced: Announced, *, now: datetime | None = None,
@@ -125,7 +142,8 @@ def check_once(svc: Services, announced: Announced, *, now: datetime | None = No
     window, why = automation.next_complete(svc, now=now)
     if window is None:
         if drift is not None:
-            return check_drift(svc, announced, drift, now=now, send=send) or Check(None, why)
+            return (check_drift(svc, announced, drift, now=now, send=send)
+                    or check_served(svc, announced, drift, now=now, send=send) or Check(None, why))
         return Check(None, why)
     if automation.processed(svc, window) is not None:
         return Check(None, f"{window.label} was processed already")
@@ -162,6 +180,50 @@ def check_drift(svc: Services, announced: Announced, watching: DriftWatch, *, no
     send(svc.ws, automation.EVENT_DRIFT, so_far, why, drifted=columns)
     announced.note(automation.EVENT_DRIFT, month.label, now)
     return Check(so_far, f"{why}: announced, a cycle on {so_far.label} starts", announced=True)
+
+
+def check_served(svc: Services, announced: Announced, watching: DriftWatch, *, now: datetime,
+                 send: Callable[..., None] = emit) -> Check | None:
+    """Measure the drift of the requests the champion answered lately (the prediction log);
+    announce it once per open month, on the source's rows of the month so far."""
+    from modelcycle.lifecycle import served
+
+    if not svc.ws.params.window or not svc.ws.config.drift.enabled:
+        return None
+    since = now - SERVED_SPAN
+    files = served.log_files(svc.ws, since)
+    seen = served.fingerprint(files)
+    if not files or not watching.served_due(now, seen):
+        return None
+    watching.served_at, watching.served_seen = now, seen
+    month = svc.ws.reload_params().next_window()
+    if not announced.due(SERVED, month.label, now, None):
+        return None
+    report = served.served_drift(svc.ws, svc.source, since, registry=svc.registry, files=files)
+    if report is None or not report.drifted:
+        return None
+    columns = {c: round(report.columns[c].psi, 3) for c in report.drifted}
+    listed = ", ".join(f"{c} (PSI {p:.2f})" for c, p in columns.items())
+    why = f"the requests served since {since:%Y-%m-%d %H:%M} drift from the champion's training rows: {listed}"
+    so_far, rows = month_so_far(svc, month)
+    if so_far is None or rows < svc.ws.config.drift.min_rows:
+        return Check(None, f"{why}; the source has {rows} rows of {month.label} so far, fewer than drift.min_rows "
+                     f"({svc.ws.config.drift.min_rows}): no cycle yet")
+    send(svc.ws, automation.EVENT_DRIFT, so_far, why, drifted=columns, source=served.SOURCE_NAME)
+    announced.note(SERVED, month.label, now)
+    return Check(so_far, f"{why}: announced, a cycle on {so_far.label} starts", announced=True)
+
+
+def month_so_far(svc: Services, month: Window) -> tuple[Window | None, int]:
+    """The source's rows of the open ``month`` so far as a window (to the day after its newest
+    row), and how many rows it holds; (None, 0) before the month's first row."""
+    from modelcycle.sources.base import latest_of
+
+    latest = latest_of(svc.source, month.start)
+    if latest is None or latest < month.start:
+        return None, 0
+    end = min(month.end, (latest + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0))
+    return Window.parse(f"{month.start:%Y-%m-%d}..{end:%Y-%m-%d}"), len(svc.source.fetch(month.start, end))
 
 
 def watch(svc: Services, stop: threading.Event, *, every: float,

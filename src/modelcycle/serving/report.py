@@ -27,7 +27,7 @@ import pandas as pd
 from modelcycle.config import ProjectConfig, Window, Workspace
 from modelcycle.errors import ConfigError, WorkspaceError
 from modelcycle.gate.stats import Interval, improvement_interval
-from modelcycle.serving.shadow import LOG_COLUMNS, harmonise, predictions_dir
+from modelcycle.serving.shadow import INPUT_PREFIX, LOG_COLUMNS, harmonise, predictions_dir
 from modelcycle.sources import Source, build_source
 from modelcycle.steps.evaluate import METRICS, Scores, metric_value
 
@@ -356,7 +356,7 @@ def shadow_report(ws: Workspace, *, since: date | None = None, labels_window: Wi
     absent = [k for k in keys if k not in log.columns]
     if absent:
         raise ConfigError(f"the prediction log has no column {', '.join(absent)} of modelcycle.yaml's "
-                          f"`serve.key_columns` (it has: {', '.join(c for c in log.columns if c not in LOG_COLUMNS)})",
+                          f"`serve.key_columns` (it has: {', '.join(_keys_of(log))})",
                           "the log was written with other key columns: set `serve.key_columns` back, or restart "
                           "`modelcycle serve` and report on the days logged since (--since)")
     if labels_window is not None:
@@ -373,6 +373,11 @@ def shadow_report(ws: Workspace, *, since: date | None = None, labels_window: Wi
     return ShadowReport(model=config.name, metric=config.metric, label=label, keys=keys, source=source.describe(),
                         labels_from=start, labels_to=end, since=since, files=files, rows=len(log),
                         labelled=int(joined["__label"].notna().sum()), pairs=pairs, notes=notes + more)
+
+
+def _keys_of(log: pd.DataFrame) -> list[str]:
+    """The key columns the log was written with (neither its own columns nor logged inputs)."""
+    return [c for c in log.columns if c not in LOG_COLUMNS and not str(c).startswith(INPUT_PREFIX)]
 
 
 def _finite(value: float | None) -> float | None:

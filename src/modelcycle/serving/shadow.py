@@ -15,7 +15,11 @@ The log, read by ``modelcycle shadow-report`` (:mod:`modelcycle.serving.report`)
 
 one folder per UTC day of the requests, with the columns :data:`LOG_COLUMNS` and, between ``row``
 and ``champion_version``, the configured key columns (``serve.key_columns``) copied from the
-request (null where a request lacks one). A file is written under a temporary name and renamed, so
+request (null where a request lacks one), then one column per model input the request held,
+named :data:`INPUT_PREFIX` + its name (``input.pickup_longitude``: the declared ``data.columns``
+except the target, as the server read them), which the data watcher compares with the champion's
+training rows (:mod:`modelcycle.lifecycle.served`). The prefix keeps an input from clashing with
+the log's own columns or a key column. A file is written under a temporary name and renamed, so
 a reader never sees half of one.
 """
 
@@ -46,6 +50,9 @@ PREDICTIONS_DIR = Path(".modelcycle") / "predictions"
 #: The log's own columns (the key columns come after ``row``).
 LOG_COLUMNS = ("request_id", "time", "row", "champion_version", "champion_prediction",
                "challenger_version", "challenger_prediction")
+
+#: The prefix of a logged input column's name (``input.<column>``).
+INPUT_PREFIX = "input."
 
 _WARN_EVERY = 60.0  # seconds between two warnings of one kind
 
@@ -107,15 +114,19 @@ def _one_per_row(values: Any, rows: int) -> np.ndarray:
 class ShadowLog:
     """The prediction log of a server that scores the challenger in the shadow of the champion.
 
+    ``input_columns`` are the model inputs logged (as ``input.<column>``) when a request holds them.
+
     ``challenger`` returns the challenger to score now (None when there is none: the challenger
     columns are then null). ``clock`` gives the time a request is stamped with (UTC; a test passes
     a fake one). The counters (:meth:`counters`) are for the server's ``/health``."""
 
     def __init__(self, root: Path, *, challenger: Callable[[], Scorer | None], key_columns: list[str],
-                 queue_size: int = 1000, flush_rows: int = 10_000, flush_seconds: float = 5.0,
+                 input_columns: list[str] | tuple[str, ...] = (), queue_size: int = 1000,
+                 flush_rows: int = 10_000, flush_seconds: float = 5.0,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.root = Path(root)
         self.key_columns = list(key_columns)
+        self.input_columns = list(input_columns)
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self._challenger = challenger
@@ -260,6 +271,9 @@ class ShadowLog:
         columns["challenger_version"] = version
         columns["challenger_prediction"] = (predicted if predicted is not None
                                             else np.full(rows, None, dtype=object))
+        for name in self.input_columns:
+            if name in item.frame.columns:
+                columns[INPUT_PREFIX + name] = item.frame[name].reset_index(drop=True)
         day = item.time.strftime("%Y-%m-%d")
         self._buffer.setdefault(day, []).append(pd.DataFrame(columns))
         with self._count_lock:

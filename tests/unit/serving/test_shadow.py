@@ -107,6 +107,19 @@ def test_without_a_challenger_its_columns_are_null(tmp_path):
     assert logged["champion_prediction"].tolist() == [1.0, 2.0]
 
 
+def test_the_model_inputs_a_request_holds_are_logged_under_their_prefixed_names(tmp_path):
+    shadow = ShadowLog(tmp_path, challenger=lambda: None, key_columns=["trip_id"],
+                       input_columns=["trip_id", "x", "city", "absent"])
+    frame = request(7, 8)
+    shadow.submit("r", frame, np.array([1.0, 2.0]), "2")
+    shadow.close()
+    logged = read_log(tmp_path)
+    assert list(logged.columns) == ["request_id", "time", "row", "trip_id", *LOG_COLUMNS[3:],
+                                    "input.trip_id", "input.x", "input.city"]   # one the request lacks: none
+    assert logged["input.x"].tolist() == [7.0, 8.0] and logged["input.city"].tolist() == ["nyc", "nyc"]
+    assert logged["input.trip_id"].tolist() == logged["trip_id"].tolist() == [7, 8]   # a key and an input
+
+
 def test_a_full_queue_drops_the_request_at_once_and_counts_it(tmp_path):
     challenger = Gated()
     shadow = ShadowLog(tmp_path, challenger=lambda: challenger, key_columns=["trip_id"], queue_size=2)
