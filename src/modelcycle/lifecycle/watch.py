@@ -167,7 +167,7 @@ def check_drift(svc: Services, announced: Announced, watching: DriftWatch, *, no
     if latest is None or latest < month.start or not watching.due(now, latest):
         return None
     watching.at, watching.latest = now, latest
-    if not announced.due(automation.EVENT_DRIFT, month.label, now, None):
+    if drift_announced(announced, month.label, now):
         return None
     end = (latest + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     report = live_drift(svc.ws, svc.source, month.start, end, registry=svc.registry)
@@ -180,6 +180,12 @@ def check_drift(svc: Services, announced: Announced, watching: DriftWatch, *, no
     send(svc.ws, automation.EVENT_DRIFT, so_far, why, drifted=columns)
     announced.note(automation.EVENT_DRIFT, month.label, now)
     return Check(so_far, f"{why}: announced, a cycle on {so_far.label} starts", announced=True)
+
+
+def drift_announced(announced: Announced, label: str, now: datetime) -> bool:
+    """Whether drift in month ``label`` was announced already, in the source's rows or in the
+    requests served: one early cycle per month, whichever saw it first."""
+    return not (announced.due(automation.EVENT_DRIFT, label, now, None) and announced.due(SERVED, label, now, None))
 
 
 def check_served(svc: Services, announced: Announced, watching: DriftWatch, *, now: datetime,
@@ -197,7 +203,7 @@ def check_served(svc: Services, announced: Announced, watching: DriftWatch, *, n
         return None
     watching.served_at, watching.served_seen = now, seen
     month = svc.ws.reload_params().next_window()
-    if not announced.due(SERVED, month.label, now, None):
+    if drift_announced(announced, month.label, now):
         return None
     report = served.served_drift(svc.ws, svc.source, since, registry=svc.registry, files=files)
     if report is None or not report.drifted:

@@ -113,6 +113,19 @@ def test_the_watcher_announces_served_drift_once_on_the_source_rows_so_far(fakes
     assert not again.announced and len(sent.events) == 1
 
 
+def test_one_early_cycle_per_month_whichever_drift_saw_it_first(fakes: Any) -> None:
+    trim(fakes.root, "2015-01-20")
+    svc, sent = open_services(fakes.root), Sent()
+    rows = january(svc)
+    predictions = champion_predictions(svc, rows)
+    rows[["pickup_longitude", "pickup_latitude"]] = rows[["pickup_latitude", "pickup_longitude"]].to_numpy()
+    log_requests(svc.ws, rows, predictions)
+    announced = watch.Announced.load(svc.ws)
+    announced.note(automation.EVENT_DRIFT, "2015-01", NOW)  # the source's rows drifted first
+    found = watch.check_once(svc, announced, now=NOW, send=sent, drift=watch.DriftWatch())
+    assert not found.announced and sent.events == []
+
+
 def test_the_watcher_looks_again_only_when_rows_were_logged(fakes: Any) -> None:
     trim(fakes.root, "2015-01-20")
     svc, sent = open_services(fakes.root), Sent()
