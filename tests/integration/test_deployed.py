@@ -130,6 +130,12 @@ def test_schedule_idempotent_runs_and_fresh_data(cli_champion_ws: Path, tmp_path
             assert "window: 2015-01" in (ws / "params.yaml").read_text()
             ran = [r for r in api.runs(deployment["id"]) if r["name"] == "2015-01"]
             assert ran and ran[0]["parameters"].get("window") in (None, "2015-01")
+            def decided_2015_01() -> list[dict[str, Any]]:
+                lines = (ws / ".modelcycle" / "notifications.log").read_text().splitlines()
+                return [e for e in map(json.loads, lines) if e["window"] == "2015-01" and e["kind"] == "decision"]
+
+            said = until(decided_2015_01, 60, "the decision on 2015-01 in the decision log")
+            assert said[-1]["flow_run_name"] == "2015-01"  # not "next", the name it started with
 
             # schedules off: fresh data only (the same deployment, updated)
             done = longlived.cli(url, ws, "deploy")

@@ -5,6 +5,7 @@ are embedded in the workspace)."""
 
 from __future__ import annotations
 
+from modelcycle.lifecycle import runtime
 from modelcycle.lifecycle.result import CycleResult
 from modelcycle.lifecycle.services import Services
 from modelcycle.notify import CycleOutcome, Event
@@ -13,13 +14,8 @@ from modelcycle.notify import links
 
 def flow_run_name() -> str | None:
     """The name of the Prefect flow run this code runs in (None outside one)."""
-    try:
-        from prefect.context import get_run_context
-
-        flow_run = getattr(get_run_context(), "flow_run", None)
-        return str(flow_run.name) if flow_run is not None and flow_run.name else None
-    except Exception:  # noqa: BLE001 - outside a flow run there is no name
-        return None
+    run = runtime.current_flow_run()
+    return str(run.name) if run is not None and run.name else None
 
 
 def cycle_event(svc: Services, result: CycleResult) -> Event:

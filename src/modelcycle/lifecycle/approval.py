@@ -29,6 +29,7 @@ from typing import Any, Literal
 from modelcycle.errors import ModelcycleError, WorkspaceError
 from modelcycle.gate import Decision
 from modelcycle.gate.decide import Outcome
+from modelcycle.lifecycle import runtime
 from modelcycle.lifecycle.result import CycleResult
 from modelcycle.lifecycle.services import Services
 from modelcycle.notify import EventKind
@@ -88,19 +89,12 @@ def pending_path(svc: Services) -> Path:
     return svc.ws.state_dir / PENDING_FILE
 
 
-def _flow_run() -> Any:
-    from prefect.context import FlowRunContext
-
-    ctx = FlowRunContext.get()
-    return ctx.flow_run if ctx is not None else None
-
-
 def ask_human(svc: Services, result: CycleResult, decision: Decision) -> Decision:
     """Pause a deployed run that escalated until a human answers (or the timeout keeps the
     champion); the decision the answer makes. Any other decision passes unchanged."""
     if decision.outcome is not Outcome.ESCALATE:
         return decision
-    run = _flow_run()
+    run = runtime.current_flow_run()
     if run is None:
         return decision
     from prefect.exceptions import FlowPauseTimeout

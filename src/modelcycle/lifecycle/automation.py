@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from modelcycle.config import Window, Workspace
+from modelcycle.lifecycle import runtime
 from modelcycle.lifecycle.result import CycleResult
 from modelcycle.lifecycle.services import Services
 from modelcycle.notify import CycleOutcome
@@ -102,27 +103,22 @@ def skipped(svc: Services, label: str, why: str) -> CycleResult:
 
 def deployment_id() -> str | None:
     """The deployment of the flow run this code runs in, or None (a command-line run, a test)."""
-    try:
-        from prefect.context import FlowRunContext
-
-        ctx = FlowRunContext.get()
-    except Exception:  # noqa: BLE001 - outside a flow run there is none
-        return None
-    run = getattr(ctx, "flow_run", None) if ctx is not None else None
+    run = runtime.current_flow_run()
     return str(run.deployment_id) if run is not None and run.deployment_id else None
 
 
 def name_run(label: str) -> None:
-    """Name the current flow run after its window (the Prefect UI's list, `modelcycle approve`)."""
+    """Name the current flow run after its window (the Prefect UI's list, `modelcycle approve`),
+    on the server and in the run's context (the notifications name it from there)."""
+    run = runtime.current_flow_run()
+    if run is None or run.name == label:
+        return
     try:
         from prefect.client.orchestration import get_client
-        from prefect.context import FlowRunContext
 
-        ctx = FlowRunContext.get()
-        if ctx is None or ctx.flow_run is None or ctx.flow_run.name == label:
-            return
         with get_client(sync_client=True) as client:
-            client.update_flow_run(ctx.flow_run.id, name=label)
+            client.update_flow_run(run.id, name=label)
+        run.name = label
     except Exception as exc:  # noqa: BLE001 - a name is a convenience
         log.debug("could not rename the flow run: %s", exc)
 

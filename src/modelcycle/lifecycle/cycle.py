@@ -29,7 +29,18 @@ from modelcycle.config import Window
 from modelcycle.errors import ModelcycleError
 from modelcycle.gate import Decision, Policy
 from modelcycle.lifecycle import act as acting
-from modelcycle.lifecycle import announcement, checks, driftcheck, effects, interrupts, lock, services, stages, tasks
+from modelcycle.lifecycle import (
+    announcement,
+    checks,
+    driftcheck,
+    effects,
+    interrupts,
+    lock,
+    runtime,
+    services,
+    stages,
+    tasks,
+)
 from modelcycle.lifecycle.effects import CYCLE_TAG, PROCESS_TAG
 from modelcycle.lifecycle.journal import Journal
 from modelcycle.lifecycle.services import Services
@@ -91,14 +102,8 @@ class Compared:
 
 
 def _flow_run_id() -> str | None:
-    try:
-        from prefect.context import get_run_context
-
-        ctx = get_run_context()
-        flow_run = getattr(ctx, "flow_run", None)
-        return str(flow_run.id) if flow_run is not None else None
-    except Exception:  # noqa: BLE001 - outside a flow run there is no id
-        return None
+    run = runtime.current_flow_run()
+    return str(run.id) if run is not None else None
 
 
 def begin(svc: Services, window: Window) -> Cycle:

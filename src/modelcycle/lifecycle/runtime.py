@@ -42,6 +42,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from collections.abc import Callable
+from typing import Any
 
 from modelcycle import dbcache
 
@@ -88,6 +89,19 @@ def configure(*, prefect_home: Path | None, api_url: str | None, verbose: bool =
         os.environ["PREFECT_HOME"] = str(prefect_home)
     for key, value in EMBEDDED_SERVER_SETTINGS.items():
         os.environ.setdefault(key, value)
+
+
+def current_flow_run() -> Any:
+    """The Prefect flow run this code runs in (in its flow or one of its tasks), or None outside
+    one: a command-line helper, a test. The one place that reads it: the cycle's flow run id,
+    a deployed run's deployment and name, the approval pause."""
+    try:
+        from prefect.context import FlowRunContext
+
+        ctx = FlowRunContext.get()
+    except Exception:  # noqa: BLE001 - Prefect without a run context
+        return None
+    return getattr(ctx, "flow_run", None) if ctx is not None else None
 
 
 def team_server() -> bool:
