@@ -43,7 +43,7 @@ def main() -> None:
 
     from modelcycle.config import Window, Workspace
     from modelcycle.examples.taxifare.simulator import regime_changes
-    from modelcycle.lifecycle import watch
+    from modelcycle.lifecycle import automation, watch
     from modelcycle.lifecycle.services import open_services
 
     truth = {c["window"]: c for c in regime_changes()}
@@ -79,7 +79,8 @@ def main() -> None:
                 def send(_ws: Any, _event: str, _window: Any, _why: str, sent: list = sent, **payload: Any) -> None:
                     sent.append(payload)
 
-                watch.check_drift(svc, announced, watch.DriftWatch(), now=nxt, send=send)
+                watch.check_drift(svc, announced, watch.DriftWatch(), automation.look(svc, now=nxt), now=nxt,
+                                  send=send)
                 if sent:
                     fired = (day, sent[0].get("drifted", {}))
                 day = nxt

@@ -15,7 +15,7 @@ A window is *complete* when a row at or after its end has arrived, or when its e
 ``automation.settle_minutes`` in the past and it has rows: a live source's period that has
 just ended, or a month appended to a warehouse in one go.
 
-The data watcher (:mod:`modelcycle.lifecycle.watch`) asks :func:`next_complete` every
+The data watcher (:mod:`modelcycle.lifecycle.watch`) takes a :func:`look` at the source every
 ``automation.check_seconds`` and emits :data:`EVENT_WINDOW` for a new complete window; the
 deployment's trigger (a Prefect automation) starts the cycle for it.
 """
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -75,22 +76,49 @@ def complete(window: Window, latest: datetime | None, *, now: datetime, settle: 
     return latest >= window.start and now >= window.end + settle
 
 
-def next_complete(svc: Services, *, now: datetime | None = None) -> tuple[Window | None, str]:
-    """The next window to process (the one after the last cycle's) if it is complete in the
-    source, else None; and why, in words."""
+@dataclass(frozen=True)
+class Next:
+    """The next window to process (the one after the last cycle's; None before the first cycle),
+    the source's newest timestamp, whether the window is complete, and why, in words."""
+
+    window: Window | None
+    latest: datetime | None
+    complete: bool
+    why: str
+
+    def so_far(self) -> Window | None:
+        """The window's rows that have arrived: from its start to the day after the newest row
+        (None before its first row)."""
+        if self.window is None or self.latest is None or self.latest < self.window.start:
+            return None
+        day_after = (self.latest + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        end = min(self.window.end, day_after)
+        return Window.parse(f"{self.window.start:%Y-%m-%d}..{end:%Y-%m-%d}")
+
+
+def look(svc: Services, *, now: datetime | None = None) -> Next:
+    """One look at the source for the next window: one ``max(timestamp)`` query."""
     ws = svc.ws.reload_params()
     if not ws.params.window:
-        return None, ("no cycle has run in this workspace yet: run the first with "
-                      "`modelcycle run --window YYYY-MM`; deployed runs go on from there")
+        return Next(None, None, False, "no cycle has run in this workspace yet: run the first with "
+                                       "`modelcycle run --window YYYY-MM`; deployed runs go on from there")
     window = ws.next_window()
     latest = latest_of(svc.source, window.start)
     settle = timedelta(minutes=ws.config.automation.settle_minutes)
     if complete(window, latest, now=now or utcnow(), settle=settle):
-        return window, f"{window.label} is complete in the source (newest row {latest:%Y-%m-%d %H:%M})"
+        return Next(window, latest, True,
+                    f"{window.label} is complete in the source (newest row {latest:%Y-%m-%d %H:%M})")
     if latest is None or latest < window.start:
         newest = f"its newest row is {latest:%Y-%m-%d %H:%M}" if latest else "it has no rows"
-        return None, f"{window.label} has not started in the source yet ({newest})"
-    return None, f"{window.label} is not complete in the source yet (newest row {latest:%Y-%m-%d %H:%M})"
+        return Next(window, latest, False, f"{window.label} has not started in the source yet ({newest})")
+    return Next(window, latest, False,
+                f"{window.label} is not complete in the source yet (newest row {latest:%Y-%m-%d %H:%M})")
+
+
+def next_complete(svc: Services, *, now: datetime | None = None) -> tuple[Window | None, str]:
+    """The next window to process if it is complete in the source, else None; and why."""
+    found = look(svc, now=now)
+    return (found.window if found.complete else None), found.why
 
 
 def skipped(svc: Services, label: str, why: str) -> CycleResult:

@@ -139,11 +139,12 @@ def check_once(svc: Services, announced: Announced, *, now: datetime | None = No
     now = now or automation.utcnow()
     if lock.holder(svc.ws.root) is not None:
         return Check(None, "a cycle is running")
-    window, why = automation.next_complete(svc, now=now)
-    if window is None:
+    found = automation.look(svc, now=now)
+    window, why = found.window, found.why
+    if window is None or not found.complete:
         if drift is not None:
-            return (check_drift(svc, announced, drift, now=now, send=send)
-                    or check_served(svc, announced, drift, now=now, send=send) or Check(None, why))
+            return (check_drift(svc, announced, drift, found, now=now, send=send)
+                    or check_served(svc, announced, drift, found, now=now, send=send) or Check(None, why))
         return Check(None, why)
     if automation.processed(svc, window) is not None:
         return Check(None, f"{window.label} was processed already")
@@ -154,26 +155,21 @@ def check_once(svc: Services, announced: Announced, *, now: datetime | None = No
     return Check(window, why, announced=True)
 
 
-def check_drift(svc: Services, announced: Announced, watching: DriftWatch, *, now: datetime,
-                send: Callable[..., None] = emit) -> Check | None:
-    """Measure the drift of the open window's rows so far; announce it once per window."""
+def check_drift(svc: Services, announced: Announced, watching: DriftWatch, found: automation.Next, *,
+                now: datetime, send: Callable[..., None] = emit) -> Check | None:
+    """Measure the drift of the open window's rows so far (``found``: the look at the source
+    this check took); announce it once per window."""
     from modelcycle.lifecycle.driftcheck import live_drift
-    from modelcycle.sources.base import latest_of
 
-    if not svc.ws.params.window:
+    month, so_far = found.window, found.so_far()
+    if month is None or so_far is None or found.latest is None or not watching.due(now, found.latest):
         return None
-    month = svc.ws.reload_params().next_window()
-    latest = latest_of(svc.source, month.start)
-    if latest is None or latest < month.start or not watching.due(now, latest):
-        return None
-    watching.at, watching.latest = now, latest
+    watching.at, watching.latest = now, found.latest
     if drift_announced(announced, month.label, now):
         return None
-    end = (latest + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    report = live_drift(svc.ws, svc.source, month.start, end, registry=svc.registry)
+    report = live_drift(svc.ws, svc.source, so_far.start, so_far.end, registry=svc.registry)
     if report is None or not report.drifted:
         return None
-    so_far = Window.parse(f"{month.start:%Y-%m-%d}..{end:%Y-%m-%d}")
     columns = {c: round(report.columns[c].psi, 3) for c in report.drifted}
     listed = ", ".join(f"{c} (PSI {p:.2f})" for c, p in columns.items())
     why = f"the rows of {month.label} so far drift from the champion's training rows: {listed}"
@@ -188,13 +184,14 @@ def drift_announced(announced: Announced, label: str, now: datetime) -> bool:
     return not (announced.due(automation.EVENT_DRIFT, label, now, None) and announced.due(SERVED, label, now, None))
 
 
-def check_served(svc: Services, announced: Announced, watching: DriftWatch, *, now: datetime,
-                 send: Callable[..., None] = emit) -> Check | None:
+def check_served(svc: Services, announced: Announced, watching: DriftWatch, found: automation.Next, *,
+                 now: datetime, send: Callable[..., None] = emit) -> Check | None:
     """Measure the drift of the requests the champion answered lately (the prediction log);
     announce it once per open month, on the source's rows of the month so far."""
     from modelcycle.lifecycle import served
 
-    if not svc.ws.params.window or not svc.ws.config.drift.enabled:
+    month = found.window
+    if month is None or not svc.ws.config.drift.enabled:
         return None
     since = now - SERVED_SPAN
     files = served.log_files(svc.ws, since)
@@ -202,7 +199,6 @@ def check_served(svc: Services, announced: Announced, watching: DriftWatch, *, n
     if not files or not watching.served_due(now, seen):
         return None
     watching.served_at, watching.served_seen = now, seen
-    month = svc.ws.reload_params().next_window()
     if drift_announced(announced, month.label, now):
         return None
     report = served.served_drift(svc.ws, svc.source, since, registry=svc.registry, files=files)
@@ -211,25 +207,14 @@ def check_served(svc: Services, announced: Announced, watching: DriftWatch, *, n
     columns = {c: round(report.columns[c].psi, 3) for c in report.drifted}
     listed = ", ".join(f"{c} (PSI {p:.2f})" for c, p in columns.items())
     why = f"the requests served since {since:%Y-%m-%d %H:%M} drift from the champion's training rows: {listed}"
-    so_far, rows = month_so_far(svc, month)
+    so_far = found.so_far()
+    rows = len(svc.source.fetch(so_far.start, so_far.end)) if so_far is not None else 0
     if so_far is None or rows < svc.ws.config.drift.min_rows:
         return Check(None, f"{why}; the source has {rows} rows of {month.label} so far, fewer than drift.min_rows "
                      f"({svc.ws.config.drift.min_rows}): no cycle yet")
     send(svc.ws, automation.EVENT_DRIFT, so_far, why, drifted=columns, source=served.SOURCE_NAME)
     announced.note(SERVED, month.label, now)
     return Check(so_far, f"{why}: announced, a cycle on {so_far.label} starts", announced=True)
-
-
-def month_so_far(svc: Services, month: Window) -> tuple[Window | None, int]:
-    """The source's rows of the open ``month`` so far as a window (to the day after its newest
-    row), and how many rows it holds; (None, 0) before the month's first row."""
-    from modelcycle.sources.base import latest_of
-
-    latest = latest_of(svc.source, month.start)
-    if latest is None or latest < month.start:
-        return None, 0
-    end = min(month.end, (latest + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0))
-    return Window.parse(f"{month.start:%Y-%m-%d}..{end:%Y-%m-%d}"), len(svc.source.fetch(month.start, end))
 
 
 def watch(svc: Services, stop: threading.Event, *, every: float,
