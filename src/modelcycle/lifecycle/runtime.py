@@ -131,9 +131,10 @@ def check_api(timeout: float = 5.0) -> None:
                          "modelcycle.yaml / PREFECT_API_URL")
 
 
-def _free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on ``host`` now (the system's choice)."""
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
@@ -159,7 +160,7 @@ class LocalServer:
 
     def __init__(self, home: Path) -> None:
         self.home = home
-        self.port = _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = home / "server.log"
         self._fresh_db = False

@@ -39,6 +39,7 @@ from modelcycle.config import Workspace
 from modelcycle.config.live import process_started, read_servers, servers_path
 from modelcycle.config.live import is_alive as _is_alive
 from modelcycle.errors import WorkspaceError
+from modelcycle.lifecycle.runtime import free_port
 
 START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 30.0
@@ -80,12 +81,6 @@ class UpResult:
     servers: dict[str, dict[str, Any]]  # name -> its servers.json entry
     started: tuple[str, ...]  # the ones this call started (the others were running)
     external: dict[str, str]  # name -> a configured server's URL `up` left alone
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -296,7 +291,7 @@ def _up(ws: Workspace, host: str, prefect_port: int | None, mlflow_port: int | N
     alive = {name: entry for name, entry in recorded.items() if _is_alive(entry)}
     for name, entry in recorded.items():  # a stale entry: its leader ended; end what it left behind
         if name not in alive and _orphans_remain(int(entry["pid"])):
-            _stop_group(int(entry["pid"]), None)
+            stop_group(int(entry["pid"]), None)
     wanted = [name for name in ("prefect", "mlflow") if name not in external and name not in alive]
     if not wanted:
         if alive != recorded:
@@ -320,7 +315,7 @@ def _up(ws: Workspace, host: str, prefect_port: int | None, mlflow_port: int | N
     except BaseException:  # a failed start, or Ctrl-C while waiting: leave no process behind
         for launch in launches:
             if launch.process is not None:
-                _stop_group(launch.process.pid, launch.started)
+                stop_group(launch.process.pid, launch.started)
                 with contextlib.suppress(OSError, subprocess.SubprocessError):
                     launch.process.wait(timeout=1)
         raise
@@ -352,7 +347,7 @@ def _down(ws: Workspace, timeout: float) -> list[Stopped]:
         if not _is_alive(entry) and not _orphans_remain(pid):
             stopped.append(Stopped(name, pid, "not running"))
             continue
-        how = _stop_group(pid, float(started) if isinstance(started, (int, float)) else None, timeout)
+        how = stop_group(pid, float(started) if isinstance(started, (int, float)) else None, timeout)
         stopped.append(Stopped(name, pid, how))
     _write(ws.state_dir, {})
     return stopped
@@ -381,7 +376,7 @@ def _group_gone(pgid: int) -> bool:
         return False
 
 
-def _stop_group(pid: int, started: float | None, timeout: float = STOP_TIMEOUT_S) -> str:
+def stop_group(pid: int, started: float | None, timeout: float = STOP_TIMEOUT_S) -> str:
     """SIGTERM the process group of ``pid`` (the server started it in its own session), wait,
     then SIGKILL. Only when ``pid`` is still the process that was started (or its group's
     orphans remain): a reused pid is someone else's."""

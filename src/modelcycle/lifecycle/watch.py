@@ -37,7 +37,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -257,17 +256,12 @@ def start_worker(pool: str, *, log_path: Path, name: str | None = None) -> subpr
 
 
 def stop_worker(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """SIGTERM to the worker's group (it and the runs it started), then SIGKILL after ``timeout``."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    """SIGTERM to the worker's group (it and the runs it started), then SIGKILL after ``timeout``:
+    the group stop of ``modelcycle down``."""
+    from modelcycle.lifecycle.servers import stop_group
+
+    stop_group(process.pid, None, timeout)
+    process.wait()
 
 
 def wait_started(process: subprocess.Popen[bytes], log_path: Path, *, seconds: float = 3.0) -> None:
