@@ -101,6 +101,7 @@ def worker(
     log_path = ws.state_dir / "worker.log"
     process = watch.start_worker(pool, log_path=log_path)
     stop = threading.Event()
+    stopped_by = ""
     try:
         try:
             watch.wait_started(process, log_path)
@@ -123,14 +124,12 @@ def worker(
                 raise WorkspaceError(f"Prefect's worker stopped (exit code {process.returncode}); its log is "
                                      f"{log_path}", "fix what its log says, then start `modelcycle worker` again")
     except interrupts.Interrupted as exc:  # Ctrl-C or SIGTERM: how a worker is stopped
+        stopped_by = "Ctrl-C" if exc.signum == 2 else "SIGTERM"
+    finally:
         stop.set()
         with err_console.status("stopping the worker"):
             watch.stop_worker(process)
-        console.print(f"worker stopped ({'Ctrl-C' if exc.signum == 2 else 'SIGTERM'})")
-        return
-    finally:
-        stop.set()
-        watch.stop_worker(process)
+    console.print("worker stopped" + (f" ({stopped_by})" if stopped_by else ""))
 
 
 def register(app: typer.Typer) -> None:
