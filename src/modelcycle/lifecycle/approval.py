@@ -33,6 +33,7 @@ from modelcycle.lifecycle import runtime
 from modelcycle.lifecycle.result import CycleResult
 from modelcycle.lifecycle.services import Services
 from modelcycle.notify import EventKind
+from modelcycle.steps.evaluate import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def describe(svc: Services, result: CycleResult, decision: Decision) -> str:
              "", f"- champion (v{result.champion_version}) {metric}: **{_num(result.champion_score)}**"
              if result.champion_version else "- no champion yet",
              f"- challenger {metric}: **{_num(result.challenger_score)}**",
-             f"- threshold: {metric} {'>=' if decision.metric in ('r2', 'accuracy', 'f1', 'roc_auc') else '<='} "
+             f"- threshold: {metric} {'>=' if METRICS[decision.metric].greater_is_better else '<='} "
              f"{g.threshold:g}; minimum improvement {g.min_effect:.0%}"]
     low, high = decision.details.get("ci_low"), decision.details.get("ci_high")
     if isinstance(low, float) and isinstance(high, float):
