@@ -21,6 +21,7 @@ from prefect.transactions import transaction
 from modelcycle.errors import ModelcycleError
 from modelcycle.gate import Decision, Outcome, Policy, decide
 from modelcycle.lifecycle import stages, tasks
+from modelcycle.lifecycle.automation import tag_base
 from modelcycle.lifecycle.journal import Journal
 from modelcycle.lifecycle.services import Services
 from modelcycle.lifecycle.tasks import ChampionEval
@@ -96,7 +97,7 @@ def recheck_champion(svc: Services, decision: Decision, champion: ChampionEval |
 
 def next_tag(svc: Services, label: str) -> str:
     """The git tag of a cycle for window ``label``: ``modelcycle/<model>/<window>[.N]``."""
-    base = f"modelcycle/{svc.name}/{label}".replace("..", "_")
+    base = tag_base(svc.name, label)
     existing = set(svc.versioning.tags(base))
     if base not in existing:
         return base

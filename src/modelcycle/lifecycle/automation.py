@@ -51,7 +51,8 @@ def resource_id(ws: Workspace) -> str:
 
 
 def tag_base(name: str, label: str) -> str:
-    """The git tag of a cycle for window ``label`` (``act.next_tag`` adds ``.N`` to repeats)."""
+    """The git tag of a cycle for window ``label``: ``modelcycle/<model>/<window>`` (``act.next_tag``
+    adds ``.N`` to repeats; :func:`processed` looks for either)."""
     return f"modelcycle/{name}/{label}".replace("..", "_")
 
 
