@@ -32,7 +32,7 @@ import pandas as pd
 from modelcycle.config import Workspace
 from modelcycle.lifecycle.driftcheck import reference_rows
 from modelcycle.registry.base import CHAMPION, ModelVersion
-from modelcycle.serving.shadow import INPUT_PREFIX, harmonise, predictions_dir
+from modelcycle.serving.shadow import INPUT_PREFIX, harmonise, predictions_dir, read_files
 from modelcycle.sources import Source
 from modelcycle.steps import drift as dr
 
@@ -73,14 +73,10 @@ def fingerprint(files: list[Path]) -> tuple[int, str]:
 def logged_rows(ws: Workspace, since: datetime, version: str, files: list[Path] | None = None) -> pd.DataFrame:
     """The log's rows from ``since`` on answered by champion ``version`` (an empty frame when
     there are none); a file that cannot be read is left out and logged."""
-    frames = []
-    for file in files if files is not None else log_files(ws, since):
-        try:
-            frames.append(pd.read_parquet(file))
-        except Exception as exc:  # noqa: BLE001 - one damaged file does not hide the others
-            log.warning("the prediction log's file %s could not be read and is left out: %s: %s",
-                        file, type(exc).__name__, exc)
-    frames = [f for f in frames if len(f) and {"time", "champion_version"} <= set(f.columns)]
+    frames, notes = read_files(files if files is not None else log_files(ws, since))
+    for note in notes:
+        log.warning("the prediction log: %s", note)
+    frames = [f for f in frames if {"time", "champion_version"} <= set(f.columns)]
     if not frames:
         return pd.DataFrame()
     rows = harmonise(frames)

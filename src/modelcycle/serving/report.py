@@ -27,7 +27,7 @@ import pandas as pd
 from modelcycle.config import ProjectConfig, Window, Workspace
 from modelcycle.errors import ConfigError, WorkspaceError
 from modelcycle.gate.stats import Interval, improvement_interval
-from modelcycle.serving.shadow import INPUT_PREFIX, LOG_COLUMNS, harmonise, predictions_dir
+from modelcycle.serving.shadow import INPUT_PREFIX, LOG_COLUMNS, harmonise, predictions_dir, read_files
 from modelcycle.sources import Source, build_source
 from modelcycle.steps.evaluate import METRICS, Scores, metric_value
 
@@ -132,13 +132,7 @@ def read_log(root: Path, since: date | None = None) -> tuple[pd.DataFrame, int, 
         raise WorkspaceError(f"no prediction log yet: {root} holds no logged request", ENABLE_HINT)
     if since is not None:
         files = [f for f in files if f.parent.name.removeprefix("date=") >= since.isoformat()]
-    frames, notes = [], []
-    for file in files:
-        try:
-            frames.append(pd.read_parquet(file))
-        except Exception as exc:  # noqa: BLE001 - one damaged file does not hide the others
-            notes.append(f"{file} could not be read and is left out ({type(exc).__name__}: {exc})")
-    frames = [f for f in frames if len(f)]
+    frames, notes = read_files(files)
     if not frames:
         after = f" on or after {since.isoformat()}" if since else ""
         raise WorkspaceError(f"the prediction log {root} holds no request{after}",

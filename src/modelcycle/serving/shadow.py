@@ -337,6 +337,18 @@ class ShadowLog:
         return path
 
 
+def read_files(files: list[Path]) -> tuple[list[pd.DataFrame], list[str]]:
+    """The rows of each of the log's ``files`` that holds any, and a note for each file that
+    could not be read (one damaged file does not hide the others)."""
+    frames, notes = [], []
+    for file in files:
+        try:
+            frames.append(pd.read_parquet(file))
+        except Exception as exc:  # noqa: BLE001 - a damaged file is reported, the rest is read
+            notes.append(f"{file} could not be read and is left out ({type(exc).__name__}: {exc})")
+    return [f for f in frames if len(f)], notes
+
+
 def harmonise(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """One frame of ``frames``' rows, each column with one Arrow type: a column whose values are
     of different types in different frames (a key sent as a number by one client and as text by
