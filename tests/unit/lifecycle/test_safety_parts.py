@@ -76,11 +76,16 @@ def test_the_lock_is_reentrant_within_a_process(tmp_path: Path) -> None:
 
 def test_a_signal_inside_a_deferred_block_arrives_when_it_ends() -> None:
     steps = []
-    with pytest.raises(KeyboardInterrupt), interrupts.deferred() as held:
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.05)
-        steps.append("finished the side effect")
-        assert held.signals == [signal.SIGINT]
+    # Python's own Ctrl-C handler before the block, whatever an earlier test in this process left
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupts.deferred() as held:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            steps.append("finished the side effect")
+            assert held.signals == [signal.SIGINT]
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert steps == ["finished the side effect"]
 
 
