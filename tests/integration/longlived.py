@@ -15,6 +15,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+
 from modelcycle import dbcache
 from modelcycle.lifecycle.runtime import EMBEDDED_SERVER_SETTINGS
 
@@ -25,6 +27,26 @@ def free_port() -> int:
     with contextlib.closing(socket.socket()) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class _Retrying(httpx.HTTPTransport):
+    """Sends a request again when the server answers 503: the Prefect server says so when its SQLite
+    database is locked for a moment, and Prefect's own client retries it in the same way."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(6):
+            response = super().handle_request(request)
+            if response.status_code != 503:
+                return response
+            response.read()
+            response.close()
+            time.sleep(0.5 * 2**attempt)
+        return super().handle_request(request)
+
+
+def api_client(url: str) -> httpx.Client:
+    """A plain HTTP client of a Prefect server's REST API, as the UI calls it (with its retries)."""
+    return httpx.Client(base_url=url, timeout=30, transport=_Retrying())
 
 
 def clean_env(**extra: str) -> dict[str, str]:

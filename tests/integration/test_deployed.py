@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import httpx
 import pytest
 
 from tests.integration import longlived
@@ -44,7 +43,7 @@ class Api:
     """The Prefect server's REST API, as the UI calls it."""
 
     def __init__(self, url: str) -> None:
-        self.http = httpx.Client(base_url=url, timeout=30)
+        self.http = longlived.api_client(url)
 
     def deployment(self, name: str = "taxifare") -> dict[str, Any]:
         r = self.http.get(f"/deployments/name/modelcycle-cycle/{name}")
