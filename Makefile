@@ -1,6 +1,7 @@
 # modelcycle: the two commands of the README, and the lock that pins them.
 #   make demo   create the environment, install the pinned dependencies, run the demo
-#   make test   create the environment if needed, run lint (ruff), types (mypy) and the test suite
+#   make test   create the environment if needed (with the torch extra), run lint (ruff), types (mypy)
+#               and the test suite
 #   make screenshots   photograph both dashboards into docs/screenshots (needs chromium; a few minutes)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -8,6 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
 STAMP := $(VENV)/.installed-stamp
+TORCH_STAMP := $(VENV)/.torch-stamp
 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := true
@@ -32,10 +34,16 @@ $(STAMP): requirements.lock requirements-bootstrap.txt pyproject.toml
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# The `torch` extra (image classifiers) for the tests: the CPU build of torch 2.13.0, with pip,
+# which finds it where the machine keeps it (uv does not look there).
+$(TORCH_STAMP): $(STAMP) requirements-torch.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-torch.lock
+	touch $(TORCH_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/modelcycle demo demo
 
-test: $(STAMP)
+test: $(STAMP) $(TORCH_STAMP)
 	$(BIN)/ruff check src tests scripts
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
@@ -51,6 +59,7 @@ lock: $(STAMP)
 		--no-header --annotation-style line -o requirements.lock
 	$(UV) pip compile requirements-bootstrap.in --generate-hashes --python-version 3.11 \
 		--no-header --annotation-style line -o requirements-bootstrap.txt
+	$(BIN)/python scripts/lock_torch.py
 
 clean-demo:
 	rm -rf demo
