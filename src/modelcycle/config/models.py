@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from modelcycle.config.plugins import SOURCE_GROUP, TRAINER_GROUP, check_kind
 
-ColumnType = Literal["float", "int", "datetime", "str", "bool", "category"]
+ColumnType = Literal["float", "int", "datetime", "str", "bool", "category", "image"]
 
 
 class Section(BaseModel):
@@ -72,7 +72,8 @@ class DataConfig(Section):
         default="regression", description="regression or classification")
     columns: dict[str, ColumnType] = Field(
         description="the schema: every column the cycle needs, with its type (float, int, "
-        "datetime, str, bool, category). A missing column or one of another type stops the cycle.")
+        "datetime, str, bool, category, image: an image file's path, its bytes or a base64 string). "
+        "A missing column or one of another type stops the cycle.")
     rules: dict[str, RuleConfig] = Field(
         default_factory=dict,
         description="value rules per column (min, max, allowed, not_null); rows that break them "

@@ -61,6 +61,8 @@ BINS = 10
 NUMERIC = frozenset({"float", "int"})
 CATEGORICAL = frozenset({"str", "category", "bool"})
 DATETIME = "datetime"
+#: Image columns are not compared cell by cell (a path or the bytes of an image say nothing of its drift).
+IMAGE = "image"
 KINDS = NUMERIC | CATEGORICAL | {DATETIME}
 
 _MISSING = "(missing)"
@@ -257,5 +259,5 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, columns: dict[s
             raise DataError(f"cannot measure drift: {which} lack column(s) {', '.join(missing)}",
                             "compare frames that have every column of data.columns")
     results = {name: column_drift(reference[name], current[name], kind, seed=seed)
-               for name, kind in columns.items()}
+               for name, kind in columns.items() if kind != IMAGE}
     return DriftReport(columns=results, threshold=float(threshold))

@@ -41,6 +41,11 @@ class Trained:
     model: Any
     fit_seconds: float  # feature building + estimator fit
     rows: int
+    #: A trainer that learns in epochs: one entry per epoch, ``{"epoch": n, "train_loss": ..., ...}``
+    #: (metric name -> value), logged to MLflow as steps and written as the learning curve.
+    history: list[dict[str, float]] = field(default_factory=list)
+    #: The epoch whose weights ``model`` holds (the best one on the validation rows), when it learns in epochs.
+    best_epoch: int | None = None
 
 
 def _init_parameters(cls: Any) -> list[inspect.Parameter]:

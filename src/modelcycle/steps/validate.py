@@ -157,6 +157,8 @@ def _parse(col: pd.Series, kind: str) -> _Parsed:
         mapped = col.where(~empty).map(to_bool, na_action="ignore")
         bad = mapped.isna() & ~empty
         return _Parsed(mapped, bad, empty)
+    if kind == "image":  # a path, bytes or base64 text: taken as it is (the image checks open it)
+        return _Parsed(col, _none(col), col.isna())
     # str / category: anything can be text
     text: pd.Series = col.astype("string") if kind == "str" else col.astype("category")
     return _Parsed(text, _none(col), col.isna())
