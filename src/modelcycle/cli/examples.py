@@ -6,8 +6,10 @@ the packages in that folder and imports the one asked for by its name, as a cycl
 user's feature builder by the import path in modelcycle.yaml. An example package has
 
 - in its ``__init__`` (which must stay light: a logged model imports the example's feature
-  module, and its package's ``__init__`` with it): ``ABOUT``, one line for ``init --help``, and
-  ``FIRST_WINDOW``, the window of the workspace's first cycle (``YYYY-MM``);
+  module, and its package's ``__init__`` with it): ``ABOUT``, one line for ``init --help``,
+  ``FIRST_WINDOW``, the window of the workspace's first cycle (``YYYY-MM``), and for
+  ``modelcycle demo`` ``DEMO_MONTHS`` (the first and last month it replays after that) and
+  ``DEMO_STORY`` (what happens in them, one line);
 - a ``workspace`` module with ``create(root, *, force, progress, **options)`` returning the
   :class:`~modelcycle.config.Workspace` (built with
   :func:`modelcycle.lifecycle.workspace.create_from_config`).

@@ -16,3 +16,7 @@ This ``__init__`` imports nothing: a logged model imports ``features`` and nothi
 ABOUT = "simulated New York cab rides 2009-2015 in a DuckDB warehouse, the seeds' 2.5 MAE gate"
 #: The first cycle's window: it trains the first champion on the year before (2014).
 FIRST_WINDOW = "2014-12"
+#: The months `modelcycle demo` replays after the first champion (first, last, included).
+DEMO_MONTHS = ("2015-01", "2015-06")
+#: What `modelcycle demo` shows, in one line.
+DEMO_STORY = "a fare-rule change in March and a month of broken data in May"
