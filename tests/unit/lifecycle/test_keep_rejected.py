@@ -37,14 +37,14 @@ def runs_of(fakes: Fakes, window: str) -> list:
     return [r for r in fakes.registry.runs.values() if r.tags.get("modelcycle.window") == window]
 
 
-class Injected(RuntimeError):
+class InjectedError(RuntimeError):
     pass
 
 
 def fail_at(point: str):
     def hook(reached: str) -> None:
         if reached == point:
-            raise Injected(f"injected failure at {point}")
+            raise InjectedError(f"injected failure at {point}")
     return tracepoints.injecting(hook)
 
 
@@ -106,12 +106,35 @@ def test_an_unanswered_escalation_is_versioned_so_a_human_can_promote_it(fakes: 
     assert result.outcome == "escalate" and result.challenger_version == "2" and result.git_tag
 
 
+def test_an_escalation_whose_approval_times_out_is_rolled_back(fakes: Fakes) -> None:
+    """A deployed run's escalation ends as keep when no human answers (or one rejects it)."""
+    from modelcycle.gate import Outcome
+    from modelcycle.lifecycle import approval, services
+    from modelcycle.lifecycle.hooks import Hooks
+
+    def no_answer(svc, result, decision):
+        if decision.outcome is not Outcome.ESCALATE:
+            return decision
+        return approval._decided(svc, result, decision, None, 60)  # what a timed-out pause returns
+
+    configure(fakes.root, min_effect=None)
+    fakes.registry.delete_version(NAME, "1")  # the champion is gone: the gate escalates
+    before = fakes.snapshot()
+    with services.using(hooks=Hooks(after_decide=(no_answer,))):
+        result = flows.run(fakes.root, "2015-01")
+    assert result.outcome == "rolled_back"
+    assert any("no answer within 1 minutes" in r for r in result.reasons), result.reasons
+    assert fakes.snapshot() == before
+    [run] = runs_of(fakes, "2015-01")
+    assert run.tags["modelcycle.approval"] == "timeout" and run.tags["modelcycle.outcome"] == "rolled_back"
+
+
 @pytest.mark.parametrize("point", ["before:reject", "did:reject"])
 def test_a_failure_before_the_record_changes_nothing_and_the_window_is_not_processed(fakes: Fakes,
                                                                                      point: str) -> None:
     configure(fakes.root)
     before = fakes.snapshot()
-    with fail_at(point), pytest.raises(Injected):
+    with fail_at(point), pytest.raises(InjectedError):
         flows.run(fakes.root, "2015-01")
     assert fakes.snapshot() == before
     assert rolledback.find(Workspace.load(fakes.root), "2015-01") is None
@@ -122,7 +145,7 @@ def test_a_failure_before_the_record_changes_nothing_and_the_window_is_not_proce
 def test_a_failure_after_the_record_keeps_the_rollback(fakes: Fakes) -> None:
     configure(fakes.root)
     before = fakes.snapshot()
-    with fail_at("cycle:committed"), pytest.raises(Injected):
+    with fail_at("cycle:committed"), pytest.raises(InjectedError):
         flows.run(fakes.root, "2015-01")
     assert rolledback.find(Workspace.load(fakes.root), "2015-01") is not None
     result = flows.run(fakes.root, "2015-02")  # its recovery closes the bookkeeping and undoes nothing
@@ -147,9 +170,9 @@ def test_a_crash_between_the_restore_and_the_record_is_repaired_by_recovery(fake
         if point == "did:reject":
             shutil.copy(journal, kept)
             shutil.copy(record, kept_record)
-            raise Injected("killed")
+            raise InjectedError("killed")
 
-    with tracepoints.injecting(crash), pytest.raises(Injected):
+    with tracepoints.injecting(crash), pytest.raises(InjectedError):
         flows.run(fakes.root, "2015-01")
     shutil.copy(kept, journal)
     shutil.copy(kept_record, record)
