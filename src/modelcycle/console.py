@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.theme import Theme
 
 THEME = Theme({
-    "promote": "bold green", "keep": "cyan", "escalate": "bold yellow", "error": "bold red",
+    "promote": "bold green", "keep": "cyan", "rolled_back": "magenta", "escalate": "bold yellow", "error": "bold red",
     "hint": "yellow", "muted": "grey50", "path": "underline",
 })
 
@@ -29,4 +29,5 @@ console = Console(theme=THEME, highlight=False, force_terminal=bool(_force) or N
 err_console = Console(theme=THEME, highlight=False, stderr=True, force_terminal=bool(_force) or None,
                       width=_width(sys.stderr))
 
-OUTCOME_STYLE = {"promote": "promote", "keep": "keep", "escalate": "escalate", "failed": "error"}
+OUTCOME_STYLE = {"promote": "promote", "keep": "keep", "rolled_back": "rolled_back", "escalate": "escalate",
+                 "failed": "error"}

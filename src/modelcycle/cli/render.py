@@ -10,8 +10,10 @@ from modelcycle.notify.message import link_lines
 from rich.table import Table
 from rich.text import Text
 
-ICONS = {"promote": "▲ promote", "keep": "● keep", "escalate": "◆ escalate", "failed": "✕ failed"}
-STYLES = {"promote": "promote", "keep": "keep", "escalate": "escalate", "failed": "error"}
+ICONS = {"promote": "▲ promote", "keep": "● keep", "rolled_back": "↺ rolled_back", "escalate": "◆ escalate",
+         "failed": "✕ failed"}
+STYLES = {"promote": "promote", "keep": "keep", "rolled_back": "rolled_back", "escalate": "escalate",
+          "failed": "error"}
 
 
 def truth_line(results: list[Any], truth: dict[str, Any], *, label: str) -> Text:

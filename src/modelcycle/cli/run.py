@@ -13,7 +13,8 @@ def run(
     ctx: typer.Context,
     window: str | None = typer.Option(
         None, "--window", help="The window to evaluate: a month (2015-03) or a range "
-        "(2015-03-01..2015-03-16, end excluded). Default: the month after the last cycle's."),
+        "(2015-03-01..2015-03-16, end excluded). Default: the month after the last cycle's (or after the "
+        "windows rolled back since)."),
     no_wait: bool = typer.Option(False, "--no-wait", help=common.NO_WAIT_HELP),
 ) -> None:
     """Run one cycle: fetch the window, validate it, score the champion on its latest rows while a
@@ -21,14 +22,14 @@ def run(
     model (DVC + git), register the challenger in MLflow and move the aliases, all in one
     transaction that rolls back on any failure. Then notify."""
     from modelcycle.config import Window
-    from modelcycle.lifecycle import services
+    from modelcycle.lifecycle import rolledback, services
 
     ws = common.load_workspace(ctx)
     if window is not None:
         Window.parse(window)  # a typo fails before anything starts
     with common.locked(ws, no_wait=no_wait):
         if window is None:  # read under the lock: a cycle that held it may have moved the window
-            window = ws.reload_params().next_window().label
+            window = rolledback.next_window(ws.reload_params()).label
         services.refuse_literal_secrets(ws)
         common.prepare_prefect(ws, verbose=common.options(ctx).verbose)
         from modelcycle.cli.render import results_table
@@ -41,6 +42,10 @@ def run(
         console.print(f"[muted]versioned as git tag {result.git_tag} ({(result.git_commit or '')[:10]}); "
                       f"challenger registered as {ws.config.name} v{result.challenger_version}; "
                       f"MLflow run {result.mlflow_run_id}[/muted]")
+    elif result.outcome == "rolled_back":
+        console.print(f"[muted]rolled back (act.keep_rejected: false): no git commit or tag, no DVC change, no "
+                      f"model version or alias move; the challenger stays in MLflow run {result.mlflow_run_id}, "
+                      f"tagged modelcycle.outcome=rolled_back[/muted]")
 
 
 def register(app: typer.Typer) -> None:

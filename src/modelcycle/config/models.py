@@ -302,6 +302,20 @@ class AutomationConfig(Section):
         description="the Prefect process work pool deployed cycles run in (`modelcycle worker` serves it)")
 
 
+class ActConfig(Section):
+    """What a cycle keeps of a challenger that is not promoted."""
+
+    keep_rejected: bool = Field(
+        default=True,
+        description="true: every cycle is versioned whatever the decision (a git commit and tag, the "
+        "DVC-tracked window and challenger, a registered model version as the challenger); false: a "
+        "challenger that is not promoted (the gate keeps the champion, a human rejects an escalation or "
+        "its approval times out, a suspect window keeps the champion) is rolled back: no commit, tag, "
+        "DVC change, model version or alias move, only its MLflow run, tagged "
+        "modelcycle.outcome=rolled_back with the reasons; the decision says rolled_back. An escalation "
+        "still waiting for a human is versioned, so `modelcycle promote` can promote it")
+
+
 #: What an older modelcycle.yaml's `simulation:` section (the taxi simulator's seed and size) means
 #: today: the taxifare example's reference, named by its import path (the core never imports it).
 LEGACY_SIMULATION_FACTORY = "modelcycle.examples.taxifare.scenario:TaxiReference"
@@ -332,6 +346,9 @@ class ProjectConfig(Section):
     automation: AutomationConfig = Field(
         default_factory=AutomationConfig,
         description="deployed cycles: the data check's interval, the approval timeout, the work pool")
+    act: ActConfig = Field(
+        default_factory=ActConfig,
+        description="what a cycle keeps of a challenger that is not promoted (keep_rejected)")
 
     @model_validator(mode="before")
     @classmethod

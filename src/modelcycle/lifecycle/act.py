@@ -7,6 +7,11 @@ move the aliases in one Prefect transaction.
 * On a team's Prefect server the block holds a Prefect global concurrency limit per model, so
   two workers never act for one model at once. With the workspace's own server the workspace
   lock already serialises cycles.
+* With ``act.keep_rejected: false``, a challenger that is not promoted (the decision is keep:
+  the gate kept the champion, a human rejected an escalation or its approval timed out, the
+  window's data was suspect) is rolled back instead (:func:`reject`): the workspace goes back
+  to what the cycle found, through the same undo a failed cycle's rollback and crash recovery
+  use, and nothing is versioned, registered or moved. Only its MLflow run stays.
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pandas as pd
+from prefect import task
 from prefect.transactions import transaction
 
 from modelcycle.errors import ModelcycleError
 from modelcycle.gate import Decision, Outcome, Policy, decide
-from modelcycle.lifecycle import stages, tasks
+from modelcycle.lifecycle import effects, rolledback, stages, tasks
 from modelcycle.lifecycle.automation import tag_base
 from modelcycle.lifecycle.journal import Journal
 from modelcycle.lifecycle.services import Services
@@ -36,9 +42,14 @@ class Acted:
 
     decision: Decision               # the decision acted on (it may differ from the gate's first)
     champion: ChampionEval | None    # the champion it was compared with
-    snapshot: Snapshot
-    version: ModelVersion            # the challenger's registered version
+    snapshot: Snapshot | None        # None: the challenger was rolled back (nothing versioned)
+    version: ModelVersion | None     # the challenger's registered version (None: rolled back)
     serving: str | None              # the champion after the cycle
+    rolled_back: str | None = None   # what a rolled-back challenger's cycle put back, in words
+
+    @property
+    def rejected(self) -> bool:
+        return self.snapshot is None
 
 
 @contextlib.contextmanager
@@ -130,3 +141,30 @@ def commit(svc: Services, journal: Journal, *, label: str, decision: Decision, m
                                       who=decision.details.get("approved_by"))
     serving = version.version if promote else tasks.alias_of(svc, CHAMPION)
     return snapshot, version, serving
+
+
+def rejects(svc: Services, decision: Decision) -> bool:
+    """Whether this decision rolls the challenger back instead of versioning it: it keeps the
+    champion and ``act.keep_rejected`` is false. (An escalation is versioned, so a human can
+    promote it later; one a human rejects, or whose approval times out, reaches the act as keep.)"""
+    return decision.outcome is Outcome.KEEP and not svc.ws.config.act.keep_rejected
+
+
+@task(name="roll-back-challenger", **tasks.TASK)
+def reject(svc: Services, journal: Journal, *, label: str, run_id: str, reasons: list[str]) -> str:
+    """The act of a challenger that is not kept: put the workspace back as the cycle found it
+    (git, params.yaml, dvc.lock, the DVC outputs: :func:`effects.restore_workspace`, the undo the
+    transaction's hooks and crash recovery use), then record the window as rolled back
+    (:mod:`rolledback`), the cycle's last side effect and its commit point. Returns what was put
+    back, in words.
+
+    A crash or an interrupt before the record leaves a journal that is not committed: the
+    rollback (or the next run's recovery) repeats the restore, which is safe, and forgets the
+    record; the window then counts as not processed. After the record, the workspace is as
+    before the cycle and the window is processed."""
+    done = effects.Rollback()
+    if effects.undo(svc, journal, "workspace"):
+        done.undone.append("workspace")
+    effects.perform(journal, "reject", lambda: rolledback.record(svc.ws, label, run_id=run_id, reasons=reasons),
+                    intent={"window": label, "run_id": run_id}, commit=True)
+    return done.describe()

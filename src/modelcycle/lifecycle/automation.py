@@ -6,8 +6,9 @@ the same cycle as ``modelcycle run``, with three differences:
 * **its window**: a parameter that defaults to the next window *complete in the source* and not
   yet processed (:func:`next_complete`), so a late or retried run still processes the right
   month, and a deployed workspace walks forward one window per run;
-* **idempotence**: a window already processed (a cycle's git tag for it exists) is a no-op
-  that says so: no commit, no version, no alias move (:func:`processed`);
+* **idempotence**: a window already processed (a cycle's git tag for it exists, or its
+  challenger was rolled back, see :mod:`~modelcycle.lifecycle.rolledback`) is a no-op that says
+  so: no commit, no version, no alias move (:func:`processed`);
 * **a human decides**: an escalation pauses the flow run for an answer given in the Prefect UI
   or with ``modelcycle approve`` / ``reject`` (:mod:`modelcycle.lifecycle.approval`).
 
@@ -29,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from modelcycle.config import Window, Workspace
-from modelcycle.lifecycle import runtime
+from modelcycle.lifecycle import rolledback, runtime
 from modelcycle.lifecycle.result import CycleResult
 from modelcycle.lifecycle.services import Services
 from modelcycle.notify import CycleOutcome
@@ -57,10 +58,16 @@ def tag_base(name: str, label: str) -> str:
 
 
 def processed(svc: Services, window: Window) -> str | None:
-    """The git tag of a cycle that processed ``window`` already, or None."""
+    """How a cycle processed ``window`` already, in words (``git tag <tag>``, or that its
+    challenger was rolled back, with its MLflow run), or None."""
     base = tag_base(svc.name, window.label)
     found = [t for t in svc.versioning.tags(base) if t == base or t.startswith(base + ".")]
-    return found[0] if found else None
+    if found:
+        return f"git tag {found[0]}"
+    rolled = rolledback.find(svc.ws, window.label)
+    if rolled is not None:
+        return f"its challenger was rolled back, MLflow run {rolled.get('run_id') or '?'}"
+    return None
 
 
 def utcnow() -> datetime:
@@ -103,7 +110,7 @@ def look(svc: Services, *, now: datetime | None = None) -> Next:
     if not ws.params.window:
         return Next(None, None, False, "no cycle has run in this workspace yet: run the first with "
                                        "`modelcycle run --window YYYY-MM`; deployed runs go on from there")
-    window = ws.next_window()
+    window = rolledback.next_window(ws)
     latest = latest_of(svc.source, window.start)
     settle = timedelta(minutes=ws.config.automation.settle_minutes)
     if complete(window, latest, now=now or utcnow(), settle=settle):
@@ -180,7 +187,7 @@ def run_deployed(svc: Services, window: str | None) -> CycleResult:
         w = Window.parse(window)
     tag = processed(svc, w)
     if tag is not None:
-        return skipped(svc, w.label, f"{w.label} was processed already (git tag {tag}): nothing to do, "
+        return skipped(svc, w.label, f"{w.label} was processed already ({tag}): nothing to do, "
                                      "no new commit, version or alias move")
     name_run(w.label)
     svc.hooks = Hooks(after_decide=(*svc.hooks.after_decide, approval.ask_human), after_act=svc.hooks.after_act)

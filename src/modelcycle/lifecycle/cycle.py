@@ -250,6 +250,9 @@ def act(cycle: Cycle, got: Gathered, cmp: Compared, decision: Decision) -> actin
             decision = replace(decision, reasons=[*decision.reasons, drifted])
         result.decided(decision)
         result.champion_score = champion.scores.value if champion else result.champion_score
+        assert cycle.run_id is not None
+        if acting.rejects(svc, decision):
+            return _reject(cycle, decision, champion)
         stages.write_json(svc.ws, stages.METRICS, {
             "window": label, "metric": cmp.challenger.metric, "challenger": cmp.challenger.to_dict(),
             "champion": champion.scores.to_dict() if champion else None,
@@ -261,7 +264,6 @@ def act(cycle: Cycle, got: Gathered, cmp: Compared, decision: Decision) -> actin
                    + "\n".join(f"- {r}" for r in decision.reasons)
                    + (f"\n\nThis cycle ran with uncommitted changes to {', '.join(edits)}; "
                       "they are committed here, as the cycle used them." if edits else ""))
-        assert cycle.run_id is not None
         snapshot, version, serving = acting.commit(
             svc, cycle.journal, label=label, decision=decision, model_uri=cmp.model_uri, run_id=cycle.run_id,
             message=message, holdout=got.split.holdout, lineage={
@@ -277,6 +279,22 @@ def act(cycle: Cycle, got: Gathered, cmp: Compared, decision: Decision) -> actin
         log.warning("the cycle committed your uncommitted changes to %s with it (commit %s)",
                     ", ".join(edits), snapshot.commit[:10])
     return acting.Acted(decision, champion, snapshot, version, serving)
+
+
+def _reject(cycle: Cycle, decision: Decision, champion: ChampionEval | None) -> acting.Acted:
+    """``act.keep_rejected: false`` and the champion is kept: roll the challenger back (see
+    :func:`acting.reject`); the outcome the user sees is ``rolled_back``."""
+    svc, result = cycle.svc, cycle.result
+    assert cycle.run_id is not None
+    cycle.say(f"{decision.outcome.value}: rolling the challenger back (act.keep_rejected is false)")
+    put_back = acting.reject(svc, cycle.journal, label=cycle.label, run_id=cycle.run_id, reasons=decision.reasons)
+    tracepoints.reach("cycle:committed")
+    serving = tasks.alias_of(svc, CHAMPION)
+    result.outcome, result.serving_version, result.rolled_back = CycleOutcome.ROLLED_BACK, serving, put_back
+    result.reasons.append(f"rolled back (act.keep_rejected is false): no git commit or tag, no DVC change, no "
+                          f"model version; the challenger stays in MLflow run {cycle.run_id} only")
+    cycle.timer.lap("act")
+    return acting.Acted(decision, champion, None, None, serving, rolled_back=put_back)
 
 
 def record(cycle: Cycle, got: Gathered, cmp: Compared, acted: acting.Acted) -> None:
@@ -302,8 +320,9 @@ def record(cycle: Cycle, got: Gathered, cmp: Compared, acted: acting.Acted) -> N
         reg.log_dict(run_id, got.report.to_dict(), "validation.json")
         driftcheck.record(reg, run_id, svc.ws, cmp.drift)
         reg.set_tags(run_id, {
-            "modelcycle.decision": acted.decision.outcome.value,
-            "modelcycle.reasons": " | ".join(acted.decision.reasons)[:4900],
+            "modelcycle.decision": acted.decision.outcome.value, "modelcycle.outcome": str(result.outcome),
+            **({"modelcycle.rolled_back": result.rolled_back or ""} if acted.rejected else {}),
+            "modelcycle.reasons": " | ".join(result.reasons)[:4900],
             "modelcycle.git_commit": result.git_commit or "", "modelcycle.git_tag": result.git_tag or "",
             "modelcycle.dvc_data_hash": result.data_hash or "",
             "modelcycle.challenger_version": result.challenger_version or "",

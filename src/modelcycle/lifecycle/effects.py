@@ -10,7 +10,12 @@ effect                 what it does                                undone by
 ``register``           a new model version in the registry         :func:`unregister`
 ``alias:challenger``   moves the challenger alias                  :func:`restore_alias`
 ``alias:champion``     moves the champion alias (promote only)     :func:`restore_alias`
+``reject``             records the window as rolled back           :func:`forget_rejection`
 =====================  ==========================================  ===============================
+
+A challenger that is not promoted, with ``act.keep_rejected: false``, takes the other way: the
+cycle undoes ``workspace`` itself (:func:`restore_workspace`, the undo every rollback uses),
+then ``reject`` is its last side effect and commits it (see :mod:`modelcycle.lifecycle.act`).
 
 :func:`perform` journals the intent, runs the side effect and journals it done, with SIGINT and
 SIGTERM held back meanwhile (a signal takes effect between two side effects). The last one
@@ -35,7 +40,7 @@ from typing import Any, TypeVar
 
 from modelcycle import tracepoints
 from modelcycle.errors import ModelcycleError, RegistryError
-from modelcycle.lifecycle import interrupts
+from modelcycle.lifecycle import interrupts, rolledback
 from modelcycle.lifecycle.journal import DONE, INTENT, Journal
 from modelcycle.lifecycle.services import Services
 from modelcycle.registry import history
@@ -171,12 +176,18 @@ def undo_move(journal: Journal, alias: str, current: str | None, before: str | N
                         flow_run_id=journal.flow_run_id, run_id=journal.run_id)
 
 
+def forget_rejection(svc: Services, journal: Journal) -> None:
+    """Forget that the cycle's window was rolled back: it counts as not processed again."""
+    rolledback.forget(svc.ws, journal.window)
+
+
 UNDO: dict[str, Callable[[Services, Journal], None]] = {
     "workspace": restore_workspace,
     "commit": restore_workspace,
     "register": unregister,
     "alias:challenger": lambda svc, j: restore_alias(svc, j, "challenger"),
     "alias:champion": lambda svc, j: restore_alias(svc, j, CHAMPION),
+    "reject": forget_rejection,
 }
 
 
@@ -210,7 +221,8 @@ def perform(journal: Journal, name: str, action: Callable[[], T], *, intent: dic
 
 
 _WHAT = {"commit": "the git commit and DVC snapshot", "register": "the model's registration",
-         "alias:challenger": "the challenger alias", "alias:champion": "the champion alias"}
+         "alias:challenger": "the challenger alias", "alias:champion": "the champion alias",
+         "reject": "the record of the rolled-back window"}
 
 
 def _say_finishing(name: str) -> Callable[[int, interrupts.Held], None]:
@@ -242,6 +254,8 @@ class Rollback:
             parts.append(f"model version {self.version}" if self.version else "the model version")
         if any(u.startswith("alias:") for u in self.undone):
             parts.append("the aliases")
+        if "reject" in self.undone:
+            parts.append("the record of the rolled-back window")
         return ", ".join(parts) if parts else "nothing had changed"
 
 

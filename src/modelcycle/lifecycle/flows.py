@@ -1,9 +1,9 @@
 """The cycle and the backtest as Prefect flows, and the entry points the command line calls.
 
 ``cycle_flow(workspace, window=None)`` takes only plain parameters, so it can be deployed: with
-no window it runs the next one (the month after the last cycle's). It holds the workspace's lock
-(re-entrant: the command line usually holds it already) and runs
-:func:`~modelcycle.lifecycle.cycle.run_cycle`. Run by a deployment, it runs
+no window it runs the next one (the month after the last cycle's, past windows rolled back
+since). It holds the workspace's lock (re-entrant: the command line usually holds it already)
+and runs :func:`~modelcycle.lifecycle.cycle.run_cycle`. Run by a deployment, it runs
 :func:`~modelcycle.lifecycle.automation.run_deployed` instead: the next *complete* window,
 nothing for a window already processed, a human asked about an escalation.
 """
@@ -19,7 +19,7 @@ from prefect import flow
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from modelcycle.config import Window, month_range
-from modelcycle.lifecycle import effects, interrupts, lock
+from modelcycle.lifecycle import effects, interrupts, lock, rolledback
 from modelcycle.lifecycle.cycle import run_cycle
 from modelcycle.lifecycle.result import CycleResult
 from modelcycle.lifecycle.services import open_services
@@ -49,7 +49,7 @@ def cycle_flow(workspace: str, window: str | None = None) -> CycleResult:
             return automation.run_deployed(svc, window)
         if window is None:
             svc.ws = svc.ws.reload_params()  # read under the lock: another cycle may have moved it
-        return run_cycle(svc, Window.parse(window) if window else svc.ws.next_window())
+        return run_cycle(svc, Window.parse(window) if window else rolledback.next_window(svc.ws))
 
 
 @flow(name="modelcycle-backtest", flow_run_name="{first}..{last}", validate_parameters=False)

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 #: The decisions a :class:`Truth` may expect.
-DECISIONS = ("promote", "keep", "escalate")
+DECISIONS = ("promote", "keep", "escalate", "rolled_back")
 #: What an object returned by ``reference.factory`` must have.
 MEMBERS = ("label", "noise_floor", "truth")
 
@@ -46,12 +46,14 @@ class Truth:
     """What a reference knows about one window."""
 
     window: str
-    expected: str         # the decision a correct gate makes: promote, keep or escalate
+    expected: str         # the decision a correct gate makes: promote, keep, escalate (or rolled_back)
     what: str             # what happened in the window, in a few words ("no change", "fare rules change")
     event: bool = False   # something happened to the data: the window is marked on the timeline
 
     def matches(self, outcome: str) -> bool:
-        return outcome == self.expected
+        """A challenger rolled back (``act.keep_rejected: false``) was a decision to keep the
+        champion: it matches ``keep``, and ``rolled_back`` when a reference expects exactly that."""
+        return outcome == self.expected or (outcome == "rolled_back" and self.expected == "keep")
 
 
 @runtime_checkable

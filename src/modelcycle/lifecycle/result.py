@@ -43,7 +43,7 @@ class CycleResult:
     error: str | None = None
     notify_problems: list[str] = field(default_factory=list)
     approved: bool = False                  # an escalation approved afterwards (backtest option)
-    rolled_back: str | None = None          # what a failed cycle put back, in words
+    rolled_back: str | None = None          # what a failed or rolled-back cycle put back, in words
     repaired: str | None = None             # what the cycle's start-up recovery repaired
     outside_moves: list[str] = field(default_factory=list)  # alias moves found made outside modelcycle
     drifted: dict[str, float] = field(default_factory=dict)  # columns that drifted from the champion's rows: PSI

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 MARKERS = {"promote": ("^", "#2ca02c", "promote"), "keep": ("o", "#1f77b4", "keep"),
+           "rolled_back": ("v", "#8c564b", "rolled back"),
            "escalate": ("D", "#ff7f0e", "escalate"), "failed": ("X", "#d62728", "failed")}
 
 #: Height of the no-score strip's markers, as a fraction of the plot's height from its bottom.

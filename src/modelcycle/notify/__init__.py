@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 # Apprise's notification types (a receiver's colour or icon; a json:// receiver's "type")
 _KINDS = {CycleOutcome.PROMOTE: "success", CycleOutcome.KEEP: "info", CycleOutcome.ESCALATE: "warning",
-          CycleOutcome.FAILED: "failure"}
+          CycleOutcome.ROLLED_BACK: "info", CycleOutcome.FAILED: "failure"}
 
 
 class Notifier:

@@ -11,12 +11,14 @@ from typing import Any
 
 
 class CycleOutcome(StrEnum):
-    """How a cycle ended: the gate's three outcomes, or a failure (rolled back)."""
+    """How a cycle ended: the gate's three outcomes, a challenger not promoted and rolled back
+    (``act.keep_rejected: false``), or a failure (rolled back)."""
 
     PROMOTE = "promote"
     KEEP = "keep"
     ESCALATE = "escalate"
     FAILED = "failed"
+    ROLLED_BACK = "rolled_back"  # not promoted, and with act.keep_rejected false nothing of it was kept
     SKIPPED = "skipped"  # a deployed run with nothing to do (its window processed, or not complete yet)
 
 

@@ -48,6 +48,9 @@ def format_title(event: Event) -> str:
     if event.outcome == CycleOutcome.KEEP:
         kept = f"champion v{event.champion} kept" if event.champion else "champion kept"
         return f"{head} ({kept}{f', challenger {v}' if v else ''})"
+    if event.outcome == CycleOutcome.ROLLED_BACK:
+        kept = f"champion v{event.champion} kept" if event.champion else "champion kept"
+        return f"{head} ({kept}; the challenger left no commit, tag or model version)"
     if event.outcome == CycleOutcome.ESCALATE:
         return f"{head}: a human decides{f' (challenger {v})' if v else ''}"
     return head + (f" (challenger {v})" if v else "")

@@ -92,7 +92,8 @@ def test_the_undo_functions_are_the_ones_recovery_uses(fakes: Fakes) -> None:
     with fail_at("did:register"), pytest.raises(InjectedError):
         flows.run(fakes.root, "2015-03")
     assert fakes.snapshot() == before
-    assert set(effects.UNDO) == {"workspace", "commit", "register", "alias:challenger", "alias:champion"}
+    assert set(effects.UNDO) == {"workspace", "commit", "register", "alias:challenger", "alias:champion",
+                                 "reject"}
 
 
 def test_a_deleted_champion_escalates_instead_of_promoting_unchecked(fakes: Fakes) -> None:

@@ -48,6 +48,8 @@ def test_titles_say_what_happened() -> None:
     assert titles[CycleOutcome.KEEP] == "[taxifare] 2015-03: KEEP (champion v3 kept, challenger v4)"
     assert titles[CycleOutcome.ESCALATE] == "[taxifare] 2015-03: ESCALATE: a human decides (challenger v4)"
     assert titles[CycleOutcome.FAILED] == "[taxifare] 2015-03: FAILED (challenger v4)"
+    assert titles[CycleOutcome.ROLLED_BACK] == ("[taxifare] 2015-03: ROLLED_BACK (champion v3 kept; the challenger "
+                                                "left no commit, tag or model version)")
 
 
 def waiting(**kw) -> Event:
