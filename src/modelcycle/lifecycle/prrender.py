@@ -53,6 +53,14 @@ def _pyplot() -> Any:
     return plt
 
 
+def _label_order(label: str) -> tuple[int, float, str]:
+    """Numbers in numeric order (2 before 10), then names."""
+    try:
+        return 0, float(label), label
+    except ValueError:
+        return 1, 0.0, label
+
+
 def draw_confusion(predictions: pd.DataFrame, path: Path) -> Path:
     """The confusion matrix of the branch's model (and the champion's, on the same rows, when
     predictions.csv has its predictions), counts written in the cells."""
@@ -61,7 +69,7 @@ def draw_confusion(predictions: pd.DataFrame, path: Path) -> Path:
     models = [("this branch", predictions["challenger"])]
     if predictions["champion"].notna().all():
         models.append(("champion", predictions["champion"]))
-    labels = sorted(set(actual) | {str(v) for _, col in models for v in col})
+    labels = sorted(set(actual) | {str(v) for _, col in models for v in col}, key=_label_order)
     index = {label: i for i, label in enumerate(labels)}
     size = max(4.0, 0.45 * len(labels) + 2.5)
     fig, axes = plt.subplots(1, len(models), figsize=(size * len(models), size), dpi=110, layout="constrained",
