@@ -23,12 +23,11 @@ def report(
     stage outputs: reports/metrics.json, validation.json, predictions.csv) with the champion's
     (its MLflow run): a params table with the changed ones marked, a metrics table with each
     difference and whether it is better or worse, the timeline of the latest cycles, and the
-    confusion matrix (classification) or residual plot (regression) as PNG files beside it.
-
-    It writes report.md and report.html; the images are linked relative to them, so
-    `cml comment create reports/pr/report.md` posts it on a pull request with its pictures (the
-    workflow `modelcycle init` writes in .github/workflows/ does that). Run the pipeline first
-    (`modelcycle run` or `dvc repro`)."""
+    confusion matrix (classification) or residual plot (regression) as PNG files beside it. It
+    writes report.md and report.html, the images linked relative to them, so that `cml comment
+    create reports/pr/report.md` posts it on a pull request with its pictures (the workflow that
+    `modelcycle init` writes in .github/workflows/ does that). Run the pipeline first: `modelcycle
+    run` or `dvc repro`."""
     from modelcycle.lifecycle import prreport
     from modelcycle.registry.workspace import open_registry
 
