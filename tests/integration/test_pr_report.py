@@ -102,7 +102,8 @@ def test_a_param_edited_and_run_through_the_stages_is_marked_changed(champion_ws
 def test_without_a_champion_the_report_shows_the_workspace_alone(champion_ws, capsys):
     client(champion_ws).delete_registered_model_alias("taxifare", "champion")
     md = report(capsys, champion_ws)
-    assert "There is no champion of **taxifare** yet" in md
+    store = f"sqlite:///{(champion_ws / '.modelcycle/mlflow.db').resolve()}"
+    assert f"There is no champion of **taxifare** in the MLflow store `{store}` yet" in md
     ours = json.loads((champion_ws / "reports/metrics.json").read_text())["challenger"]
     assert row(table(md, "Metrics"), "MAE (gate)") == ["MAE (gate)", fmt(ours["value"])]
     assert "changed" not in md

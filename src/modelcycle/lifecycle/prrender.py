@@ -151,8 +151,10 @@ def draw_images(report: ReportData, out: Path) -> tuple[dict[str, Path], list[st
 def _champion_line(report: ReportData) -> str:
     c = report.champion
     if c is None:
-        return (f"There is no champion of **{report.name}** yet: the numbers below are this branch's only. "
-                "A first `modelcycle run` makes one.")
+        store = f" in the MLflow store `{report.store}`" if report.store else ""
+        return (f"There is no champion of **{report.name}**{store} yet: the numbers below are this branch's "
+                "only. A first `modelcycle run` makes one; in CI, the MLFLOW_TRACKING_URI secret names the "
+                "store that holds it.")
     run = f"MLflow run `{c.run_id[:8]}`" if c.run_id else "no MLflow run"
     window = f", trained for window {c.window}" if c.window else ""
     return f"This branch's model against the champion **v{c.version}** ({run}{window})."

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from modelcycle.config import Workspace
+from modelcycle.config.secrets import redact
 from modelcycle.errors import ModelcycleError, WorkspaceError
 from modelcycle.lifecycle import stages
 from modelcycle.registry.base import CHAMPION, Registry, RunRecord, flatten_params, param_text
@@ -129,6 +130,7 @@ class ReportData:
     metrics: list[MetricRow]
     timeline: list[TimelinePoint]
     predictions: pd.DataFrame | None
+    store: str = ""                        # the MLflow store searched for the champion (redacted)
     same_rows_source: str | None = None    # where the champion's same-rows score came from
     champions_own: bool = False            # the outputs are those of the champion's own cycle
     notes: list[str] = field(default_factory=list)  # what is missing, in words
@@ -323,7 +325,7 @@ def gather(ws: Workspace, reg: Registry) -> ReportData:
     return ReportData(name=name, task=task, metric=metric, threshold=ws.config.gate.threshold, window=window,
                       holdout_rows=holdout, champion=champion, params=_param_rows(workspace_params(ws), champion),
                       metrics=rows, timeline=points, predictions=predictions, same_rows_source=source, notes=notes,
-                      champions_own=own)
+                      champions_own=own, store=redact(reg.tracking_uri))
 
 
 def write(ws: Workspace, reg: Registry, out: Path) -> tuple[ReportData, dict[str, Path]]:

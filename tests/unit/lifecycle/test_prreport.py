@@ -166,7 +166,7 @@ def test_without_a_champion_the_report_says_so_and_shows_the_workspace_alone(tmp
     data, files = prreport.write(ws, MemoryRegistry(), tmp_path / "out")
     md = files["md"].read_text()
     assert data.champion is None
-    assert "There is no champion of **fruit** yet" in md
+    assert "There is no champion of **fruit** in the MLflow store `memory://" in md
     metrics = table(md, "Metrics")
     assert metrics[0] == ["metric", "this branch"]
     assert row(metrics, "accuracy (gate)") == ["accuracy (gate)", "0.9"]
