@@ -114,6 +114,7 @@ def _register() -> None:
         init,
         predict,
         promote,
+        report,
         rollback,
         run,
         serve,
@@ -124,7 +125,7 @@ def _register() -> None:
     )
 
     for module in (demo, init, run, backtest, status, history, predict, serve, shadow_report, promote, rollback,
-                   up, deploy, approve, step, doctor, config):
+                   up, deploy, approve, step, doctor, config, report):
         module.register(app)
 
 

@@ -61,9 +61,11 @@ PARAMS_HEADER = ("# params.yaml: what the pipeline steps read (DVC params).\n"
                  "# `dvc exp run -S model.learning_rate=0.1` tries another value; "
                  "`window` is set by each cycle.\n")
 
+#: The CI workflow init writes (GitHub Actions: pull, repro, `modelcycle report`, CML comment).
+WORKFLOW = ".github/workflows/modelcycle.yml"
 #: What init may add to a folder (and removes again when it fails).
 INIT_FILES = (CONFIG_FILE, PARAMS_FILE, "dvc.yaml", ".dvc", ".dvcignore", STATE_DIR, ENV_FILE, ".gitignore",
-              ".git")
+              ".git", ".github", WORKFLOW)
 #: Rows of the source read at init: the schema's types and the calendar-column check.
 
 
@@ -207,6 +209,17 @@ def _write_gitignore(root: Path) -> None:
     gitignore.write_text(text, encoding="utf-8")
 
 
+def _write_workflow(root: Path, progress: Progress) -> bool:
+    """Write the CI workflow unless the folder has one by that name already (left as it is)."""
+    path = root / WORKFLOW
+    if path.exists() or path.is_symlink():
+        progress(f"{WORKFLOW} exists: left as it is")
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_template("github-workflow.yml"), encoding="utf-8")
+    return True
+
+
 def _make_state_dir(root: Path) -> Path:
     state = root / STATE_DIR
     state.mkdir(mode=0o700, exist_ok=True)
@@ -232,6 +245,7 @@ def _finish(root: Path, config_text: str, params_text: str, progress: Progress, 
     load_config(config_path)
     (root / PARAMS_FILE).write_text(params_text, encoding="utf-8")
     (root / "dvc.yaml").write_text(_template("dvc.yaml"), encoding="utf-8")
+    workflow = _write_workflow(root, progress)
     state = _make_state_dir(root)
     ws = Workspace.load(root)
     for sub in ("mlartifacts", "prefect"):
@@ -246,7 +260,8 @@ def _finish(root: Path, config_text: str, params_text: str, progress: Progress, 
         found = literal_secrets(root / name)
         if found:
             raise literal_secrets_error(root / name, found)
-    dvcgit.commit_paths(str(root), [CONFIG_FILE, PARAMS_FILE, "dvc.yaml", ".gitignore", ".dvc", ".dvcignore"],
+    dvcgit.commit_paths(str(root), [CONFIG_FILE, PARAMS_FILE, "dvc.yaml", ".gitignore", ".dvc", ".dvcignore",
+                                    *([WORKFLOW] if workflow else [])],
                         f"modelcycle init: {ws.config.name}")
     return ws
 

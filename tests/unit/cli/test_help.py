@@ -21,6 +21,7 @@ HELP = {
     "predict": ("Predict with the champion", ["--alias", "--version", "--output", "--proba"]),
     "step": ("Run one pipeline stage from files", ["--no-wait"]),
     "demo": ("Build a workspace of simulated New York cab rides", ["--rows-per-month"]),
+    "report": ("Write a report comparing this workspace's params", ["--out"]),
 }
 
 
