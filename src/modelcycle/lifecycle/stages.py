@@ -177,7 +177,7 @@ def train_spec(ws: Workspace) -> tr.TrainSpec:
         feature_columns=c.features.columns or (
             None if c.features.builder else
             [k for k in c.data.columns if k not in (c.data.target, c.data.timestamp)]),
-        params=dict(ws.params.model), seed=ws.params.seed)
+        params=dict(ws.params.model), seed=ws.params.seed, root=str(ws.root))
 
 
 # stages ----------------------------------------------------------------------------------------

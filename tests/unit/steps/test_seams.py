@@ -69,7 +69,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_the_tables_hold_the_builtin_kinds_the_config_accepts() -> None:
     assert list(SOURCES) == list(BUILTIN_SOURCES) == ["duckdb", "sql", "files"]
-    assert list(TRAINERS) == list(BUILTIN_TRAINERS) == ["sklearn"]
+    assert list(TRAINERS) == list(BUILTIN_TRAINERS) == ["sklearn", "torch"]
 
 
 def test_a_config_of_builtin_kinds_loads_without_reading_the_installed_packages(
