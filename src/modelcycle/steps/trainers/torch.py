@@ -64,7 +64,7 @@ class SmallCNN(nn.Module):
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(width * h * w, classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))  # type: ignore[no-any-return]
+        return self.head(self.features(x))
 
 
 class BackboneNet(nn.Module):
@@ -85,17 +85,17 @@ class BackboneNet(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.flatten(self.backbone(x), 1))  # type: ignore[no-any-return]
+        return self.head(torch.flatten(self.backbone(x), 1))
 
 
 def _script(data: bytes) -> nn.Module:
-    module: nn.Module = torch.jit.load(io.BytesIO(data), map_location="cpu")
+    module: nn.Module = torch.jit.load(io.BytesIO(data), map_location="cpu")  # type: ignore[no-untyped-call]
     return module
 
 
 def _script_bytes(module: nn.Module) -> bytes:
     buffer = io.BytesIO()
-    torch.jit.save(module, buffer)  # type: ignore[no-untyped-call]
+    torch.jit.save(module, buffer)
     return buffer.getvalue()
 
 
