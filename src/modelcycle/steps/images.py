@@ -72,9 +72,9 @@ def _from_base64(text: str, row: Any, column: str, what: str) -> Image.Image:
         else:
             data = base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise DataError(f"{_where(row, column)}: {what} is not valid base64 ({exc})", _HINT) from exc
+        raise DataError(f"{_where(row, column)}: the {what} is not valid base64 ({exc})", _HINT) from exc
     if not data:
-        raise DataError(f"{_where(row, column)}: {what} decodes to no bytes", _HINT)
+        raise DataError(f"{_where(row, column)}: the {what} decodes to no bytes", _HINT)
     return _from_bytes(data, f"the base64 {what}", row, column)
 
 
