@@ -165,6 +165,9 @@ def warm_up(ws: Workspace) -> None:
         if path:
             with contextlib.suppress(ConfigError):  # the cycle reports it where it happens
                 resolve(path, what=what)
+    if ws.config.model.trainer == "torch":
+        with contextlib.suppress(ConfigError):  # without PyTorch: the cycle says so where it trains
+            trainer(ws)
     import mlflow.pyfunc  # noqa: F401
 
 
