@@ -135,7 +135,7 @@ def test_the_trainer_defaults_to_sklearn_and_an_unknown_one_is_named(tmp_path: P
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert str(path) in str(err.value)
-    assert "model.trainer: unknown trainer 'sklaern' (known: sklearn); did you mean 'sklearn'?" in str(err.value)
+    assert "model.trainer: unknown trainer 'sklaern' (known: sklearn, torch); did you mean 'sklearn'?" in str(err.value)
 
 
 # the Trainer interface ----------------------------------------------------------------------
