@@ -59,7 +59,7 @@ def test_it_learns_the_digits_well_above_chance_and_predicts_their_labels(digits
     assert proba.shape == (100, 10) and np.allclose(proba.sum(axis=1), 1.0)
     assert np.array_equal(np.asarray(trainer.classes(trained.model), dtype=object)[proba.argmax(axis=1)], predictions)
     assert trained.rows == 200 and trained.fit_seconds > 0
-    assert [h["epoch"] for h in trained.history] == [1.0, 2.0, 3.0]
+    assert [h["epoch"] for h in trained.history] == [1, 2, 3]
     assert set(trained.history[0]) == {"epoch", "train_loss", "val_loss", "val_accuracy"}
 
 

@@ -174,6 +174,7 @@ class TorchImageModel:
         return self._net
 
     def pixels(self, frame: pd.DataFrame) -> np.ndarray:
+        """The images of ``frame``'s image column as N x C x H x W pixels in [0, 1]."""
         if self.image_column not in frame.columns:
             raise DataError(f"the records have no column '{self.image_column}', which the model reads its images from",
                             f"send a '{self.image_column}' column holding file paths, bytes or base64 text")
@@ -181,13 +182,12 @@ class TorchImageModel:
                             column=self.image_column, rows=list(frame.index))
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        pixels = self.pixels(frame)
         net = self.network()
         out: list[np.ndarray] = []
         with torch.inference_mode():
-            for start in range(0, len(pixels), _PREDICT_BATCH):
-                logits = net(torch.from_numpy(pixels[start:start + _PREDICT_BATCH]))
-                out.append(torch.softmax(logits, dim=1).double().numpy())
+            for start in range(0, len(frame), _PREDICT_BATCH):  # a batch of images in memory at a time
+                pixels = self.pixels(frame.iloc[start:start + _PREDICT_BATCH])
+                out.append(torch.softmax(net(torch.from_numpy(pixels)), dim=1).double().numpy())
         return np.concatenate(out) if out else np.empty((0, len(self.classes)))
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
@@ -251,7 +251,7 @@ def train_network(net: nn.Module, X: torch.Tensor, y: torch.Tensor, Xv: torch.Te
             optimiser.step()
             total += loss.item() * len(idx)
         val_loss, val_accuracy = _losses(net, Xv, yv, max(p.batch_size, _PREDICT_BATCH))
-        history.append({"epoch": float(epoch), "train_loss": total / len(X), "val_loss": val_loss,
+        history.append({"epoch": epoch, "train_loss": total / len(X), "val_loss": val_loss,
                         "val_accuracy": val_accuracy})
         if not np.isfinite(val_loss) and epoch == 1:
             raise ModelError(f"training diverged: the validation loss is {val_loss} after the first epoch",
