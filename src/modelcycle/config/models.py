@@ -120,7 +120,8 @@ class ModelConfig(Section):
     trainer: str = Field(
         default="sklearn",
         description="how the model is trained, predicts and is saved: sklearn (a scikit-learn style "
-        "`estimator`, LightGBM included), or a trainer an installed package adds (entry point "
+        "`estimator`, LightGBM included), torch (an image classifier on the `image` column in PyTorch: "
+        "pip install 'modelcycle[torch]'), or a trainer an installed package adds (entry point "
         "group 'modelcycle.trainers')")
 
     @field_validator("trainer")

@@ -310,6 +310,8 @@ def record(cycle: Cycle, got: Gathered, cmp: Compared, acted: acting.Acted) -> N
                                  **{f"seconds_{k}": v for k, v in cycle.timer.laps.items()}}
     if champion is not None:
         metrics[f"champion_{result.metric}"] = champion.scores.value
+    if cmp.trained.best_epoch is not None:  # a trainer that learns in epochs: the epoch whose weights it kept
+        metrics["best_epoch"] = float(cmp.trained.best_epoch)
     if result.noise_floor:
         metrics["noise_floor"] = result.noise_floor
         metrics[f"challenger_{result.metric}_over_floor"] = challenger.value / result.noise_floor
@@ -317,6 +319,8 @@ def record(cycle: Cycle, got: Gathered, cmp: Compared, acted: acting.Acted) -> N
             metrics[f"champion_{result.metric}_over_floor"] = champion.scores.value / result.noise_floor
     try:
         reg.log_metrics(run_id, metrics)
+        if cmp.trained.history:  # the learning curve: each metric over the epochs, in one batch
+            reg.log_metric_steps(run_id, cmp.trained.history)
         reg.log_dict(run_id, got.report.to_dict(), "validation.json")
         driftcheck.record(reg, run_id, svc.ws, cmp.drift)
         reg.set_tags(run_id, {

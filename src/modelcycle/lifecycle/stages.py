@@ -165,6 +165,9 @@ def warm_up(ws: Workspace) -> None:
         if path:
             with contextlib.suppress(ConfigError):  # the cycle reports it where it happens
                 resolve(path, what=what)
+    if ws.config.model.trainer == "torch":
+        with contextlib.suppress(ConfigError):  # without PyTorch: the cycle says so where it trains
+            trainer(ws)
     import mlflow.pyfunc  # noqa: F401
 
 
@@ -177,7 +180,7 @@ def train_spec(ws: Workspace) -> tr.TrainSpec:
         feature_columns=c.features.columns or (
             None if c.features.builder else
             [k for k in c.data.columns if k not in (c.data.target, c.data.timestamp)]),
-        params=dict(ws.params.model), seed=ws.params.seed)
+        params=dict(ws.params.model), seed=ws.params.seed, root=str(ws.root))
 
 
 # stages ----------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -122,6 +122,16 @@ class MemoryRegistry:
                 value = float(value)
                 run.metrics[key] = value
                 run.metric_history.setdefault(key, []).append((int(step or 0), value))
+
+    def log_metric_steps(self, run_id: str, steps: Sequence[Mapping[str, float]], step_key: str = "epoch") -> None:
+        with self._lock:
+            run = self._running(run_id)
+            for entry in steps:
+                step = int(entry[step_key])
+                for key, value in entry.items():
+                    if key != step_key and value is not None:
+                        run.metrics[key] = float(value)
+                        run.metric_history.setdefault(key, []).append((step, float(value)))
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         with self._lock:

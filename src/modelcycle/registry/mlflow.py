@@ -34,7 +34,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -200,6 +200,18 @@ class MlflowRegistry:
         now = int(time.time() * 1000)
         entries = [Metric(_key(k), float(v), now, int(step or 0)) for k, v in metrics.items() if v is not None]
         with translate(f"cannot log metrics to run {run_id}"):
+            for chunk in _chunks(entries, MAX_METRICS_PER_BATCH):
+                self._client.log_batch(run_id, metrics=chunk, synchronous=True)
+
+    def log_metric_steps(self, run_id: str, steps: Sequence[Mapping[str, float]], step_key: str = "epoch") -> None:
+        """One ``log_batch`` (per MLflow's batch limit) of every metric at every step."""
+        from mlflow.entities import Metric
+        from mlflow.utils.validation import MAX_METRICS_PER_BATCH
+
+        now = int(time.time() * 1000)
+        entries = [Metric(_key(k), float(v), now, int(entry[step_key]))
+                   for entry in steps for k, v in entry.items() if k != step_key and v is not None]
+        with translate(f"cannot log the learning curve to run {run_id}"):
             for chunk in _chunks(entries, MAX_METRICS_PER_BATCH):
                 self._client.log_batch(run_id, metrics=chunk, synchronous=True)
 

@@ -193,12 +193,12 @@ def _signature(example: pd.DataFrame, predictions: np.ndarray, datetime_columns:
 def _pipeline_metadata(pipeline: Any) -> dict[str, Any]:
     import modelcycle
 
-    estimator = getattr(pipeline, "estimator", None)
+    estimator = getattr(pipeline, "estimator", pipeline)  # a pipeline without an estimator (torch) is its own
     meta: dict[str, Any] = {
         "modelcycle_version": getattr(modelcycle, "__version__", "unknown"),
         "estimator": f"{type(estimator).__module__}:{type(estimator).__qualname__}",
     }
-    for key in ("target", "task", "features", "input_columns", "feature_names", "classes"):
+    for key in ("target", "task", "features", "input_columns", "feature_names", "classes", "image_columns"):
         value = getattr(pipeline, key, None)
         if value is not None:
             meta[key] = json.loads(json.dumps(value, default=str))

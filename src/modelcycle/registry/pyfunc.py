@@ -73,7 +73,8 @@ def proba_frame(pipeline: Any, frame: pd.DataFrame) -> pd.DataFrame:
     per class. A model that is not a classifier raises ValueError saying so."""
     task = getattr(pipeline, "task", None)
     estimator = getattr(pipeline, "estimator", None)
-    if (task is not None and task != "classification") or not hasattr(estimator, "predict_proba"):
+    scorer = pipeline if estimator is None else estimator  # a pipeline without an estimator (torch) scores itself
+    if (task is not None and task != "classification") or not hasattr(scorer, "predict_proba"):
         kind = f"a {task} model" if task else f"{type(estimator).__name__}, which gives no class probabilities"
         raise ValueError(f"this model is {kind}: class probabilities (output='proba') exist only for "
                          "classifiers; predict without the param to get its predictions")

@@ -27,6 +27,7 @@ from fastapi.responses import Response
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from modelcycle.errors import DataError
 from modelcycle.registry.base import CHAMPION, Registry
 from modelcycle.serving import inputs, webhook
 from modelcycle.serving.batcher import LABEL, PROBA, Batcher
@@ -207,6 +208,8 @@ class Server:
             result = await self.batcher.predict(served, columns, parsed.rows, output)
         except InputError as exc:
             return exc.status, orjson.dumps(exc.body()), rid, None
+        except DataError as exc:  # a record the model cannot read (an image file that does not exist)
+            return 422, orjson.dumps(InputError(422, "invalid_value", exc.message).body()), rid, None
         except asyncio.CancelledError:
             raise
         except Exception:

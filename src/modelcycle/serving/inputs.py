@@ -37,9 +37,11 @@ _ALLOWED: dict[str, frozenset[type]] = {
     "str": frozenset({str, _NONE}),
     "datetime": frozenset({str, _NONE}),
     "bytes": frozenset({str}),
+    "image": frozenset({str}),  # an image file's path, its base64 text or a data:image/...;base64, URI
 }
 _WORDS = {"float": "a number", "int": "a whole number", "bool": "true or false", "str": "text",
-          "datetime": "a date and time (ISO 8601 text)", "bytes": "text", "any": "a value"}
+          "datetime": "a date and time (ISO 8601 text)", "bytes": "text",
+          "image": "an image: a file path or base64 text", "any": "a value"}
 _JSON_TYPES = {float: "a number", int: "a number", bool: "a boolean", str: "text", _NONE: "null",
                dict: "an object", list: "a list"}
 
@@ -246,7 +248,7 @@ def column(name: str, kind: str, values: Values, *, text: bool = False,
         if kind == "bool":
             return values
         return _int_or_float(name, values, values) if kind == "int" else values
-    if kind == "any" or (text and kind in ("str", "bytes")):
+    if kind == "any" or (text and kind in ("str", "bytes", "image")):
         return np.asarray(values, dtype=object) if not isinstance(values, np.ndarray) else values
     allowed = _ALLOWED.get(kind, frozenset())
     types = set(map(type, values))

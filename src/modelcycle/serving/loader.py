@@ -35,7 +35,8 @@ class Served:
     """A loaded version ready to predict: ``predict(frame) -> np.ndarray``, one value per row.
 
     ``columns`` maps each input column to its kind (``float``, ``int``, ``bool``, ``str``,
-    ``datetime``, ``any``), from the model's signature; ``loaded_s`` is how long loading took.
+    ``datetime``, ``image``, ``any``), from the model's signature (``image``: the model's
+    metadata names the column an image column); ``loaded_s`` is how long loading took.
     """
 
     name: str
@@ -134,6 +135,8 @@ def _from_pyfunc(name: str, version: ModelVersion, loaded: Any, pyfunc: Any, loa
     if pipeline is not None and hasattr(pipeline, "predict"):
         zones = dict(getattr(inner, "datetime_columns", None) or {})
         columns.update({c: "datetime" for c in zones if c in columns})
+        # an image column (a torch image model's) takes a file path or base64 text per record
+        columns.update({c: "image" for c in meta.get("image_columns") or [] if c in columns})
         proba = None
         if meta.get("task") == "classification" and hasattr(pipeline, "predict_proba"):
             from functools import partial

@@ -31,6 +31,8 @@ class TrainSpec:
     feature_columns: list[str] | None = None
     params: dict[str, Any] = field(default_factory=dict)
     seed: int = 42
+    #: The workspace folder: a relative path among ``params`` (a torch backbone file) is read from there.
+    root: str | None = None
 
 
 @dataclass

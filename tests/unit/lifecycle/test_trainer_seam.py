@@ -78,3 +78,41 @@ def test_the_cycle_trains_saves_and_scores_through_the_named_trainer(
     assert version is not None and version.version == result.challenger_version
     registered = fakes.registry.load_model(version.source)
     assert isinstance(registered, MedianModel)  # what the trainer saved is what was registered
+
+
+class CurveTrainer(MedianTrainer):
+    """Learns in epochs: its result has a learning curve and a best epoch."""
+
+    def fit(self, train: pd.DataFrame, spec: TrainSpec) -> Trained:
+        trained = super().fit(train, spec)
+        trained.history = [{"epoch": 1.0, "train_loss": 0.9, "val_loss": 0.5, "val_accuracy": 0.7},
+                           {"epoch": 2.0, "train_loss": 0.6, "val_loss": 0.4, "val_accuracy": 0.8},
+                           {"epoch": 3.0, "train_loss": 0.3, "val_loss": 0.45, "val_accuracy": 0.75}]
+        trained.best_epoch = 2
+        return trained
+
+
+class CurveEntryPoint(EntryPoint):
+    name, value = "curve", "their_package:CurveTrainer"
+
+    def load(self) -> Any:
+        return CurveTrainer
+
+
+def test_the_learning_curve_goes_to_the_cycles_run_as_steps_with_the_best_epoch(
+        template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda *, group: [CurveEntryPoint()] if group == TRAINER_GROUP else [])
+    root = tmp_path / "ws"
+    shutil.copytree(template, root, symlinks=True)
+    config = root / "modelcycle.yaml"
+    config.write_text(config.read_text().replace("\nmodel:\n", "\nmodel:\n  trainer: curve\n"))
+    fakes = Fakes(root)
+    with services.using(factory=fakes):
+        result = flows.run(root, "2014-12")
+    assert result.mlflow_run_id is not None
+    run = fakes.registry.get_run(result.mlflow_run_id)
+    assert run.metric_history["val_loss"] == [(1, 0.5), (2, 0.4), (3, 0.45)]
+    assert run.metric_history["train_loss"] == [(1, 0.9), (2, 0.6), (3, 0.3)]
+    assert [step for step, _ in run.metric_history["val_accuracy"]] == [1, 2, 3]
+    assert "epoch" not in run.metrics and run.metrics["best_epoch"] == 2.0

@@ -69,7 +69,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_the_tables_hold_the_builtin_kinds_the_config_accepts() -> None:
     assert list(SOURCES) == list(BUILTIN_SOURCES) == ["duckdb", "sql", "files"]
-    assert list(TRAINERS) == list(BUILTIN_TRAINERS) == ["sklearn"]
+    assert list(TRAINERS) == list(BUILTIN_TRAINERS) == ["sklearn", "torch"]
 
 
 def test_a_config_of_builtin_kinds_loads_without_reading_the_installed_packages(
@@ -135,7 +135,7 @@ def test_the_trainer_defaults_to_sklearn_and_an_unknown_one_is_named(tmp_path: P
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert str(path) in str(err.value)
-    assert "model.trainer: unknown trainer 'sklaern' (known: sklearn); did you mean 'sklearn'?" in str(err.value)
+    assert "model.trainer: unknown trainer 'sklaern' (known: sklearn, torch); did you mean 'sklearn'?" in str(err.value)
 
 
 # the Trainer interface ----------------------------------------------------------------------

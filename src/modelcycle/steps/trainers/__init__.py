@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from modelcycle.config.plugins import TRAINER_GROUP, load_entry_point
-from modelcycle.errors import ConfigError
+from modelcycle.errors import ConfigError, ModelcycleError
 from modelcycle.steps.train import Trained, TrainSpec
 
 
@@ -78,9 +78,22 @@ def _sklearn() -> Trainer:
     return SklearnTrainer()
 
 
+def _torch() -> Trainer:
+    """The PyTorch image classifier (:mod:`modelcycle.steps.trainers.torch`); PyTorch is an
+    optional extra, imported only here."""
+    try:
+        from modelcycle.steps.trainers.torch import TorchTrainer
+    except ImportError as exc:
+        if not (exc.name or "").startswith("torch"):
+            raise
+        raise ConfigError("model.trainer: torch needs PyTorch: pip install 'modelcycle[torch]'",
+                          "the extra installs the CPU build of torch 2.13.0; or choose another model.trainer") from exc
+    return TorchTrainer()
+
+
 #: The built-in trainers (their names are listed in
 #: :data:`modelcycle.config.plugins.BUILTIN_TRAINERS` too, so a config is checked when it loads).
-TRAINERS: dict[str, TrainerFactory] = {"sklearn": _sklearn}
+TRAINERS: dict[str, TrainerFactory] = {"sklearn": _sklearn, "torch": _torch}
 
 
 def trainer_for(kind: str) -> Trainer:
@@ -89,6 +102,8 @@ def trainer_for(kind: str) -> Trainer:
     factory: Any = TRAINERS.get(kind) or load_entry_point(TRAINER_GROUP, kind, "model.trainer")
     try:
         trainer = factory() if callable(factory) else factory
+    except ModelcycleError:
+        raise
     except Exception as exc:  # a user's class: report its own error
         raise ConfigError(f"the trainer '{kind}' cannot be created: {type(exc).__name__}: {exc}",
                           "fix the package that provides it") from exc
