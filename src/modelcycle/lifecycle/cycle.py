@@ -28,6 +28,7 @@ from modelcycle import tracepoints
 from modelcycle.config import Window
 from modelcycle.errors import ModelcycleError
 from modelcycle.gate import Decision, Policy
+from modelcycle.gate.confusion import CONFUSION_FILE
 from modelcycle.lifecycle import act as acting
 from modelcycle.lifecycle import (
     announcement,
@@ -256,6 +257,7 @@ def act(cycle: Cycle, got: Gathered, cmp: Compared, decision: Decision) -> actin
             "champion_version": champion.version.version if champion else None,
             "noise_floor": result.noise_floor, "decision": decision.to_dict(), "validation": got.report.to_dict(),
             "drift": cmp.drift.summary() if cmp.drift else None})
+        stages.write_predictions(svc.ws, cmp.challenger, champion.scores if champion else None)
         cycle.say(f"{decision.outcome.value}: versioning, registering, moving aliases")
         message = (f"modelcycle: {svc.name} {label}: {decision.outcome.value}\n\n"
                    + "\n".join(f"- {r}" for r in decision.reasons)
@@ -292,6 +294,10 @@ def record(cycle: Cycle, got: Gathered, cmp: Compared, acted: acting.Acted) -> N
                                  **{f"seconds_{k}": v for k, v in cycle.timer.laps.items()}}
     if champion is not None:
         metrics[f"champion_{result.metric}"] = champion.scores.value
+    details = acted.decision.details
+    if details.get("negative_flips") is not None:  # classifiers: rows that flipped between the two
+        metrics["negative_flips"] = float(details["negative_flips"])
+        metrics["positive_flips"] = float(details["positive_flips"])
     if result.noise_floor:
         metrics["noise_floor"] = result.noise_floor
         metrics[f"challenger_{result.metric}_over_floor"] = challenger.value / result.noise_floor
@@ -300,6 +306,8 @@ def record(cycle: Cycle, got: Gathered, cmp: Compared, acted: acting.Acted) -> N
     try:
         reg.log_metrics(run_id, metrics)
         reg.log_dict(run_id, got.report.to_dict(), "validation.json")
+        if details.get("confusion"):
+            reg.log_dict(run_id, details["confusion"], CONFUSION_FILE)
         driftcheck.record(reg, run_id, svc.ws, cmp.drift)
         reg.set_tags(run_id, {
             "modelcycle.decision": acted.decision.outcome.value,
