@@ -166,8 +166,12 @@ def decide(champion: Scores | None, challenger: Scores, policy: Policy, *,
                                   resamples=policy.resamples, seed=policy.seed, method=policy.method)
         details.update(iv.to_dict())
         better = _clears(iv.low, policy)
-        evidence = (f"{head}: {_rel(iv.estimate)} ({iv.confidence:.0%} interval: {_rel(iv.low)} "
-                    f"to {_rel(iv.high)})")
+        if iv.low == iv.high:  # e.g. two classifiers wrong on the very same rows: nothing to resample
+            evidence = (f"{head}: {_rel(iv.estimate)} (the same on every resample: the two models' "
+                        "errors do not differ on these rows)")
+        else:
+            evidence = (f"{head}: {_rel(iv.estimate)} ({iv.confidence:.0%} interval: {_rel(iv.low)} "
+                        f"to {_rel(iv.high)})")
         verdict = (f"the interval shows the challenger {need}" if better else
                    f"the interval does not show the challenger {need}")
     else:
