@@ -85,3 +85,23 @@ def test_a_classifier_cycle_writes_both_models_predictions_and_reports_the_flips
     assert "negative flips" in run.tags["modelcycle.reasons"]
     # the file is a stage output: the cycle's commit holds it as written
     assert fakes.versioning.log()[0].tree[stages.PREDICTIONS] == (workspace / stages.PREDICTIONS).read_bytes()
+
+
+def test_a_regressions_predictions_file_has_the_same_columns(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from modelcycle.steps.evaluate import Scores
+
+    ws = SimpleNamespace(path=lambda rel: tmp_path / rel)
+    y = np.array([10.0, 12.5, 7.25])
+    challenger = Scores("mae", 0.5, 3, y_true=y, y_pred=y + 0.5)
+    stages.write_predictions(ws, challenger)  # type: ignore[arg-type]
+    alone = pd.read_csv(tmp_path / stages.PREDICTIONS)
+    assert list(alone.columns) == ["actual", "challenger", "champion"]
+    assert alone["actual"].tolist() == y.tolist() and alone["challenger"].tolist() == (y + 0.5).tolist()
+    assert alone["champion"].isna().all()
+    stages.write_predictions(ws, challenger, Scores("mae", 1.0, 3, y_true=y, y_pred=y - 1))  # type: ignore[arg-type]
+    both = pd.read_csv(tmp_path / stages.PREDICTIONS)
+    assert both["champion"].tolist() == (y - 1).tolist()
+    with pytest.raises(ValueError, match="same held-out rows"):
+        stages.write_predictions(ws, challenger, Scores("mae", 1.0, 2, y_true=y[:2], y_pred=y[:2]))  # type: ignore[arg-type]
