@@ -18,7 +18,7 @@ from modelcycle.steps.evaluate import CLASSIFICATION_METRICS, Scores, sorted_lab
 CONFUSION_FILE = "confusion.json"   # the MLflow artifact of both matrices
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """A label as JSON writes it (numpy scalars become Python's)."""
     return value.item() if isinstance(value, np.generic) else value
 
@@ -48,7 +48,7 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         """The artifact's content (``confusion.json``): rows are actual classes, columns predicted."""
-        return {"labels": [_plain(v) for v in self.labels], "rows": self.rows,
+        return {"labels": [plain(v) for v in self.labels], "rows": self.rows,
                 "axes": "rows: actual class, columns: predicted class",
                 "challenger": self.challenger, "champion": self.champion,
                 "negative_flips": self.negative_flips, "positive_flips": self.positive_flips}

@@ -109,7 +109,7 @@ def _averaging(champion: Scores | None, challenger: Scores) -> tuple[str, dict[s
                                 for x in (s.y_true, s.y_pred, s.classes)))
     targets, average = (ev.f1_targets if metric == "f1" else ev.auc_targets)(labels)
     if average == "binary":
-        positive = confusion._plain(targets[0])
+        positive = confusion.plain(targets[0])
         return f" (class {positive!r} positive)", {"average": average, "positive_class": positive}
     return f" ({average} over {len(targets)} classes)", {"average": average}
 
