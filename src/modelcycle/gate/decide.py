@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from modelcycle.gate import confusion
 from modelcycle.gate.stats import improvement_interval
+from modelcycle.steps import evaluate as ev
 from modelcycle.steps.evaluate import METRICS, Scores
 
 
@@ -97,6 +99,21 @@ def _clears(gain: float, policy: Policy) -> bool:
     return gain > 0 and gain >= policy.min_effect
 
 
+def _averaging(champion: Scores | None, challenger: Scores) -> tuple[str, dict[str, Any]]:
+    """How F1 or ROC AUC averages over the classes, in words and as details: " (macro over 3
+    classes)", " (class 'dog' positive)"; nothing for the other metrics."""
+    metric = challenger.metric
+    if metric not in ("f1", "roc_auc") or not len(challenger.y_true):
+        return "", {}
+    labels = ev.sorted_labels(*(x for s in (champion, challenger) if s is not None
+                                for x in (s.y_true, s.y_pred, s.classes)))
+    targets, average = (ev.f1_targets if metric == "f1" else ev.auc_targets)(labels)
+    if average == "binary":
+        positive = confusion.plain(targets[0])
+        return f" (class {positive!r} positive)", {"average": average, "positive_class": positive}
+    return f" ({average} over {len(targets)} classes)", {"average": average}
+
+
 def decide(champion: Scores | None, challenger: Scores, policy: Policy, *,
            data_problem: str | None = None, champion_problem: str | None = None) -> Decision:
     """The gate. ``data_problem`` is a sentence when the window's data is suspect, else None;
@@ -105,14 +122,23 @@ def decide(champion: Scores | None, challenger: Scores, policy: Policy, *,
     ch = challenger.value
     bar = ("≥" if policy.greater_is_better else "≤") + f" {_number(policy.threshold)}"
     ch_meets = policy.meets(ch)
-    ch_says = f"challenger {_fmt(policy, ch)} {'meets' if ch_meets else 'misses'} the threshold ({bar})"
-
-    def out(outcome: Outcome, *reasons: str, **details: Any) -> Decision:
-        return Decision(outcome, list(reasons), champion.value if champion else None, ch,
-                        policy.metric, details)
-
     if champion is not None and champion.rows != challenger.rows:
         raise ValueError("champion and challenger must be scored on the same held-out rows")
+    note, averaging = _averaging(champion, challenger)
+    ch_says = f"challenger {_fmt(policy, ch)}{note} {'meets' if ch_meets else 'misses'} the threshold ({bar})"
+    # classifiers: both confusion matrices on the same rows and the flips, beside the metric
+    compared = confusion.compare(None if champion_problem else champion, challenger)
+    flips = compared.sentence() if compared is not None else None
+    beside: dict[str, Any] = dict(averaging)
+    if compared is not None:
+        beside["confusion"] = compared.to_dict()
+        if compared.negative_flips is not None:
+            beside.update(negative_flips=compared.negative_flips, positive_flips=compared.positive_flips)
+
+    def out(outcome: Outcome, *reasons: str, **details: Any) -> Decision:
+        said = [*reasons, flips] if flips else list(reasons)
+        return Decision(outcome, said, champion.value if champion else None, ch,
+                        policy.metric, {**beside, **details})
 
     if champion_problem:
         return out(Outcome.ESCALATE, f"champion unavailable: {champion_problem}", ch_says,
@@ -132,7 +158,7 @@ def decide(champion: Scores | None, challenger: Scores, policy: Policy, *,
     cv = champion.value
     cv_meets = policy.meets(cv)
     need = f"at least {policy.min_effect:.1%} better" if policy.min_effect > 0 else "better"
-    head = (f"challenger {_fmt(policy, ch)} vs champion {_fmt(policy, cv)} on the same "
+    head = (f"challenger {_fmt(policy, ch)} vs champion {_fmt(policy, cv)}{note} on the same "
             f"{challenger.rows} held-out rows")
     details: dict[str, Any] = {"improvement": policy.improvement(cv, ch)}
     if policy.test == "bootstrap":
@@ -140,8 +166,12 @@ def decide(champion: Scores | None, challenger: Scores, policy: Policy, *,
                                   resamples=policy.resamples, seed=policy.seed, method=policy.method)
         details.update(iv.to_dict())
         better = _clears(iv.low, policy)
-        evidence = (f"{head}: {_rel(iv.estimate)} ({iv.confidence:.0%} interval: {_rel(iv.low)} "
-                    f"to {_rel(iv.high)})")
+        if iv.low == iv.high:  # e.g. two classifiers wrong on the very same rows: nothing to resample
+            evidence = (f"{head}: {_rel(iv.estimate)} (the same on every resample: the two models' "
+                        "errors do not differ on these rows)")
+        else:
+            evidence = (f"{head}: {_rel(iv.estimate)} ({iv.confidence:.0%} interval: {_rel(iv.low)} "
+                        f"to {_rel(iv.high)})")
         verdict = (f"the interval shows the challenger {need}" if better else
                    f"the interval does not show the challenger {need}")
     else:

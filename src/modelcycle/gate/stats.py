@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from modelcycle.steps import evaluate as ev
 from modelcycle.steps.evaluate import METRICS, Scores
 
 METHODS = ("double-or-nothing", "multinomial")
@@ -71,23 +72,6 @@ def _err(s: Scores) -> np.ndarray:
     return s.y_true.astype("float64") - s.y_pred.astype("float64")
 
 
-def _f1_columns(s: Scores) -> np.ndarray:
-    classes = list(s.classes or np.unique(np.concatenate([s.y_true, s.y_pred])))
-    labels = [classes[1]] if len(classes) == 2 else classes
-    cols = []
-    for c in labels:
-        t, p = s.y_true == c, s.y_pred == c
-        cols += [t & p, ~t & p, t & ~p]
-    return np.column_stack(cols).astype("float64")
-
-
-def _f1_value(sums: np.ndarray, _w: np.ndarray) -> np.ndarray:
-    tp, fp, fn = sums[..., 0::3], sums[..., 1::3], sums[..., 2::3]
-    denom = 2 * tp + fp + fn
-    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
-    return f1.mean(axis=-1)
-
-
 def _log_loss_columns(s: Scores) -> np.ndarray:
     if s.proba is None or s.classes is None:
         raise ValueError("log loss needs class probabilities")
@@ -105,7 +89,6 @@ COLUMNS: dict[str, tuple[Columns, Value]] = {
     "r2": (lambda s: np.column_stack([_err(s) ** 2, s.y_true.astype("float64"), s.y_true.astype("float64") ** 2]),
            lambda S, w: 1.0 - S[..., 0] / np.maximum(S[..., 2] - S[..., 1] ** 2 / w, 1e-300)),
     "accuracy": (lambda s: (s.y_true == s.y_pred).astype("float64")[:, None], lambda S, w: S[..., 0] / w),
-    "f1": (_f1_columns, _f1_value),
     "log_loss": (_log_loss_columns, lambda S, w: S[..., 0] / w),
 }
 
@@ -173,21 +156,6 @@ def _weights(n: int, resamples: int, rng: np.random.Generator, method: str) -> I
             yield np.bincount(idx.ravel(), minlength=m * n).reshape(m, n).astype("float64")
 
 
-def _weighted_auc(y: np.ndarray, score: np.ndarray, positive: Any, W: np.ndarray) -> np.ndarray:
-    """Binary ROC AUC of ``score`` under each row-weight vector in ``W`` (ties count half)."""
-    order = np.argsort(score, kind="stable")
-    s, pos = score[order], (y[order] == positive)
-    Wo = W[:, order]
-    wneg = np.where(pos, 0.0, Wo)
-    wpos = np.where(pos, Wo, 0.0)
-    _, first, inverse = np.unique(s, return_index=True, return_inverse=True)
-    below = np.cumsum(wneg, axis=1) - wneg                    # negatives strictly before, in this order
-    group_start_below = below[:, first][:, inverse]           # negatives below the tie group
-    tie_neg = np.add.reduceat(wneg, first, axis=1)[:, inverse]
-    credit = (wpos * (group_start_below + 0.5 * tie_neg)).sum(axis=1)
-    return credit / np.maximum(wpos.sum(axis=1) * wneg.sum(axis=1), 1e-300)
-
-
 def _multinomial(X: np.ndarray, resamples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Weighted column sums for ``resamples`` classic bootstrap resamples (row counts)."""
     n, k = X.shape
@@ -200,10 +168,46 @@ def _multinomial(X: np.ndarray, resamples: int, rng: np.random.Generator) -> tup
     return sums, np.full(resamples, float(n))
 
 
+def pair_labels(champion: Scores, challenger: Scores) -> list[Any]:
+    """Every class either model knows or predicts, or the rows hold, sorted."""
+    return ev.sorted_labels(champion.y_true, champion.y_pred, challenger.y_pred,
+                            champion.classes, challenger.classes)
+
+
+def _pair_columns(champion: Scores, challenger: Scores) -> tuple[np.ndarray, np.ndarray, Value]:
+    """Both models' per-row columns and the metric as a function of their weighted sums."""
+    metric = champion.metric
+    if metric == "f1":
+        targets, _ = ev.f1_targets(pair_labels(champion, challenger))
+        return (ev.f1_columns(champion.y_true, champion.y_pred, targets),
+                ev.f1_columns(challenger.y_true, challenger.y_pred, targets),
+                lambda S, _w: ev.f1_from_sums(S))
+    columns, value = COLUMNS[metric]
+    return columns(champion), columns(challenger), value
+
+
+def resampled_metrics(champion: Scores, challenger: Scores, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both models' metric on each resample given as explicit row weights ``W`` (``(m, n)``; a
+    row drawn twice weighs 2): the metric recomputed on the same resampled rows for both models.
+    (The interval computes the same numbers faster; this is its definition, and the tests'.)"""
+    if champion.metric == "roc_auc":
+        y, targets, a, b = _auc_inputs(champion, challenger)
+        return ev.weighted_auc_mean(y, a, targets, W), ev.weighted_auc_mean(y, b, targets, W)
+    a, b, value = _pair_columns(champion, challenger)
+    w = W.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return value(W @ a, w), value(W @ b, w)
+
+
 def improvement_interval(champion: Scores, challenger: Scores, *, confidence: float = 0.95,
                          resamples: int = 2000, seed: int = 0,
                          method: str = "double-or-nothing") -> Interval:
-    """Paired resampled interval of the challenger's relative improvement over the champion."""
+    """Paired resampled interval of the challenger's relative improvement over the champion.
+
+    Each resample weights the same rows for both models, and the metric is recomputed on it for
+    both: from per-row terms for accuracy (0/1), log loss and the regression metrics, from
+    resampled counts of true/false positives for F1, and from the resampled ranking for ROC AUC.
+    """
     if champion.metric != challenger.metric:
         raise ValueError("both models must be scored with the same metric")
     if champion.rows != challenger.rows or not np.array_equal(champion.y_true, challenger.y_true):
@@ -215,8 +219,7 @@ def improvement_interval(champion: Scores, challenger: Scores, *, confidence: fl
     rng = np.random.default_rng(seed)
     if metric == "roc_auc":
         return _auc_interval(champion, challenger, confidence, resamples, rng, method)
-    columns, value = COLUMNS[metric]
-    a, b = columns(champion), columns(challenger)
+    a, b, value = _pair_columns(champion, challenger)
     k = a.shape[1]
     X = np.hstack([a, b])
     sums, weights = (_double_or_nothing if method == "double-or-nothing" else _multinomial)(X, resamples, rng)
@@ -241,15 +244,27 @@ def _interval(estimate: float, dist: np.ndarray, confidence: float, resamples: i
                     resamples=resamples, method=method, rows=rows)
 
 
+def _auc_inputs(champion: Scores, challenger: Scores) -> tuple[np.ndarray, list[Any], np.ndarray, np.ndarray]:
+    if champion.proba is None or challenger.proba is None:
+        raise ValueError("a paired interval of ROC AUC needs both models' class probabilities")
+    y = champion.y_true
+    labels = ev.sorted_labels(
+        y, *(s.classes if s.classes is not None else range(s.proba.shape[1])  # type: ignore[union-attr]
+             for s in (champion, challenger)))
+    targets, _ = ev.auc_targets(labels)
+    return (y, targets, ev.auc_scores(champion.proba, champion.classes, targets),
+            ev.auc_scores(challenger.proba, challenger.classes, targets))
+
+
 def _auc_interval(champion: Scores, challenger: Scores, confidence: float, resamples: int,
                   rng: np.random.Generator, method: str) -> Interval:
-    if champion.proba is None or challenger.proba is None or champion.proba.shape[1] != 2:
-        raise ValueError("a paired interval of ROC AUC needs binary class probabilities")
-    y = champion.y_true
-    positive = (champion.classes or [0, 1])[1]
-    a, b = champion.proba[:, 1], challenger.proba[:, 1]
+    """ROC AUC is a ranking, not a sum of per-row terms: each resample's AUC is recomputed from
+    its row weights (binary, or one-vs-rest macro over the classes)."""
+    y, targets, a, b = _auc_inputs(champion, challenger)
     ones = np.ones((1, len(y)))
-    estimate = float(_relative(_weighted_auc(y, a, positive, ones), _weighted_auc(y, b, positive, ones), True)[0])
-    parts = [_relative(_weighted_auc(y, a, positive, W), _weighted_auc(y, b, positive, W), True)
-             for W in _weights(len(y), resamples, rng, method)]
+    estimate = float(_relative(ev.weighted_auc_mean(y, a, targets, ones),
+                               ev.weighted_auc_mean(y, b, targets, ones), True)[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        parts = [_relative(ev.weighted_auc_mean(y, a, targets, W), ev.weighted_auc_mean(y, b, targets, W), True)
+                 for W in _weights(len(y), resamples, rng, method)]
     return _interval(estimate, np.concatenate(parts), confidence, resamples, method, len(y))

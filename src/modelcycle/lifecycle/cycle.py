@@ -28,6 +28,7 @@ from modelcycle import tracepoints
 from modelcycle.config import Window
 from modelcycle.errors import ModelcycleError
 from modelcycle.gate import Decision, Policy
+from modelcycle.gate.confusion import CONFUSION_FILE
 from modelcycle.lifecycle import act as acting
 from modelcycle.lifecycle import (
     announcement,
@@ -259,6 +260,7 @@ def act(cycle: Cycle, got: Gathered, cmp: Compared, decision: Decision) -> actin
             "champion_version": champion.version.version if champion else None,
             "noise_floor": result.noise_floor, "decision": decision.to_dict(), "validation": got.report.to_dict(),
             "drift": cmp.drift.summary() if cmp.drift else None})
+        stages.write_predictions(svc.ws, cmp.challenger, champion.scores if champion else None)
         cycle.say(f"{decision.outcome.value}: versioning, registering, moving aliases")
         message = (f"modelcycle: {svc.name} {label}: {decision.outcome.value}\n\n"
                    + "\n".join(f"- {r}" for r in decision.reasons)
@@ -312,6 +314,10 @@ def record(cycle: Cycle, got: Gathered, cmp: Compared, acted: acting.Acted) -> N
         metrics[f"champion_{result.metric}"] = champion.scores.value
     if cmp.trained.best_epoch is not None:  # a trainer that learns in epochs: the epoch whose weights it kept
         metrics["best_epoch"] = float(cmp.trained.best_epoch)
+    details = acted.decision.details
+    if details.get("negative_flips") is not None:  # classifiers: rows that flipped between the two
+        metrics["negative_flips"] = float(details["negative_flips"])
+        metrics["positive_flips"] = float(details["positive_flips"])
     if result.noise_floor:
         metrics["noise_floor"] = result.noise_floor
         metrics[f"challenger_{result.metric}_over_floor"] = challenger.value / result.noise_floor
@@ -322,6 +328,8 @@ def record(cycle: Cycle, got: Gathered, cmp: Compared, acted: acting.Acted) -> N
         if cmp.trained.history:  # the learning curve: each metric over the epochs, in one batch
             reg.log_metric_steps(run_id, cmp.trained.history)
         reg.log_dict(run_id, got.report.to_dict(), "validation.json")
+        if details.get("confusion"):
+            reg.log_dict(run_id, details["confusion"], CONFUSION_FILE)
         driftcheck.record(reg, run_id, svc.ws, cmp.drift)
         reg.set_tags(run_id, {
             "modelcycle.decision": acted.decision.outcome.value, "modelcycle.outcome": str(result.outcome),

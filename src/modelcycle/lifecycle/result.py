@@ -14,6 +14,10 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+def _count(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) else None
+
+
 @dataclass
 class CycleResult:
     """What one cycle did, for the CLI, the backtest table and the benchmark."""
@@ -32,6 +36,8 @@ class CycleResult:
     ci_low: float | None = None             # its interval, with the bootstrap test
     ci_high: float | None = None
     confidence: float | None = None
+    negative_flips: int | None = None       # classifiers: held-out rows the champion got right, the challenger wrong
+    positive_flips: int | None = None       # and the reverse
     rows: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -58,6 +64,7 @@ class CycleResult:
         self.improvement, self.ci_low, self.ci_high, self.confidence = (
             _number(d.get("improvement")), _number(d.get("ci_low")), _number(d.get("ci_high")),
             _number(d.get("confidence")))
+        self.negative_flips, self.positive_flips = _count(d.get("negative_flips")), _count(d.get("positive_flips"))
 
     @property
     def compute_seconds(self) -> float:

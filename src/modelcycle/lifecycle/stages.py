@@ -41,6 +41,7 @@ HOLDOUT = "data/holdout.parquet"
 MODEL = "models/challenger"
 VALIDATION = "reports/validation.json"
 METRICS = "reports/metrics.json"
+PREDICTIONS = "reports/predictions.csv"
 STAGES = ["fetch", "validate", "prepare", "train", "evaluate"]
 
 
@@ -263,6 +264,23 @@ def evaluate_trained(ws: Workspace, trained: tr.Trained, holdout: pd.DataFrame) 
     return evaluate(ws, Scorable(trainer(ws), trained.model), holdout)
 
 
+def write_predictions(ws: Workspace, challenger: ev.Scores, champion: ev.Scores | None = None) -> None:
+    """Both models' predictions on the held-out rows -> reports/predictions.csv: one row per
+    held-out row, columns ``actual``, ``challenger``, ``champion`` (empty without a champion),
+    for `dvc plots` (a confusion matrix, predicted vs actual) and for a look at the rows."""
+    n = challenger.rows
+    if champion is not None and champion.rows != n:
+        raise ValueError("champion and challenger must be scored on the same held-out rows")
+    empty = pd.Series([None] * n, dtype="object")
+    frame = pd.DataFrame({
+        "actual": pd.Series(challenger.y_true) if len(challenger.y_true) == n else empty,
+        "challenger": pd.Series(challenger.y_pred) if len(challenger.y_pred) == n else empty,
+        "champion": pd.Series(champion.y_pred) if champion is not None and len(champion.y_pred) == n else empty})
+    path = ws.path(PREDICTIONS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+
+
 @dataclass
 class FloorReport:
     noise_floor: float
@@ -309,5 +327,7 @@ def run_stage(ws: Workspace, stage: str) -> str:
         model = registry.load_model(str(ws.path(MODEL)))
         scores = evaluate(ws, model, _read_parquet(ws, HOLDOUT, stage))
         write_json(ws, METRICS, {"window": window.label, "challenger": scores.to_dict()})
-        return f"challenger {scores.metric} {scores.value:.4f} on {scores.rows} held-out rows -> {METRICS}"
+        write_predictions(ws, scores)
+        return (f"challenger {scores.metric} {scores.value:.4f} on {scores.rows} held-out rows "
+                f"-> {METRICS}, {PREDICTIONS}")
     raise ConfigError(f"there is no stage '{stage}'", f"the stages are: {', '.join(STAGES)}")

@@ -35,6 +35,7 @@ def write_outputs(root: Path, seed: int) -> None:
     (root / "reports").mkdir(exist_ok=True)
     (root / "reports/validation.json").write_text(f'{{"rows": {seed}}}')
     (root / "reports/metrics.json").write_text(f'{{"mae": {seed}.5}}')
+    (root / "reports/predictions.csv").write_text(f"actual,challenger,champion\n{seed},{seed}.5,\n")
 
 
 def picture(root: Path) -> dict[str, object]:
