@@ -58,5 +58,8 @@ def test_the_demo_refuses_a_workspace_it_did_not_build(tmp_path, capsys):
 
 def test_the_demo_marks_the_folder_it_builds(tmp_path):
     root = tmp_path / "demo"
-    demo._mark(root)
+    demo._mark(root, "digits")
     assert demo._is_demo(root) and (root / Path(".modelcycle/demo.json")).is_file()
+    assert demo._example_of(root) == "digits"  # --append adds to the example it was built from
+    (root / ".modelcycle/demo.json").write_text('{"built_by": "modelcycle demo"}')  # an older demo's marker
+    assert demo._example_of(root) == "taxifare"
