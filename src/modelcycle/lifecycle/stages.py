@@ -41,6 +41,8 @@ HOLDOUT = "data/holdout.parquet"
 MODEL = "models/challenger"
 VALIDATION = "reports/validation.json"
 METRICS = "reports/metrics.json"
+LEARNING_CURVE = "reports/learning_curve.csv"  # dvc.yaml's plots (modelcycle.versioning.setup.plots)
+PREDICTIONS = "reports/predictions.csv"
 STAGES = ["fetch", "validate", "prepare", "train", "evaluate"]
 
 
@@ -247,7 +249,45 @@ def train(ws: Workspace, train_rows: pd.DataFrame, save_model: ModelWriter) -> t
     example = train_rows.drop(columns=[ws.config.data.target]).tail(5).reset_index(drop=True)
     chosen.save(trained, str(path), input_example=example, extra_code_paths=workspace_code(ws) or None,
                 writer=save_model)
+    write_learning_curve(ws, trained.history)
     return trained
+
+
+def write_learning_curve(ws: Workspace, history: list[dict[str, float]]) -> None:
+    """The trainer's per-epoch history -> reports/learning_curve.csv (columns ``epoch`` and the
+    history's keys), for ``dvc plots show``. A trainer without a history (scikit-learn's) writes
+    none, and a file an earlier trainer left is removed: it would describe another model."""
+    path = ws.path(LEARNING_CURVE)
+    if not history:
+        path.unlink(missing_ok=True)
+        return
+    frame = pd.DataFrame(history)
+    if "epoch" not in frame.columns:
+        frame.insert(0, "epoch", range(1, len(frame) + 1))
+    frame = frame[["epoch", *[c for c in frame.columns if c != "epoch"]]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+
+
+def write_predictions(ws: Workspace, challenger: ev.Scores, champion: ev.Scores | None) -> None:
+    """One row per held-out row -> reports/predictions.csv: ``actual``, ``challenger`` and
+    ``champion`` (empty without a champion), what dvc.yaml's confusion matrix or
+    predicted-vs-actual plot draws."""
+    frame = pd.DataFrame({"actual": challenger.y_true, "challenger": challenger.y_pred,
+                          "champion": champion.y_pred if champion is not None else None})
+    path = ws.path(PREDICTIONS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+
+
+def flat_metrics(challenger: ev.Scores, champion: ev.Scores | None) -> dict[str, float]:
+    """reports/metrics.json of the evaluate stage: numbers only, at the top level, so that
+    ``dvc exp show`` and ``dvc metrics diff`` show each in a column (named as in the cycles'
+    MLflow runs: ``challenger_<metric>``, ``champion_<metric>``)."""
+    found = {f"challenger_{challenger.metric}": challenger.value, "holdout_rows": float(challenger.rows)}
+    if champion is not None:
+        found[f"champion_{champion.metric}"] = champion.value
+    return found
 
 
 def evaluate(ws: Workspace, model: Any, holdout: pd.DataFrame) -> ev.Scores:
@@ -302,9 +342,19 @@ def run_stage(ws: Workspace, stage: str) -> str:
         trained = train(ws, _read_parquet(ws, TRAIN, stage), registry.save_model)
         return f"trained {ws.config.model.estimator} on {trained.rows} rows in {trained.fit_seconds:.1f}s -> {MODEL}"
     if stage == "evaluate":
+        from modelcycle.lifecycle import experiments
+
         registry = open_registry(ws)
         model = registry.load_model(str(ws.path(MODEL)))
-        scores = evaluate(ws, model, _read_parquet(ws, HOLDOUT, stage))
-        write_json(ws, METRICS, {"window": window.label, "challenger": scores.to_dict()})
-        return f"challenger {scores.metric} {scores.value:.4f} on {scores.rows} held-out rows -> {METRICS}"
+        holdout = _read_parquet(ws, HOLDOUT, stage)
+        scores = evaluate(ws, model, holdout)
+        champion = experiments.champion_scores(ws, registry, holdout)
+        write_predictions(ws, scores, champion)
+        write_json(ws, METRICS, flat_metrics(scores, champion))
+        line = f"challenger {scores.metric} {scores.value:.4f} on {scores.rows} held-out rows"
+        if champion is not None:
+            line += f" (champion {champion.value:.4f})"
+        line += f" -> {METRICS}, {PREDICTIONS}"
+        recorded = experiments.record(ws, registry, scores, champion)
+        return line + (f"\n{recorded}" if recorded else "")
     raise ConfigError(f"there is no stage '{stage}'", f"the stages are: {', '.join(STAGES)}")

@@ -229,9 +229,10 @@ def _finish(root: Path, config_text: str, params_text: str, progress: Progress, 
     if env_values:
         write_env_values(root / ENV_FILE, env_values)
     config_path.write_text(config_text, encoding="utf-8")
-    load_config(config_path)
+    config = load_config(config_path)
     (root / PARAMS_FILE).write_text(params_text, encoding="utf-8")
-    (root / "dvc.yaml").write_text(_template("dvc.yaml"), encoding="utf-8")
+    plots = setup.plots_yaml(config.data.task, epochs=config.model.trainer != "sklearn")
+    (root / "dvc.yaml").write_text(_template("dvc.yaml") + "\n" + plots, encoding="utf-8")
     state = _make_state_dir(root)
     ws = Workspace.load(root)
     for sub in ("mlartifacts", "prefect"):
