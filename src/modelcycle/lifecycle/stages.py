@@ -235,6 +235,12 @@ def trainer(ws: Workspace) -> Trainer:
     return trainer_for(ws.config.model.trainer)
 
 
+def learns_in_epochs(ws: Workspace) -> bool:
+    """Whether the workspace's trainer reports a per-epoch history (every trainer but
+    scikit-learn's), so the train stage writes a learning curve for dvc.yaml's plot."""
+    return ws.config.model.trainer != "sklearn"
+
+
 def train(ws: Workspace, train_rows: pd.DataFrame, save_model: ModelWriter) -> tr.Trained:
     """Fit the challenger with the workspace's trainer -> models/challenger (an MLflow pyfunc
     model directory, written by the trainer with ``save_model``, the registry's writer)."""

@@ -217,6 +217,7 @@ def _make_state_dir(root: Path) -> Path:
 def _finish(root: Path, config_text: str, params_text: str, progress: Progress, *,
             env_values: dict[str, str] | None = None,
             before_commit: Callable[[Workspace], None] | None = None) -> Workspace:
+    from modelcycle.lifecycle import stages
     from modelcycle.registry.workspace import open_registry
     from modelcycle.versioning import dvcgit, setup
 
@@ -229,12 +230,12 @@ def _finish(root: Path, config_text: str, params_text: str, progress: Progress, 
     if env_values:
         write_env_values(root / ENV_FILE, env_values)
     config_path.write_text(config_text, encoding="utf-8")
-    config = load_config(config_path)
+    load_config(config_path)
     (root / PARAMS_FILE).write_text(params_text, encoding="utf-8")
-    plots = setup.plots_yaml(config.data.task, epochs=config.model.trainer != "sklearn")
+    ws = Workspace.load(root)
+    plots = setup.plots_yaml(ws.config.data.task, epochs=stages.learns_in_epochs(ws))
     (root / "dvc.yaml").write_text(_template("dvc.yaml") + "\n" + plots, encoding="utf-8")
     state = _make_state_dir(root)
-    ws = Workspace.load(root)
     for sub in ("mlartifacts", "prefect"):
         (state / sub).mkdir(parents=True, exist_ok=True)
     progress("initialising git and DVC")

@@ -135,27 +135,38 @@ def plots_yaml(task: str, epochs: bool) -> str:
 
 def add_plots(root: str | os.PathLike[str], task: str, epochs: bool) -> list[str]:
     """Add to the workspace's dvc.yaml the :func:`plots` it lacks (by name), keeping the rest of
-    the file as it is (its comments too; a workspace made before dvc.yaml declared plots gets
-    them this way). Returns the names added; an absent dvc.yaml is left absent."""
-    from dvc.utils.serialize import modify_yaml
+    the file as it is: a dvc.yaml without ``plots:`` (made before dvc.yaml declared them) gets
+    :func:`plots_yaml` appended, byte for byte; one with its own ``plots:`` gets the missing
+    entries added to that list (DVC's own YAML editor keeps its comments). Returns the names
+    added; an absent dvc.yaml is left absent."""
+    import yaml
 
     path = Path(root) / "dvc.yaml"
     if not path.is_file():
         return []
-    added: list[str] = []
+    text = path.read_text(encoding="utf-8")
     try:
-        with modify_yaml(str(path)) as data:
-            declared = data.setdefault("plots", [])
-            if not isinstance(declared, list):
-                raise VersioningError(f"{path}: `plots:` is not a list", "fix dvc.yaml (see `dvc plots --help`)")
-            have = {name for entry in declared for name in (entry if isinstance(entry, dict) else {entry: None})}
-            for entry in plots(task, epochs):
-                name = next(iter(entry))
-                if name not in have:
-                    declared.append(entry)
-                    added.append(name)
-    except VersioningError:
-        raise
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise VersioningError(f"cannot read {path}: {exc}",
+                              "fix dvc.yaml (`dvc repro --dry` names the problem)") from exc
+    if not isinstance(data, dict):
+        raise VersioningError(f"{path} is not a mapping of `stages:`", "fix dvc.yaml")
+    if "plots" not in data:
+        path.write_text(text + ("" if text.endswith("\n") else "\n") + "\n" + plots_yaml(task, epochs),
+                        encoding="utf-8")
+        return [next(iter(entry)) for entry in plots(task, epochs)]
+    if not isinstance(data["plots"], list):
+        raise VersioningError(f"{path}: `plots:` is not a list", "fix dvc.yaml (see `dvc plots --help`)")
+    have = {name for entry in data["plots"] for name in (entry if isinstance(entry, dict) else {entry: None})}
+    missing = [entry for entry in plots(task, epochs) if next(iter(entry)) not in have]
+    if not missing:
+        return []
+    from dvc.utils.serialize import modify_yaml
+
+    try:
+        with modify_yaml(str(path)) as editing:
+            editing["plots"].extend(missing)
     except Exception as exc:
         raise _translate(exc, "adding plots to dvc.yaml", str(root)) from exc
-    return added
+    return [next(iter(entry)) for entry in missing]
