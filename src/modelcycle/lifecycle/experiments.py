@@ -10,7 +10,9 @@ experiment and tagged with it, with its baseline commit and with the params it c
 that commit's params.yaml; it holds every param, the challenger's (and the champion's) score on
 the held-out rows, the learning curve as steps, the stage's report files and the model.
 
-A plain ``dvc repro`` (no experiment) records nothing in MLflow.
+A plain ``dvc repro`` (no experiment) records nothing in MLflow. An experiment DVC runs in a
+copy of the repository (``--temp``, ``--queue``) records in the original workspace's store, which
+DVC names in ``DVC_ROOT`` (the copy lacks the git-ignored ``.modelcycle/``).
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ import logging
 import math
 import os
 import subprocess
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
 
-from modelcycle.config import PARAMS_FILE, Workspace
+from modelcycle.config import CONFIG_FILE, PARAMS_FILE, Workspace
 from modelcycle.errors import ModelcycleError
 from modelcycle.lifecycle import stages
 from modelcycle.registry.base import CHAMPION
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 #: What DVC sets in a stage command's environment during ``dvc exp run`` (dvc.env).
 EXP_NAME_VAR = "DVC_EXP_NAME"
 BASELINE_VAR = "DVC_EXP_BASELINE_REV"
+ROOT_VAR = "DVC_ROOT"
 
 EXP_TAG = "modelcycle.dvc_exp"
 BASELINE_TAG = "modelcycle.dvc_baseline"
@@ -46,6 +50,16 @@ CHANGED_TAG = "modelcycle.changed_params"
 #: the MLflow UI and ``search_runs`` can filter on it.
 CHANGED_PREFIX = "modelcycle.changed."
 KIND_TAG = "modelcycle.kind"
+
+
+def home(ws: Workspace) -> Workspace:
+    """The workspace whose registry a stage uses: ``ws``, or the original one when DVC runs the
+    stage in a copy of the repository (``dvc exp run --temp`` / ``--queue``; DVC sets
+    ``DVC_ROOT`` to the original's root)."""
+    root = os.environ.get(ROOT_VAR)
+    if not root or Path(root).resolve() == Path(ws.root).resolve() or not (Path(root) / CONFIG_FILE).is_file():
+        return ws
+    return Workspace.load(Path(root))
 
 
 def experiment_name(ws: Workspace) -> str:

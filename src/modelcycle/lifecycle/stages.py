@@ -350,7 +350,7 @@ def run_stage(ws: Workspace, stage: str) -> str:
     if stage == "evaluate":
         from modelcycle.lifecycle import experiments
 
-        registry = open_registry(ws)
+        registry = open_registry(experiments.home(ws))
         model = registry.load_model(str(ws.path(MODEL)))
         holdout = _read_parquet(ws, HOLDOUT, stage)
         scores = evaluate(ws, model, holdout)

@@ -119,3 +119,17 @@ def test_predictions_and_metrics_are_what_dvc_plots_and_exp_show_read(ws):
     assert list(frame.columns) == ["actual", "challenger", "champion"]
     assert frame["challenger"].tolist() == [1.5, 2, 3] and frame["champion"].isna().all()
     assert stages.flat_metrics(scores(0.5, [1, 2, 3]), None) == {"challenger_mae": 0.5, "holdout_rows": 3.0}
+
+
+def test_an_experiment_run_in_a_copy_records_in_the_original_workspace(ws, tmp_path, monkeypatch):
+    """`dvc exp run --temp` runs the stages in a copy of the repository and names the original
+    in DVC_ROOT: the copy has no .modelcycle/ (git-ignored), so the original's store is used."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(ws.root, copy)
+    monkeypatch.setenv(experiments.ROOT_VAR, str(ws.root))
+    assert experiments.home(Workspace.load(copy)).root == ws.root
+    assert experiments.home(ws) is ws
+    monkeypatch.setenv(experiments.ROOT_VAR, str(tmp_path))  # no workspace there
+    assert experiments.home(ws) is ws
