@@ -133,3 +133,17 @@ def test_an_experiment_run_in_a_copy_records_in_the_original_workspace(ws, tmp_p
     assert experiments.home(ws) is ws
     monkeypatch.setenv(experiments.ROOT_VAR, str(tmp_path))  # no workspace there
     assert experiments.home(ws) is ws
+
+
+def test_doctor_adds_the_plots_to_a_workspace_made_before_dvc_yaml_declared_them(ws):
+    from types import SimpleNamespace
+
+    from modelcycle.lifecycle import doctor
+
+    older = "stages:\n  evaluate:\n    cmd: modelcycle step evaluate\n"
+    ws.path("dvc.yaml").write_text(older)
+    found = doctor._plots(SimpleNamespace(ws=ws))
+    assert found.ok and "predicted_vs_actual" in found.text
+    assert ws.path("dvc.yaml").read_text().startswith(older) and "template: scatter" in ws.path("dvc.yaml").read_text()
+    again = doctor._plots(SimpleNamespace(ws=ws))
+    assert again.ok and again.text == "dvc.yaml declares what `dvc plots show` draws"
