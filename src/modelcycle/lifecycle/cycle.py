@@ -255,6 +255,7 @@ def act(cycle: Cycle, got: Gathered, cmp: Compared, decision: Decision) -> actin
         if acting.rejects(svc, decision):
             return _reject(cycle, decision, champion)
         stages.write_json(svc.ws, stages.METRICS, {
+            **stages.flat_metrics(cmp.challenger, champion.scores if champion else None),  # dvc exp show's columns
             "window": label, "metric": cmp.challenger.metric, "challenger": cmp.challenger.to_dict(),
             "champion": champion.scores.to_dict() if champion else None,
             "champion_version": champion.version.version if champion else None,

@@ -74,6 +74,7 @@ def examine(svc: Services, *, registry_check: Callable[[], None] | None = None,
 
     add(_check("git", lambda: _git(svc)))
     add(_check("DVC", lambda: _data(svc)))
+    add(_check("plots", lambda: _plots(svc)))
     if registry_ok:
         add(_check("champion", lambda: _champion(svc)))
 
@@ -114,6 +115,19 @@ def _data(svc: Services) -> Finding:
                        "`dvc pull` brings it back")
     return Finding("DVC", False, f"not in the DVC remote: {', '.join(remote)}",
                    "`dvc push` sends it (check the remote's address and credentials)")
+
+
+def _plots(svc: Services) -> Finding:
+    """Add to dvc.yaml the plots `dvc plots show` draws that it lacks (a workspace made before
+    dvc.yaml declared them, or whose trainer now learns in epochs)."""
+    from modelcycle.lifecycle.stages import learns_in_epochs
+    from modelcycle.versioning import setup
+
+    added = setup.add_plots(svc.ws.root, svc.ws.config.data.task, epochs=learns_in_epochs(svc.ws))
+    if added:
+        return Finding("plots", True, f"added to dvc.yaml what `dvc plots show` draws: {', '.join(added)} "
+                       "(the next cycle commits it, or `git commit dvc.yaml`)")
+    return Finding("plots", True, "dvc.yaml declares what `dvc plots show` draws")
 
 
 def _champion(svc: Services) -> Finding:

@@ -41,6 +41,7 @@ HOLDOUT = "data/holdout.parquet"
 MODEL = "models/challenger"
 VALIDATION = "reports/validation.json"
 METRICS = "reports/metrics.json"
+LEARNING_CURVE = "reports/learning_curve.csv"  # dvc.yaml's plots (modelcycle.versioning.setup.plots)
 PREDICTIONS = "reports/predictions.csv"
 STAGES = ["fetch", "validate", "prepare", "train", "evaluate"]
 
@@ -237,6 +238,12 @@ def trainer(ws: Workspace) -> Trainer:
     return trainer_for(ws.config.model.trainer)
 
 
+def learns_in_epochs(ws: Workspace) -> bool:
+    """Whether the workspace's trainer reports a per-epoch history (every trainer but
+    scikit-learn's), so the train stage writes a learning curve for dvc.yaml's plot."""
+    return ws.config.model.trainer != "sklearn"
+
+
 def train(ws: Workspace, train_rows: pd.DataFrame, save_model: ModelWriter) -> tr.Trained:
     """Fit the challenger with the workspace's trainer -> models/challenger (an MLflow pyfunc
     model directory, written by the trainer with ``save_model``, the registry's writer)."""
@@ -251,7 +258,34 @@ def train(ws: Workspace, train_rows: pd.DataFrame, save_model: ModelWriter) -> t
     example = train_rows.drop(columns=[ws.config.data.target]).tail(5).reset_index(drop=True)
     chosen.save(trained, str(path), input_example=example, extra_code_paths=workspace_code(ws) or None,
                 writer=save_model)
+    write_learning_curve(ws, trained.history)
     return trained
+
+
+def write_learning_curve(ws: Workspace, history: list[dict[str, float]]) -> None:
+    """The trainer's per-epoch history -> reports/learning_curve.csv (columns ``epoch`` and the
+    history's keys), for ``dvc plots show``. A trainer without a history (scikit-learn's) writes
+    none, and a file an earlier trainer left is removed: it would describe another model."""
+    path = ws.path(LEARNING_CURVE)
+    if not history:
+        path.unlink(missing_ok=True)
+        return
+    frame = pd.DataFrame(history)
+    if "epoch" not in frame.columns:
+        frame.insert(0, "epoch", range(1, len(frame) + 1))
+    frame = frame[["epoch", *[c for c in frame.columns if c != "epoch"]]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+
+
+def flat_metrics(challenger: ev.Scores, champion: ev.Scores | None) -> dict[str, float]:
+    """reports/metrics.json of the evaluate stage: numbers only, at the top level, so that
+    ``dvc exp show`` and ``dvc metrics diff`` show each in a column (named as in the cycles'
+    MLflow runs: ``challenger_<metric>``, ``champion_<metric>``)."""
+    found = {f"challenger_{challenger.metric}": challenger.value, "holdout_rows": float(challenger.rows)}
+    if champion is not None:
+        found[f"champion_{champion.metric}"] = champion.value
+    return found
 
 
 def evaluate(ws: Workspace, model: Any, holdout: pd.DataFrame) -> ev.Scores:
@@ -323,11 +357,19 @@ def run_stage(ws: Workspace, stage: str) -> str:
         trained = train(ws, _read_parquet(ws, TRAIN, stage), registry.save_model)
         return f"trained {ws.config.model.estimator} on {trained.rows} rows in {trained.fit_seconds:.1f}s -> {MODEL}"
     if stage == "evaluate":
-        registry = open_registry(ws)
+        from modelcycle.lifecycle import experiments
+
+        registry = open_registry(experiments.home(ws))
         model = registry.load_model(str(ws.path(MODEL)))
-        scores = evaluate(ws, model, _read_parquet(ws, HOLDOUT, stage))
-        write_json(ws, METRICS, {"window": window.label, "challenger": scores.to_dict()})
-        write_predictions(ws, scores)
-        return (f"challenger {scores.metric} {scores.value:.4f} on {scores.rows} held-out rows "
-                f"-> {METRICS}, {PREDICTIONS}")
+        holdout = _read_parquet(ws, HOLDOUT, stage)
+        scores = evaluate(ws, model, holdout)
+        champion = experiments.champion_scores(ws, registry, holdout)
+        write_predictions(ws, scores, champion)
+        write_json(ws, METRICS, flat_metrics(scores, champion))
+        line = f"challenger {scores.metric} {scores.value:.4f} on {scores.rows} held-out rows"
+        if champion is not None:
+            line += f" (champion {champion.value:.4f})"
+        line += f" -> {METRICS}, {PREDICTIONS}"
+        recorded = experiments.record(ws, registry, scores, champion)
+        return line + (f"\n{recorded}" if recorded else "")
     raise ConfigError(f"there is no stage '{stage}'", f"the stages are: {', '.join(STAGES)}")

@@ -230,6 +230,7 @@ def _make_state_dir(root: Path) -> Path:
 def _finish(root: Path, config_text: str, params_text: str, progress: Progress, *,
             env_values: dict[str, str] | None = None,
             before_commit: Callable[[Workspace], None] | None = None) -> Workspace:
+    from modelcycle.lifecycle import stages
     from modelcycle.registry.workspace import open_registry
     from modelcycle.versioning import dvcgit, setup
 
@@ -244,10 +245,11 @@ def _finish(root: Path, config_text: str, params_text: str, progress: Progress, 
     config_path.write_text(config_text, encoding="utf-8")
     load_config(config_path)
     (root / PARAMS_FILE).write_text(params_text, encoding="utf-8")
-    (root / "dvc.yaml").write_text(_template("dvc.yaml"), encoding="utf-8")
+    ws = Workspace.load(root)
+    plots = setup.plots_yaml(ws.config.data.task, epochs=stages.learns_in_epochs(ws))
+    (root / "dvc.yaml").write_text(_template("dvc.yaml") + "\n" + plots, encoding="utf-8")
     workflow = _write_workflow(root, progress)
     state = _make_state_dir(root)
-    ws = Workspace.load(root)
     for sub in ("mlartifacts", "prefect"):
         (state / sub).mkdir(parents=True, exist_ok=True)
     progress("initialising git and DVC")

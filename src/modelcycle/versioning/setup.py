@@ -1,5 +1,6 @@
-"""Making a workspace a git + DVC repository (:func:`init_workspace_repo`), and importing DVC's
-modules ahead of a cycle that will need them (:func:`prewarm`)."""
+"""Making a workspace a git + DVC repository (:func:`init_workspace_repo`), the plots its
+``dvc.yaml`` declares (:func:`plots_yaml`, :func:`add_plots`), and importing DVC's modules ahead
+of a cycle that will need them (:func:`prewarm`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 from modelcycle.errors import VersioningError
 
@@ -84,3 +86,87 @@ def init_workspace_repo(root: str | os.PathLike[str], remote_url: str | None) ->
         raise _translate(exc, "init", str(path)) from exc
     if from_init:
         _git(path, "add", "--", ".dvc/config")
+
+
+#: The files the stages write for ``dvc plots show`` (see :mod:`modelcycle.lifecycle.stages`).
+LEARNING_CURVE = "reports/learning_curve.csv"
+PREDICTIONS = "reports/predictions.csv"
+
+
+def plots(task: str, epochs: bool) -> list[dict[str, Any]]:
+    """The top-level ``plots:`` of a workspace's dvc.yaml: the challenger's confusion matrix
+    (classification) or its predictions against the actual values, beside the champion's
+    (regression), from ``reports/predictions.csv``; the learning curve from
+    ``reports/learning_curve.csv`` when the trainer learns in ``epochs`` (a trainer without a
+    history writes no such file, and a plot of a missing file is an error in ``dvc plots show``).
+
+    They are top-level plots, not stage outputs: DVC puts their files in each experiment's
+    commit, and a cycle, which versions the stage outputs, does not need to write them."""
+    found: list[dict[str, Any]] = []
+    if task == "classification":
+        found.append({"confusion": {
+            "template": "confusion", "x": "actual", "y": {PREDICTIONS: "challenger"},
+            "title": "Confusion matrix of the challenger on the held-out rows",
+            "x_label": "actual", "y_label": "predicted"}})
+    else:
+        found.append({"predicted_vs_actual": {
+            "template": "scatter", "x": "actual", "y": {PREDICTIONS: ["challenger", "champion"]},
+            "title": "Predicted vs actual on the held-out rows",
+            "x_label": "actual", "y_label": "predicted"}})
+    if epochs:
+        found.append({"learning_curve": {
+            "template": "linear", "x": "epoch", "y": {LEARNING_CURVE: ["train_loss", "val_loss"]},
+            "title": "Learning curve", "x_label": "epoch", "y_label": "loss"}})
+    return found
+
+
+def plots_yaml(task: str, epochs: bool) -> str:
+    """:func:`plots` as the text appended to a dvc.yaml, with a comment."""
+    import yaml
+
+    class Indented(yaml.SafeDumper):  # list items indented under their key, as dvc.yaml's stages are
+        def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+            super().increase_indent(flow, False)
+
+    body = yaml.dump({"plots": plots(task, epochs)}, Dumper=Indented, sort_keys=False, default_flow_style=False)
+    return ("# `dvc plots show` draws these from the files the stages write "
+            "(`dvc plots diff` compares experiments)\n" + body)
+
+
+def add_plots(root: str | os.PathLike[str], task: str, epochs: bool) -> list[str]:
+    """Add to the workspace's dvc.yaml the :func:`plots` it lacks (by name), keeping the rest of
+    the file as it is: a dvc.yaml without ``plots:`` (made before dvc.yaml declared them) gets
+    :func:`plots_yaml` appended, byte for byte; one with its own ``plots:`` gets the missing
+    entries added to that list (DVC's own YAML editor keeps its comments). Returns the names
+    added; an absent dvc.yaml is left absent."""
+    import yaml
+
+    path = Path(root) / "dvc.yaml"
+    if not path.is_file():
+        return []
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise VersioningError(f"cannot read {path}: {exc}",
+                              "fix dvc.yaml (`dvc repro --dry` names the problem)") from exc
+    if not isinstance(data, dict):
+        raise VersioningError(f"{path} is not a mapping of `stages:`", "fix dvc.yaml")
+    if "plots" not in data:
+        path.write_text(text + ("" if text.endswith("\n") else "\n") + "\n" + plots_yaml(task, epochs),
+                        encoding="utf-8")
+        return [next(iter(entry)) for entry in plots(task, epochs)]
+    if not isinstance(data["plots"], list):
+        raise VersioningError(f"{path}: `plots:` is not a list", "fix dvc.yaml (see `dvc plots --help`)")
+    have = {name for entry in data["plots"] for name in (entry if isinstance(entry, dict) else {entry: None})}
+    missing = [entry for entry in plots(task, epochs) if next(iter(entry)) not in have]
+    if not missing:
+        return []
+    from dvc.utils.serialize import modify_yaml
+
+    try:
+        with modify_yaml(str(path)) as editing:
+            editing["plots"].extend(missing)
+    except Exception as exc:
+        raise _translate(exc, "adding plots to dvc.yaml", str(root)) from exc
+    return [next(iter(entry)) for entry in missing]
