@@ -68,7 +68,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_the_tables_hold_the_builtin_kinds_the_config_accepts() -> None:
-    assert list(SOURCES) == list(BUILTIN_SOURCES) == ["duckdb", "sql", "files"]
+    assert list(SOURCES) == list(BUILTIN_SOURCES) == ["duckdb", "sql", "files", "images"]
     assert list(TRAINERS) == list(BUILTIN_TRAINERS) == ["sklearn"]
 
 
