@@ -114,6 +114,23 @@ def test_image_cells_may_be_bytes_or_base64(tmp_path):
     assert facts[0].sha256 == facts[2].sha256 != facts[1].sha256 and facts[0].size == (8, 8)
 
 
+def test_pixels_that_do_not_decode_are_caught_after_the_container_verifies(tmp_path):
+    import io
+    import struct
+    import zlib
+
+    data = bytearray(picture(tmp_path / "a.png", size=(32, 32)).read_bytes())
+    at = data.find(b"IDAT")
+    n = struct.unpack(">I", data[at - 4:at])[0]
+    body = bytes(data[at + 4:at + 6]) + bytes(n - 2)  # the zlib header, then zeros: no deflate stream
+    data[at + 4:at + 4 + n] = body
+    data[at + 4 + n:at + 8 + n] = struct.pack(">I", zlib.crc32(b"IDAT" + body))  # chunk checksums hold
+    with Image.open(io.BytesIO(bytes(data))) as im:
+        im.verify()  # Pillow's verify() alone passes it
+    facts = imagecheck.inspect(bytes(data))
+    assert facts.problem == imagecheck.UNREADABLE and "broken data stream" in facts.detail
+
+
 def test_many_cells_are_read_in_order(tmp_path):
     paths = [picture(tmp_path / f"{i}.png", shade=i) for i in range(80)]  # above the pool's threshold
     paths[40].write_text("broken")
