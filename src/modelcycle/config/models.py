@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from modelcycle.config.imagerules import (IMAGE_RULES, check_image_columns, check_modes, check_sizes,
+                                          class_ratio_limit)
 from modelcycle.config.plugins import SOURCE_GROUP, TRAINER_GROUP, check_kind
 
 ColumnType = Literal["float", "int", "datetime", "str", "bool", "category", "image"]
@@ -25,12 +27,15 @@ class SourceConfig(Section):
 
     kind: str = Field(
         description="duckdb: a DuckDB database file; sql: any SQLAlchemy URL (postgresql://, "
-        "sqlite:///, ...); files: Parquet or CSV files matched by a glob; or a kind an installed "
-        "package adds (entry point group 'modelcycle.sources').")
+        "sqlite:///, ...); files: Parquet or CSV files matched by a glob; images: a folder of image "
+        "files, one sub-folder per class; or a kind an installed package adds (entry point group "
+        "'modelcycle.sources').")
     url: str = Field(
         description="duckdb: path of the database file; sql: the SQLAlchemy URL; files: a glob "
-        "such as data/rides-*.csv. Relative paths are relative to the workspace. Write a password as "
-        "a reference, user:${MODELCYCLE_SOURCE_PASSWORD}@host, set in the environment or .env.")
+        "such as data/rides-*.csv; images: the folder holding one sub-folder per class "
+        "(data/images/<class>/<file>.png|jpg|jpeg|bmp|gif|webp). Relative paths are relative to the "
+        "workspace. Write a password as a reference, user:${MODELCYCLE_SOURCE_PASSWORD}@host, set in "
+        "the environment or .env.")
     table: str | None = Field(
         default=None, description="duckdb/sql: the table (or view) to read. Give this or `query`.")
     query: str | None = Field(
@@ -39,6 +44,14 @@ class SourceConfig(Section):
         "and filters it by the window on the timestamp column.")
     format: Literal["csv", "parquet"] | None = Field(
         default=None, description="files: the file format; guessed from the suffix when absent.")
+    index: str | None = Field(
+        default=None,
+        description="images: a CSV file with the columns path,label,added_at (path relative to the "
+        "images folder, or absolute inside the workspace; added_at a timestamp, UTC unless it names "
+        "its zone). It is the truth of each file's window and label: a file it does not list is "
+        "ignored, a row whose file is missing is dropped and counted by validation. Without it, a "
+        "file's label is its class folder and its added_at the file's modification time, which a git "
+        "checkout, a copy or an unzip resets: give an index whenever windows matter.")
 
     @field_validator("kind")
     @classmethod
@@ -51,6 +64,8 @@ class SourceConfig(Section):
             raise ValueError(f"a '{self.kind}' source needs `table` or `query`")
         if self.table and self.query:
             raise ValueError("give `table` or `query`, not both")
+        if self.index is not None and self.kind in ("duckdb", "sql", "files"):
+            raise ValueError(f"`index` is for an `images` source, not a '{self.kind}' one: remove it")
         return self
 
 
@@ -61,6 +76,26 @@ class RuleConfig(Section):
     max: float | None = Field(default=None, description="largest allowed value (inclusive)")
     allowed: list[Any] | None = Field(default=None, description="the only values allowed")
     not_null: bool = Field(default=True, description="drop rows where the column is empty")
+    size: tuple[int, int] | None = Field(
+        default=None, description="image columns: the exact size [width, height] in pixels; images of "
+        "another size are dropped and counted")
+    min_size: tuple[int, int] | None = Field(
+        default=None, description="image columns: the smallest [width, height]; smaller images are dropped")
+    max_size: tuple[int, int] | None = Field(
+        default=None, description="image columns: the largest [width, height]; larger images are dropped")
+    modes: list[str] | None = Field(
+        default=None, description="image columns: the allowed Pillow modes (L: greyscale, RGB, RGBA, "
+        "P: palette, 1, LA, I, F, CMYK, ...); images of another mode are dropped and counted")
+
+    @model_validator(mode="after")
+    def _image_rules(self) -> RuleConfig:
+        check_sizes({"size": self.size, "min_size": self.min_size, "max_size": self.max_size})
+        check_modes(self.modes)
+        return self
+
+    def image_rules(self) -> list[str]:
+        """The image rules given (size, min_size, max_size, modes): valid for image columns only."""
+        return [k for k in IMAGE_RULES if getattr(self, k) is not None]
 
 
 class DataConfig(Section):
@@ -76,12 +111,18 @@ class DataConfig(Section):
         "A missing column or one of another type stops the cycle.")
     rules: dict[str, RuleConfig] = Field(
         default_factory=dict,
-        description="value rules per column (min, max, allowed, not_null); rows that break them "
-        "are dropped, counted and reported")
+        description="value rules per column (min, max, allowed, not_null; for image columns also "
+        "size, min_size, max_size, modes); rows that break them are dropped, counted and reported")
     max_invalid_fraction: float = Field(
         default=0.1, ge=0.0, le=1.0,
         description="if more than this share of a window's rows is dropped, the data is suspect: "
         "the cycle does not promote and acts as `gate.on_bad_data` says")
+    max_class_ratio: float | None = Field(
+        default=None, gt=1.0,
+        description="classification: if the window's largest class has more than this many times the "
+        "rows of its smallest, the data is suspect (as with max_invalid_fraction); so is a window in "
+        "which a class listed in rules.<target>.allowed has no row. Default: 10 when a column has type "
+        "image, no limit for tables (a table's rare class, fraud say, is often rarer than 1 in 10)")
 
     @model_validator(mode="after")
     def _columns_known(self) -> DataConfig:
@@ -93,7 +134,12 @@ class DataConfig(Section):
         unknown = sorted(set(self.rules) - set(self.columns))
         if unknown:
             raise ValueError(f"`rules` name column(s) not in `columns`: {', '.join(unknown)}")
+        check_image_columns(self.columns, {name: rule.image_rules() for name, rule in self.rules.items()})
         return self
+
+    def class_ratio_limit(self) -> float | None:
+        """The class imbalance limit in force: ``max_class_ratio``, else 10 with an image column."""
+        return class_ratio_limit(self.max_class_ratio, self.columns)
 
 
 class FeaturesConfig(Section):

@@ -31,7 +31,7 @@ SOURCE_GROUP = "modelcycle.sources"
 TRAINER_GROUP = "modelcycle.trainers"
 
 #: The kinds modelcycle itself builds (the keys of ``sources.SOURCES`` / ``steps.trainers.TRAINERS``).
-BUILTIN_SOURCES: tuple[str, ...] = ("duckdb", "sql", "files")
+BUILTIN_SOURCES: tuple[str, ...] = ("duckdb", "sql", "files", "images")
 BUILTIN_TRAINERS: tuple[str, ...] = ("sklearn", "torch")
 
 _BUILTINS = {SOURCE_GROUP: BUILTIN_SOURCES, TRAINER_GROUP: BUILTIN_TRAINERS}

@@ -217,10 +217,8 @@ def policy_of(svc: Services) -> Policy:
 
 
 def data_problem(svc: Services, report: ValidationReport) -> str | None:
-    limit = svc.ws.config.data.max_invalid_fraction
-    if report.window_invalid_fraction <= limit:
-        return None
-    return f"{report.window_invalid_fraction:.0%} of the window's rows failed validation (limit {limit:.0%})"
+    """Why the window's data is suspect (too many rows dropped, an empty class, a class imbalance), or None."""
+    return report.suspect(svc.ws.config.data.max_invalid_fraction)
 
 
 def judge(cycle: Cycle, got: Gathered, cmp: Compared) -> Decision:

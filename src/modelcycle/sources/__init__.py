@@ -1,4 +1,4 @@
-"""Data sources, configured not coded: SQL (DuckDB or SQLAlchemy) and files, or a kind of your own.
+"""Data sources, configured not coded: SQL (DuckDB or SQLAlchemy), files, image folders, or a kind of your own.
 
 ``source.kind`` in modelcycle.yaml names a factory: one of :data:`SOURCES` (the built-in kinds),
 or an entry point of an installed package in the group ``modelcycle.sources`` (see
@@ -47,9 +47,18 @@ def _files(config: ProjectConfig, root: Path) -> Source:
                       columns=config.data.columns)
 
 
+def _images(config: ProjectConfig, root: Path) -> Source:
+    from modelcycle.sources.images import ImageFolderSource, image_column
+
+    s, d = config.source, config.data
+    folder, index = Path(s.url).expanduser(), Path(s.index).expanduser() if s.index else None
+    return ImageFolderSource(root / folder, timestamp=d.timestamp, target=d.target, image=image_column(d.columns),
+                             index=root / index if index is not None else None)
+
+
 #: The built-in kinds of ``source.kind`` (their names are listed in
 #: :data:`modelcycle.config.plugins.BUILTIN_SOURCES` too, so a config is checked when it loads).
-SOURCES: dict[str, SourceFactory] = {"duckdb": _duckdb, "sql": _sql, "files": _files}
+SOURCES: dict[str, SourceFactory] = {"duckdb": _duckdb, "sql": _sql, "files": _files, "images": _images}
 
 
 def source_factory(kind: str) -> SourceFactory:

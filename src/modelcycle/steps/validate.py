@@ -12,7 +12,18 @@ Three kinds of problems, treated differently:
   few example values in the report;
 * **values** (a row outside ``min``/``max``, not in ``allowed``, empty where ``not_null``, or an
   exact copy of an earlier row in every declared column, ``"duplicate row"``): the row is
-  dropped, and every rule reports how many rows it dropped.
+  dropped, and every rule reports how many rows it dropped;
+* **images** (columns of type image, :mod:`modelcycle.steps.imagecheck`): a file that is missing,
+  cannot be read or is cut short, has bytes equal to an earlier row's (the first is kept), or
+  breaks the column's ``size``/``min_size``/``max_size``/``modes`` rule: the row is dropped and
+  counted per rule, with a few file names, as for values. A broken file never stops a cycle.
+
+A classification window is checked as a whole too: a class that ``rules.<target>.allowed`` lists
+and the window's valid rows lack (``empty_classes``), or a largest class more than
+``data.max_class_ratio`` times the smallest (``class_imbalance``; 10 by default with an image
+column, no limit for tables), is a problem of the window, reported in ``window_problems``;
+:meth:`ValidationReport.suspect` then says the window is suspect, as when too many of its rows
+were dropped (``data.max_invalid_fraction``), and the gate never promotes on it.
 
 Empty cells are not of a wrong type: besides a missing value, text that only says "nothing here"
 (``''``, ``'NA'``, ``'N/A'``, ``'null'``, ``'NaN'``, ... -- what ``pandas.read_csv`` reads as
@@ -31,6 +42,7 @@ import pandas as pd
 
 from modelcycle.config.models import DataConfig, RuleConfig
 from modelcycle.errors import EmptyWindowError, SchemaError
+from modelcycle.steps import imagecheck
 
 _EXAMPLES = 3
 
@@ -277,6 +289,16 @@ class ValidationReport:
     window_rows_out: int
     dropped: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    #: classification: the window's valid rows per class (as text), largest first
+    class_counts: dict[str, int] = field(default_factory=dict)
+    #: classes rules.<target>.allowed lists that have no valid row in the window
+    empty_classes: list[str] = field(default_factory=list)
+    #: the window's largest class count / its smallest (classes with rows); None when not classification
+    class_imbalance: float | None = None
+    #: the imbalance limit in force (data.max_class_ratio or its default); None: no limit
+    max_class_ratio: float | None = None
+    #: what is wrong with the window as a whole (empty classes, imbalance), in words
+    window_problems: list[str] = field(default_factory=list)
 
     @property
     def rows_dropped(self) -> int:
@@ -285,6 +307,15 @@ class ValidationReport:
     @property
     def window_invalid_fraction(self) -> float:
         return 0.0 if not self.window_rows_in else 1 - self.window_rows_out / self.window_rows_in
+
+    def suspect(self, max_invalid_fraction: float) -> str | None:
+        """Why the window's data is suspect (too many rows dropped, an empty class, an imbalance
+        beyond the limit), in words; None when it is not."""
+        reasons = list(self.window_problems)
+        if self.window_invalid_fraction > max_invalid_fraction:
+            reasons.insert(0, f"{self.window_invalid_fraction:.0%} of the window's rows failed validation "
+                              f"(limit {max_invalid_fraction:.0%})")
+        return "; ".join(reasons) or None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -297,14 +328,23 @@ class ValidationReport:
         return f"{rule}: {n}" + (f" (e.g. {', '.join(shown)})" if shown else "")
 
     def summary(self) -> str:
+        problems = "".join(f"; {p}" for p in self.window_problems)
         if not self.dropped:
-            return f"{self.rows_in} rows, all valid"
+            return f"{self.rows_in} rows, all valid{problems}"
         parts = ", ".join(self._rule(rule, n) for rule, n in sorted(self.dropped.items(), key=lambda kv: -kv[1]))
         return (f"{self.rows_dropped} of {self.rows_in} rows dropped ({parts}); "
-                f"window: {self.window_invalid_fraction:.1%} invalid")
+                f"window: {self.window_invalid_fraction:.1%} invalid{problems}")
 
 
-def _rule_masks(col: pd.Series, name: str, rule: RuleConfig) -> list[tuple[str, pd.Series]]:
+def _allowed(col: pd.Series, kind: str, allowed: list[Any]) -> pd.Series:
+    """Cells among ``allowed``: text and category cells compared as text (a class folder '3' is
+    the 3 of ``allowed: [3]``)."""
+    if kind in ("str", "category"):
+        return col.astype(object).map(str, na_action="ignore").isin({str(a) for a in allowed})
+    return col.isin(allowed)
+
+
+def _rule_masks(col: pd.Series, name: str, rule: RuleConfig, kind: str) -> list[tuple[str, pd.Series]]:
     masks: list[tuple[str, pd.Series]] = []
     if rule.not_null:
         masks.append((f"{name} is empty", col.isna()))
@@ -313,7 +353,7 @@ def _rule_masks(col: pd.Series, name: str, rule: RuleConfig) -> list[tuple[str, 
     if rule.max is not None:
         masks.append((f"{name} > {rule.max:g}", col > rule.max))
     if rule.allowed is not None:
-        masks.append((f"{name} not in {rule.allowed}", ~col.isin(rule.allowed) & col.notna()))
+        masks.append((f"{name} not in {rule.allowed}", ~_allowed(col, kind, rule.allowed) & col.notna()))
     return masks
 
 
@@ -346,8 +386,17 @@ def validate(frame: pd.DataFrame, data: DataConfig, *, window_start: datetime | 
     for must in (data.target, data.timestamp):
         rules.setdefault(must, RuleConfig())
     for name, rule in rules.items():
-        for label, mask in _rule_masks(typed[name], name, rule):
+        for label, mask in _rule_masks(typed[name], name, rule, data.columns[name]):
             drop(label, mask)
+    for name in (n for n, kind in data.columns.items() if kind == "image"):
+        live = keep & typed[name].notna()
+        if not live.any():
+            continue
+        order = typed.loc[live, data.timestamp].sort_values(kind="stable").index
+        for label, mask, shown in imagecheck.rule_masks(typed.loc[order, name], name, data.rules.get(name)):
+            drop(label, mask.reindex(typed.index, fill_value=False))
+            if label in dropped:
+                examples.setdefault(label, shown)
     if keep.any():
         repeated = pd.Series(False, index=typed.index)
         repeated[keep] = typed[keep].duplicated(keep="first").to_numpy()
@@ -368,6 +417,8 @@ def validate(frame: pd.DataFrame, data: DataConfig, *, window_start: datetime | 
         rows_in=len(typed) + sum(int(rows) for rows, _ in unplaced.values()), rows_out=len(clean),
         window_rows_in=int(in_window.sum()), window_rows_out=int((in_window & keep).sum()),
         dropped=dropped, examples=examples)
+    if data.task == "classification" and report.window_rows_out:
+        _check_classes(report, typed.loc[in_window & keep, data.target], data)
     if report.window_rows_in and not report.window_rows_out:
         worst = max(dropped.items(), key=lambda kv: kv[1])[0] if dropped else "?"
         raise EmptyWindowError(
@@ -375,3 +426,25 @@ def validate(frame: pd.DataFrame, data: DataConfig, *, window_start: datetime | 
             f"(most often: {worst})",
             "look at the source for this window, or relax data.rules in modelcycle.yaml")
     return clean, report
+
+
+def _check_classes(report: ValidationReport, labels: pd.Series, data: DataConfig) -> None:
+    """The window-level checks of a classification window's valid ``labels`` (see the module)."""
+    counts = labels.astype(object).map(str).value_counts()
+    report.class_counts = {str(k): int(v) for k, v in counts.items()}
+    target = data.target
+    allowed = (data.rules.get(target) or RuleConfig()).allowed
+    report.empty_classes = [str(a) for a in allowed or [] if str(a) not in report.class_counts]
+    if report.empty_classes:
+        n = len(report.empty_classes)
+        report.window_problems.append(
+            f"no valid rows of {'class' if n == 1 else 'classes'} {', '.join(report.empty_classes)} in the "
+            f"window (data.rules.{target}.allowed lists {'it' if n == 1 else 'them'})")
+    largest, smallest = str(counts.index[0]), str(counts.index[-1])
+    report.class_imbalance = round(float(counts.iloc[0] / counts.iloc[-1]), 6)
+    report.max_class_ratio = limit = data.class_ratio_limit()
+    if limit is not None and report.class_imbalance > limit:
+        report.window_problems.append(
+            f"class imbalance: {counts.iloc[0]} valid rows of {target} '{largest}' vs {counts.iloc[-1]} of "
+            f"'{smallest}' in the window ({report.class_imbalance:.1f} to 1, limit data.max_class_ratio "
+            f"{limit:g})")

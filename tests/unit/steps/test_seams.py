@@ -16,6 +16,7 @@ from modelcycle.config.plugins import BUILTIN_SOURCES, BUILTIN_TRAINERS, SOURCE_
 from modelcycle.errors import ConfigError
 from modelcycle.sources import SOURCES, build_source
 from modelcycle.sources.files import FileSource
+from modelcycle.sources.images import ImageFolderSource
 from modelcycle.sources.sql import DuckDBSource, SqlAlchemySource
 from modelcycle.steps.model import ModelPipeline
 from modelcycle.steps.train import TrainSpec
@@ -68,7 +69,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_the_tables_hold_the_builtin_kinds_the_config_accepts() -> None:
-    assert list(SOURCES) == list(BUILTIN_SOURCES) == ["duckdb", "sql", "files"]
+    assert list(SOURCES) == list(BUILTIN_SOURCES) == ["duckdb", "sql", "files", "images"]
     assert list(TRAINERS) == list(BUILTIN_TRAINERS) == ["sklearn", "torch"]
 
 
@@ -86,6 +87,7 @@ def test_a_config_of_builtin_kinds_loads_without_reading_the_installed_packages(
     ('{kind: duckdb, url: "w.duckdb", table: rides}', DuckDBSource),
     ('{kind: sql, url: "sqlite:///w.db", table: rides}', SqlAlchemySource),
     ('{kind: files, url: "data/*.csv"}', FileSource),
+    ('{kind: images, url: "data/images"}', ImageFolderSource),
 ])
 def test_each_builtin_kind_builds_its_source(tmp_path: Path, section: str, kind: type) -> None:
     config = load_config(write(tmp_path, GOOD.replace('{kind: files, url: "data/*.csv"}', section)))
@@ -98,33 +100,33 @@ def test_an_unknown_source_kind_names_file_field_value_kinds_and_the_closest(tmp
         load_config(path)
     text = str(err.value)
     assert str(path) in text
-    assert "source.kind: unknown source kind 'duckbd' (known: duckdb, sql, files); did you mean 'duckdb'?" in text
+    assert "source.kind: unknown source kind 'duckbd' (known: duckdb, sql, files, images); did you mean 'duckdb'?" in text
     assert "'modelcycle.sources'" in text  # how to add one
 
 
 def test_an_installed_package_adds_a_source_kind(tmp_path: Path, installed) -> None:
     built: list[tuple[str, Path]] = []
 
-    class Images:
+    class Pictures:
         def __init__(self, config: Any, root: Path) -> None:
             built.append((config.source.url, root))
 
-    installed.append(FakeEntryPoint("images", SOURCE_GROUP, Images))
+    installed.append(FakeEntryPoint("pictures", SOURCE_GROUP, Pictures))
     config = load_config(write(tmp_path, GOOD.replace('{kind: files, url: "data/*.csv"}',
-                                                      '{kind: images, url: "pictures"}')))
-    assert config.source.kind == "images"
-    assert isinstance(build_source(config, tmp_path), Images)
+                                                      '{kind: pictures, url: "pictures"}')))
+    assert config.source.kind == "pictures"
+    assert isinstance(build_source(config, tmp_path), Pictures)
     assert built == [("pictures", tmp_path)]
     # ... and is listed among the known kinds when a kind is misspelt
-    with pytest.raises(ConfigError, match=r"known: duckdb, sql, files, images\); did you mean 'images'"):
-        load_config(write(tmp_path, GOOD.replace("kind: files", "kind: imagse")))
+    with pytest.raises(ConfigError, match=r"known: duckdb, sql, files, images, pictures\); did you mean 'pictures'"):
+        load_config(write(tmp_path, GOOD.replace("kind: files", "kind: picturse")))
 
 
 def test_a_source_package_that_does_not_import_is_named(tmp_path: Path, installed) -> None:
-    installed.append(FakeEntryPoint("images", SOURCE_GROUP, ImportError("No module named 'PIL'"),
+    installed.append(FakeEntryPoint("pictures", SOURCE_GROUP, ImportError("No module named 'PIL'"),
                                     value="pics.source:build"))
-    config = load_config(write(tmp_path, GOOD.replace("kind: files", "kind: images")))
-    with pytest.raises(ConfigError, match=r"`source.kind: images` comes from the entry point pics.source:build "
+    config = load_config(write(tmp_path, GOOD.replace("kind: files", "kind: pictures")))
+    with pytest.raises(ConfigError, match=r"`source.kind: pictures` comes from the entry point pics.source:build "
                                           r".*does not load: ImportError: No module named 'PIL'"):
         build_source(config, tmp_path)
 
