@@ -159,12 +159,24 @@ def _read_json(ws: Workspace, rel: str) -> dict[str, Any] | None:
     return data
 
 
+def _nested_scores(data: dict[str, Any], metric: str) -> dict[str, Any]:
+    """The evaluate stage's flat numbers (``challenger_<metric>``, ``champion_<metric>``, what
+    ``dvc exp show`` lists) as the cycle's ``challenger`` / ``champion`` objects, when only they are there."""
+    out = dict(data)
+    for who in ("challenger", "champion"):
+        value = data.get(f"{who}_{metric}")
+        if not isinstance(out.get(who), dict) and isinstance(value, int | float):
+            out[who] = {"metric": metric, "value": float(value)}
+    return out
+
+
 def workspace_metrics(ws: Workspace) -> dict[str, Any]:
     """reports/metrics.json, checked: a WorkspaceError saying how to make it when it is missing."""
     data = _read_json(ws, stages.METRICS)
     if data is None:
         raise WorkspaceError(f"{ws.path(stages.METRICS)} does not exist: no model of this workspace has "
                              "been scored yet, so there is nothing to report", NO_METRICS_HINT)
+    data = _nested_scores(data, ws.config.metric)
     scored = data.get("challenger")
     if not isinstance(scored, dict) or not isinstance(scored.get("value"), int | float):
         raise WorkspaceError(f"{ws.path(stages.METRICS)} has no score of the model (no challenger.value)",
