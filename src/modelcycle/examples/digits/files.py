@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -24,15 +25,15 @@ from modelcycle.examples.digits import pngfile, release
 INDEX_COLUMNS = ("path", "label", "added_at")
 
 
-def relative_path(row: object) -> str:
+def relative_path(row: Any) -> str:
     """Where a plan row's file lives under the images folder: ``<label>/<id>.png``."""
-    return f"{int(row.label)}/{int(row.id):04d}.png"  # type: ignore[attr-defined]
+    return f"{int(row.label)}/{int(row.id):04d}.png"
 
 
-def content(row: object) -> bytes:
+def content(row: Any) -> bytes:
     """The bytes of a plan row's file: its PNG, cut to half for ``truncated``, nothing for ``empty``."""
     data = pngfile.encode(release.pixels(row))
-    defect = row.defect  # type: ignore[attr-defined]
+    defect = row.defect
     if defect == "truncated":
         return data[:len(data) // 2]
     if defect == "empty":
@@ -57,7 +58,8 @@ def write_months(images: Path, index: Path, months: Iterable[str], *, seed: int 
     for digit in sorted(files["label"].unique()):
         (images / str(int(digit))).mkdir(exist_ok=True)
     rows = []
-    for row in files.itertuples(index=False):
+    planned: Iterable[Any] = files.itertuples(index=False)
+    for row in planned:
         path = relative_path(row)
         (images / path).write_bytes(content(row))
         rows.append((path, int(row.label), pd.Timestamp(row.added_at).strftime("%Y-%m-%dT%H:%M:%S")))

@@ -154,7 +154,7 @@ def _added_at(rng: np.random.Generator, month: str, n: int) -> np.ndarray:
     """``n`` sorted times in ``month``, to the second."""
     start = month_start(month)
     seconds = int((start + pd.offsets.MonthBegin(1) - start).total_seconds())
-    offsets = np.sort(rng.choice(seconds, size=n, replace=False))
+    offsets = np.sort(rng.integers(0, seconds - n, size=n)) + np.arange(n)  # distinct, increasing
     return (start + pd.to_timedelta(offsets, unit="s")).to_numpy(dtype="datetime64[s]")
 
 
