@@ -14,8 +14,8 @@ images a month since July 2014:
   month    event          what is in the batch
   ======== ============== ===========================================================================
   2015-01  quiet          the same mix as the history
-  2015-02  class_balance  a new form with a 9: 66 of the 150 images are 9s, 58 of them in the first
-                          shipment (the month's first 105 images), 8 among its latest 45
+  2015-02  class_balance  a new form with a 9: 66 of the 150 images are 9s, 60 of them in the first
+                          shipment (the month's first 105 images), 6 among its latest 45
   2015-03  quiet          9s now arrive at about 1 in 5
   2015-04  rotated        a scanner fed the pages in any orientation: every image of the batch is
                           rotated by 90, 180 or 270 degrees
@@ -54,7 +54,7 @@ NINES = (dict.fromkeys(HISTORY_MONTHS + ("2015-01",), 0) | {"2015-02": 66}
          | {"2015-03": 28, "2015-04": 29, "2015-05": 28, "2015-06": 29})
 #: February's first shipment, its first 105 images (the 70% a cycle trains on), holds this many of
 #: its 9s; its latest 45 images (the 30% held out) the rest.
-EARLY_NINES = 58
+EARLY_NINES = 60
 RARE_DIGIT = 9
 #: The batch whose images are rotated (each by 90, 180 or 270 degrees), and the one with broken files.
 ROTATED_MONTH = "2015-04"
@@ -79,9 +79,9 @@ EVENTS: list[dict[str, Any]] = [
             "images is not shown 1% better on 45 held-out images"},
     {"window": "2015-02", "batch": "2015-02", "event": "class_balance", "decision": "promote",
      "challenger_meets": True, "headline": "new class: 9s",
-     "why": "a new form brings 9s, which the champion never saw: 66 of the batch's 150 images (58 in its "
-            "first three weeks), 8 of its 45 held-out images, all of which the champion misreads (it "
-            "misses 95%); the challenger, trained on 58 9s, meets the gate and is better on the same images"},
+     "why": "a new form brings 9s, which the champion never saw: 66 of the batch's 150 images (60 in its "
+            "first three weeks), 6 of its 45 held-out images, all of which the champion misreads (it "
+            "misses 95%); the challenger, trained on 60 9s, meets the gate and is better on the same images"},
     {"window": "2015-03", "batch": "2015-03", "event": "quiet", "decision": "keep", "challenger_meets": True,
      "headline": "no change",
      "why": "9s now about 1 in 5: the champion, trained with February's 9s, meets the gate; nothing new "

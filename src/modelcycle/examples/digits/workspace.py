@@ -22,7 +22,7 @@ TEMPLATE = "modelcycle.template.yaml"
 #: Where the images and their index are written (the template's ``source.url`` and ``source.index``).
 IMAGES, INDEX = "data/images", "data/images.csv"
 #: params.yaml ``model:`` of the torch trainer: a small CNN on 8x8 greyscale images.
-MODEL_PARAMS: dict[str, Any] = {"epochs": 20, "batch_size": 32, "learning_rate": 0.001,
+MODEL_PARAMS: dict[str, Any] = {"epochs": 30, "batch_size": 32, "learning_rate": 0.001,
                                 "image_size": 8, "channels": 1}
 #: Months before a window a challenger also trains on: all the history for every batch.
 HISTORY_MONTHS = 12

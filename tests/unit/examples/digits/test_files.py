@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,8 +42,8 @@ def test_the_index_lists_every_file_in_its_class_folder_oldest_first(written):
 
 def test_an_image_file_holds_the_datasets_digit_as_8_bit_greyscale(written):
     images, labels = release.dataset()
+    plan = release.plan(0)
     for i in (0, 5, 1796):
-        plan = release.plan(0)
         row = plan[plan["id"] == i].iloc[0]
         path = written / "images" / f"{labels[i]}/{i:04d}.png"
         expected = np.rint(images[i] * 255 / 16).astype(np.uint8)
@@ -57,7 +58,8 @@ def test_the_rotated_batchs_files_are_turned_copies_of_the_originals(written):
     plan = release.plan(0)
     rotated = plan[plan["month"] == release.ROTATED_MONTH]
     same = 0
-    for row in rotated.itertuples():
+    rows: list[Any] = list(rotated.itertuples())
+    for row in rows:
         pixels = read(written / "images" / files.relative_path(row))
         original = np.rint(images[row.source] * 255 / 16).astype(np.uint8)
         assert np.array_equal(pixels, np.rot90(original, row.rotation // 90))
