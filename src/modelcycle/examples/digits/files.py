@@ -48,7 +48,7 @@ def _months(through: str) -> list[str]:
     return [m for m in release.MONTHS if m <= through]
 
 
-def write_months(images: Path, index: Path, months: Iterable[str], *, seed: int = 0) -> int:
+def write_months(images: Path, index: Path, months: Iterable[str], *, seed: int = release.SEED) -> int:
     """Write the files of ``months`` under ``images`` and add their rows to the ``index`` CSV
     (created with its header when missing); return the number of files written."""
     wanted = set(months)
@@ -73,7 +73,7 @@ def write_months(images: Path, index: Path, months: Iterable[str], *, seed: int 
     return len(rows)
 
 
-def write(images: Path, index: Path, *, seed: int = 0, through: str = release.MONTHS[-1]) -> int:
+def write(images: Path, index: Path, *, seed: int = release.SEED, through: str = release.MONTHS[-1]) -> int:
     """Write the history and every batch up to ``through`` (a month, included) afresh: the index
     is replaced; return the number of files written."""
     if index.exists():
@@ -96,7 +96,7 @@ def newest_month(index: Path) -> str | None:
     return str(pd.to_datetime(stamps).max().strftime("%Y-%m"))
 
 
-def release_next(images: Path, index: Path, *, seed: int = 0) -> tuple[str, int]:
+def release_next(images: Path, index: Path, *, seed: int = release.SEED) -> tuple[str, int]:
     """Release the batch after the newest month the index lists (its files and index rows), the
     whole history when the index lists nothing; return the (last) month released and its file
     count. SourceError once every batch is out."""

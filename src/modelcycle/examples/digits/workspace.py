@@ -28,19 +28,22 @@ MODEL_PARAMS: dict[str, Any] = {"epochs": 30, "batch_size": 32, "learning_rate":
 HISTORY_MONTHS = 12
 
 
-def config_text(*, seed: int = 0, min_effect: float = 0.01) -> str:
+def config_text(*, seed: int | None = None, min_effect: float = 0.01) -> str:
     """The example's modelcycle.yaml."""
     template = resources.files(__package__).joinpath(TEMPLATE).read_text(encoding="utf-8")
-    return Template(template).substitute(seed=seed, min_effect=min_effect)
+    from modelcycle.examples.digits.release import SEED
+
+    return Template(template).substitute(seed=SEED if seed is None else seed, min_effect=min_effect)
 
 
-def create(root: Path, *, seed: int = 0, batches: int | None = None, min_effect: float = 0.01,
+def create(root: Path, *, seed: int | None = None, batches: int | None = None, min_effect: float = 0.01,
            force: bool = False, progress: Callable[[str], None] = lambda _: None) -> Workspace:
     """Create the digits workspace in ``root`` (``modelcycle init --example digits``, the demo):
     the history and the first ``batches`` monthly batches (all six by default) released."""
     from modelcycle.examples.digits import files, release
     from modelcycle.lifecycle.workspace import create_from_config
 
+    seed = release.SEED if seed is None else int(seed)
     count = len(release.BATCH_MONTHS) if batches is None else int(batches)
     if not 0 <= count <= len(release.BATCH_MONTHS):
         raise ConfigError(f"the digits example has {len(release.BATCH_MONTHS)} monthly batches, not {batches}",
@@ -60,8 +63,8 @@ def create(root: Path, *, seed: int = 0, batches: int | None = None, min_effect:
 def append(ws: Workspace) -> tuple[str, int]:
     """Release the next monthly batch into the workspace's images folder and index (``modelcycle
     demo DIR --append``): the month and its file count, with the workspace's own seed."""
-    from modelcycle.examples.digits import files
+    from modelcycle.examples.digits import files, release
 
     params = ws.config.reference.params if ws.config.reference else {}
     index = getattr(ws.config.source, "index", None) or INDEX
-    return files.release_next(ws.path(ws.config.source.url), ws.path(index), seed=int(params.get("seed", 0)))
+    return files.release_next(ws.path(ws.config.source.url), ws.path(index), seed=int(params.get("seed", release.SEED)))

@@ -11,7 +11,7 @@ from modelcycle.examples.digits import files
 
 @pytest.fixture(scope="session")
 def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding ``images/`` and ``images.csv``: every month released, seed 0. Read only."""
+    """A folder holding ``images/`` and ``images.csv``: every month released, the default seed. Read only."""
     root = tmp_path_factory.mktemp("digits")
-    files.write(root / "images", root / "images.csv", seed=0)
+    files.write(root / "images", root / "images.csv")
     return root

@@ -42,7 +42,7 @@ def test_the_index_lists_every_file_in_its_class_folder_oldest_first(written):
 
 def test_an_image_file_holds_the_datasets_digit_as_8_bit_greyscale(written):
     images, labels = release.dataset()
-    plan = release.plan(0)
+    plan = release.plan()
     for i in (0, 5, 1796):
         row = plan[plan["id"] == i].iloc[0]
         path = written / "images" / f"{labels[i]}/{i:04d}.png"
@@ -55,7 +55,7 @@ def test_an_image_file_holds_the_datasets_digit_as_8_bit_greyscale(written):
 
 def test_the_rotated_batchs_files_are_turned_copies_of_the_originals(written):
     images, _ = release.dataset()
-    plan = release.plan(0)
+    plan = release.plan()
     rotated = plan[plan["month"] == release.ROTATED_MONTH]
     same = 0
     rows: list[Any] = list(rotated.itertuples())
@@ -68,7 +68,7 @@ def test_the_rotated_batchs_files_are_turned_copies_of_the_originals(written):
 
 
 def test_the_broken_batchs_files_are_broken_as_the_plan_says(written):
-    plan = release.plan(0)
+    plan = release.plan()
     broken = plan[plan["defect"] != ""]
     for row in broken.itertuples():
         path = written / "images" / files.relative_path(row)
@@ -89,7 +89,7 @@ def test_the_broken_batchs_files_are_broken_as_the_plan_says(written):
 
 
 def test_the_same_seed_writes_byte_identical_files_and_another_seed_other_ones(written, tmp_path):
-    files.write(tmp_path / "a", tmp_path / "a.csv", seed=0)
+    files.write(tmp_path / "a", tmp_path / "a.csv", seed=release.SEED)
     assert digest(tmp_path / "a", tmp_path / "a.csv") == digest(written / "images", written / "images.csv")
     files.write(tmp_path / "b", tmp_path / "b.csv", seed=1)
     assert digest(tmp_path / "b", tmp_path / "b.csv") != digest(tmp_path / "a", tmp_path / "a.csv")

@@ -11,7 +11,7 @@ from modelcycle.examples.digits import release
 
 @pytest.fixture(scope="module")
 def plan() -> pd.DataFrame:
-    return release.plan(0)
+    return release.plan()
 
 
 def test_the_months_partition_the_dataset_and_only_duplicates_are_extra(plan):
@@ -70,14 +70,14 @@ def test_pixels_are_the_dataset_scaled_to_8_bits_and_turned_in_the_rotated_batch
 
 
 def test_the_plan_depends_on_the_seed_alone(plan):
-    pd.testing.assert_frame_equal(plan, release.plan(0))
+    pd.testing.assert_frame_equal(plan, release.plan())
     other = release.plan(1)
     assert sorted(other.loc[other["defect"] != "duplicate", "id"]) == list(range(1797))
     assert not other["id"].equals(plan["id"])
 
 
 def test_the_truth_names_an_event_and_a_decision_per_cycle_window():
-    truth = release.truth(0)
+    truth = release.truth()
     assert [t["window"] for t in truth] == ["2014-12", *release.BATCH_MONTHS]
     assert {t["window"]: (t["event"], t["decision"], t["outcome"]) for t in truth} == {
         "2014-12": ("history", "promote", "promote"), "2015-01": ("quiet", "keep", "keep"),
@@ -87,7 +87,7 @@ def test_the_truth_names_an_event_and_a_decision_per_cycle_window():
     broken = truth[5]
     assert (broken["images"], broken["files"], broken["broken_files"]) == (150, 151, 4)
     assert truth[0]["images"] == 147 and truth[2]["nines"] == 66 and all(t["why"] for t in truth)
-    kept = {t["window"]: t["outcome"] for t in release.truth(0, keep_rejected=True)}
+    kept = {t["window"]: t["outcome"] for t in release.truth(keep_rejected=True)}
     assert kept["2015-04"] == "escalate"
 
 

@@ -16,7 +16,7 @@ from modelcycle.config import load_config
 from modelcycle.config.models import ProjectConfig
 from modelcycle.config.plugins import BUILTIN_SOURCES, BUILTIN_TRAINERS
 from modelcycle.errors import ConfigError, SourceError
-from modelcycle.examples.digits import workspace
+from modelcycle.examples.digits import release, workspace
 from modelcycle.lifecycle import workspace as wsmod
 
 #: What modelcycle must know before it can load the example's modelcycle.yaml.
@@ -34,6 +34,7 @@ def test_the_config_is_the_image_workspace_of_the_plan():
     assert config["gate"]["threshold"] == 0.95 and config["act"] == {"keep_rejected": False}
     assert config["reference"] == {"factory": "modelcycle.examples.digits.scenario:DigitsReference",
                                    "params": {"seed": 5}}
+    assert yaml.safe_load(workspace.config_text())["reference"]["params"] == {"seed": release.SEED}
     # every placeholder filled; only the comment's example of a password reference is left
     assert re.findall(r"\$\{(\w+)\}", workspace.config_text()) == ["MLFLOW_DB_PASSWORD"]
 
@@ -45,7 +46,7 @@ def test_modelcycle_loads_the_config(tmp_path):
     assert config.source.kind == "images" and config.model.trainer == "torch"
 
 
-def fake_workspace(root: Path, seed: int = 0) -> Any:
+def fake_workspace(root: Path, seed: int = release.SEED) -> Any:
     source = SimpleNamespace(url=workspace.IMAGES, index=workspace.INDEX)
     config = SimpleNamespace(source=source, reference=SimpleNamespace(params={"seed": seed}))
     return SimpleNamespace(root=root, config=config, path=lambda p: root / p)
