@@ -47,7 +47,8 @@ import pandas as pd
 #: The plan's default seed. Any seed gives the same events; this one was chosen because a small
 #: CNN's decisions match the truth in every window with it: the first champion's and the quiet
 #: months' 45 held-out images leave a model of 97-98% true accuracy 2 errors to spare, and with
-#: some seeds (0 and 1 among the six tried) it made a third, missing 95% by one image.
+#: other seeds (0 and 1, of 0, 1, 4 and 5 tried with a two-layer CNN) the first champion made a
+#: third, missing 95% by one image.
 SEED = 4
 HISTORY_MONTHS = ("2014-07", "2014-08", "2014-09", "2014-10", "2014-11", "2014-12")
 BATCH_MONTHS = ("2015-01", "2015-02", "2015-03", "2015-04", "2015-05", "2015-06")
