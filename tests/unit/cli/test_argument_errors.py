@@ -112,7 +112,7 @@ def test_predict_probabilities_from_a_regression_model(cli, ws, tmp_path):
 
 
 @pytest.mark.parametrize(("args", "words"), [
-    (["--example", "nope"], ["there is no example 'nope'", "examples: taxifare"]),
+    (["--example", "nope"], ["there is no example 'nope'", "examples: digits, taxifare"]),
     (["--example", "taxifare", "--source", "a.csv"], ["give --example or --source, not both"]),
     ([], ["say what the workspace is for", "use --example taxifare, or --source"]),
     (["--source", "a.csv"], ["needs --timestamp, --target, --threshold", "modelcycle init prices --source"]),

@@ -36,7 +36,7 @@ def test_an_unknown_example_or_option_is_named_and_nothing_is_created(tmp_path, 
         examples.package("imagenette")
     assert err.value.message == "there is no example 'imagenette'" and "taxifare" in err.value.hint
     code, _, errors = cli(capsys, "init", str(tmp_path / "ws"), "--example", "imagenette")
-    assert code != 0 and "there is no example 'imagenette'" in errors and "examples: taxifare" in errors
+    assert code != 0 and "there is no example 'imagenette'" in errors and "examples: digits, taxifare" in errors
     with pytest.raises(ConfigError, match="the example 'taxifare' has no option --pixels"):
         examples.create("taxifare", tmp_path / "ws", force=False, progress=print, pixels=64)
     assert not (tmp_path / "ws").exists()
