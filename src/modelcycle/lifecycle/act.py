@@ -144,10 +144,19 @@ def commit(svc: Services, journal: Journal, *, label: str, decision: Decision, m
 
 
 def rejects(svc: Services, decision: Decision) -> bool:
-    """Whether this decision rolls the challenger back instead of versioning it: it keeps the
-    champion and ``act.keep_rejected`` is false. (An escalation is versioned, so a human can
-    promote it later; one a human rejects, or whose approval times out, reaches the act as keep.)"""
-    return decision.outcome is Outcome.KEEP and not svc.ws.config.act.keep_rejected
+    """Whether this decision rolls the challenger back instead of versioning it, when
+    ``act.keep_rejected`` is false: it keeps the champion, or it escalates a challenger that
+    misses the threshold (the seeds' transactional rule: a new model under the bar is rolled back,
+    whatever the champion scores; the champion stays). An escalation of a challenger that meets
+    the threshold is versioned, so a human can promote it later; one a human rejects, or whose
+    approval times out, reaches the act as keep."""
+    if svc.ws.config.act.keep_rejected:
+        return False
+    if decision.outcome is Outcome.KEEP:
+        return True
+    g = svc.ws.config.gate
+    misses = not Policy(metric=svc.ws.config.metric, threshold=g.threshold).meets(decision.challenger)
+    return decision.outcome is Outcome.ESCALATE and misses
 
 
 @task(name="roll-back-challenger", **tasks.TASK)

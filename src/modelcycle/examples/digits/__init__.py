@@ -22,4 +22,6 @@ ABOUT = ("scikit-learn's 1,797 handwritten 8x8 digits as PNG files in class fold
 FIRST_WINDOW = "2014-12"
 #: The months a demo replays after the first champion, one cycle each (each has a known event:
 #: ``release.truth()``).
-BACKTEST = ("2015-01", "2015-06")
+DEMO_MONTHS = ("2015-01", "2015-06")
+#: What `modelcycle demo --example digits` shows, in one line.
+DEMO_STORY = "a quiet batch promoted, rotated images rolled back, broken files dropped"

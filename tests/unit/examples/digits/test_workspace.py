@@ -96,7 +96,7 @@ def test_append_releases_the_next_batch_until_there_is_none(made, tmp_path):
 def test_the_example_is_found_by_name_with_its_first_window_and_months():
     assert "digits" in examples.names()
     package = examples.package("digits")
-    assert package.FIRST_WINDOW == "2014-12" and package.BACKTEST == ("2015-01", "2015-06")
+    assert package.FIRST_WINDOW == "2014-12" and package.DEMO_MONTHS == ("2015-01", "2015-06")
     assert "digits (scikit-learn's 1,797 handwritten 8x8 digits" in examples.about()
     with pytest.raises(ConfigError, match="the example 'digits' has no option --rows-per-month"):
         examples.create("digits", Path("nowhere"), force=False, progress=print, rows_per_month=1000)
