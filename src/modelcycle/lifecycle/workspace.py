@@ -209,6 +209,18 @@ def _write_gitignore(root: Path) -> None:
     gitignore.write_text(text, encoding="utf-8")
 
 
+def _pipeline(epochs: bool, curve: str) -> str:
+    """The workspace's dvc.yaml stages; a trainer that learns in epochs also declares its learning
+    curve as the train stage's output, so each cycle versions it with the model (and a rolled-back
+    cycle puts it back)."""
+    text = _template("dvc.yaml")
+    if not epochs:
+        return text
+    model = "      - models/challenger\n"
+    assert model in text, "the dvc.yaml template's train stage lost its model output"
+    return text.replace(model, model + f"      - {curve}:\n          cache: false\n", 1)
+
+
 def _write_workflow(root: Path, progress: Progress) -> bool:
     """Write the CI workflow unless the folder has one by that name already (left as it is)."""
     path = root / WORKFLOW
@@ -246,8 +258,9 @@ def _finish(root: Path, config_text: str, params_text: str, progress: Progress, 
     load_config(config_path)
     (root / PARAMS_FILE).write_text(params_text, encoding="utf-8")
     ws = Workspace.load(root)
-    plots = setup.plots_yaml(ws.config.data.task, epochs=stages.learns_in_epochs(ws))
-    (root / "dvc.yaml").write_text(_template("dvc.yaml") + "\n" + plots, encoding="utf-8")
+    epochs = stages.learns_in_epochs(ws)
+    plots = setup.plots_yaml(ws.config.data.task, epochs=epochs)
+    (root / "dvc.yaml").write_text(_pipeline(epochs, setup.LEARNING_CURVE) + "\n" + plots, encoding="utf-8")
     workflow = _write_workflow(root, progress)
     state = _make_state_dir(root)
     for sub in ("mlartifacts", "prefect"):
