@@ -48,7 +48,8 @@ def outside(root: Path) -> dict[str, str]:
         "git tag": sh(root, "git", "tag", "-n1"),
         "git status": sh(root, "git", "status", "--porcelain", "--untracked-files=all"),
         "dvc status": sh(root, DVC, "status"),
-        "dvc data status": sh(root, DVC, "data", "status"),
+        # its lines sorted: DVC lists the changed outputs in no fixed order
+        "dvc data status": "\n".join(sorted(sh(root, DVC, "data", "status").splitlines())),
         # every file, changed or not, of every DVC-tracked output (DVC lists them in no fixed order)
         "dvc data status files": "\n".join(sorted(sh(root, DVC, "data", "status", "--granular",
                                                      "--unchanged").splitlines())),
