@@ -143,6 +143,14 @@ def commit(svc: Services, journal: Journal, *, label: str, decision: Decision, m
     return snapshot, version, serving
 
 
+def policy_of(svc: Services) -> Policy:
+    """The gate's settings of the workspace (modelcycle.yaml ``gate:`` and its metric)."""
+    g = svc.ws.config.gate
+    return Policy(metric=svc.ws.config.metric, threshold=g.threshold, min_effect=g.min_effect,
+                  confidence=g.confidence, resamples=g.resamples, seed=g.seed, test=g.test,
+                  method=g.method, on_bad_data=g.on_bad_data)
+
+
 def rejects(svc: Services, decision: Decision) -> bool:
     """Whether this decision rolls the challenger back instead of versioning it, when
     ``act.keep_rejected`` is false: it keeps the champion, or it escalates a challenger that
@@ -154,9 +162,7 @@ def rejects(svc: Services, decision: Decision) -> bool:
         return False
     if decision.outcome is Outcome.KEEP:
         return True
-    g = svc.ws.config.gate
-    misses = not Policy(metric=svc.ws.config.metric, threshold=g.threshold).meets(decision.challenger)
-    return decision.outcome is Outcome.ESCALATE and misses
+    return decision.outcome is Outcome.ESCALATE and not policy_of(svc).meets(decision.challenger)
 
 
 @task(name="roll-back-challenger", **tasks.TASK)

@@ -27,7 +27,7 @@ import pandas as pd
 from modelcycle import tracepoints
 from modelcycle.config import Window
 from modelcycle.errors import ModelcycleError
-from modelcycle.gate import Decision, Policy
+from modelcycle.gate import Decision
 from modelcycle.gate.confusion import CONFUSION_FILE
 from modelcycle.lifecycle import act as acting
 from modelcycle.lifecycle import (
@@ -209,13 +209,6 @@ def compare(cycle: Cycle, got: Gathered) -> Compared:
     return Compared(trained, champion, challenger, model_uri, drift)
 
 
-def policy_of(svc: Services) -> Policy:
-    g = svc.ws.config.gate
-    return Policy(metric=svc.ws.config.metric, threshold=g.threshold, min_effect=g.min_effect,
-                  confidence=g.confidence, resamples=g.resamples, seed=g.seed, test=g.test,
-                  method=g.method, on_bad_data=g.on_bad_data)
-
-
 def data_problem(svc: Services, report: ValidationReport) -> str | None:
     """Why the window's data is suspect (too many rows dropped, an empty class, a class imbalance), or None."""
     return report.suspect(svc.ws.config.data.max_invalid_fraction)
@@ -224,7 +217,7 @@ def data_problem(svc: Services, report: ValidationReport) -> str | None:
 def judge(cycle: Cycle, got: Gathered, cmp: Compared) -> Decision:
     """The gate's decision, then the after-decide hooks (an approval may change it)."""
     svc = cycle.svc
-    decision = tasks.decide_task(cmp.champion.scores if cmp.champion else None, cmp.challenger, policy_of(svc),
+    decision = tasks.decide_task(cmp.champion.scores if cmp.champion else None, cmp.challenger, acting.policy_of(svc),
                                  data_problem(svc, got.report), cycle.champion_problem)
     cycle.result.decided(decision)
     tracepoints.reach("cycle:decided")
@@ -241,7 +234,8 @@ def act(cycle: Cycle, got: Gathered, cmp: Compared, decision: Decision) -> actin
     edits = checks.user_edits(cycle.state0)
     with acting.slot(svc):
         decision, champion = acting.recheck_champion(svc, decision, cmp.champion, cmp.challenger,
-                                                     got.split.holdout, policy_of(svc), data_problem(svc, got.report))
+                                                     got.split.holdout, acting.policy_of(svc),
+                                                     data_problem(svc, got.report))
         if got.report.dropped:  # duplicates and broken cells never reach the holdout: say so
             decision = replace(decision, reasons=[*decision.reasons, f"validation: {got.report.summary()}"])
         drifted = cmp.drift.reason() if cmp.drift else None
