@@ -75,6 +75,39 @@ def test_the_same_seed_gives_the_same_weights_and_another_seed_others(digits: pd
     assert torch.get_num_threads() >= 1 and not torch.are_deterministic_algorithms_enabled()  # put back
 
 
+def test_a_champion_loaded_while_a_challenger_trains_leaves_its_training_as_it_is(digits: pd.DataFrame) -> None:
+    """A cycle scores the champion in one thread while the challenger trains in another: the
+    champion's network, rebuilt from its saved weights, draws no random numbers, so the
+    challenger's weights are those it gets alone."""
+    import threading
+
+    trainer = trainer_for("torch")
+    rows = digits.iloc[:120]
+    champion = trainer.fit(rows, spec(epochs=1)).model
+    state = torch.get_rng_state()
+    cloudpickle.loads(cloudpickle.dumps(champion)).network()
+    assert torch.equal(state, torch.get_rng_state())
+    alone = trainer.fit(rows, spec(epochs=2))
+    done, loads = threading.Event(), [0]
+
+    def load_champions() -> None:
+        while not done.is_set():
+            cloudpickle.loads(cloudpickle.dumps(champion)).predict(rows.iloc[:2])
+            loads[0] += 1
+
+    scorer = threading.Thread(target=load_champions)
+    scorer.start()
+    try:
+        beside = trainer.fit(rows, spec(epochs=2))
+    finally:
+        done.set()
+        scorer.join()
+    assert loads[0] > 1
+    assert beside.history == alone.history
+    for key, value in weights(alone.model).items():
+        assert np.array_equal(value, weights(beside.model)[key]), key
+
+
 def test_the_best_epoch_is_kept_and_patience_stops_early(digits: pd.DataFrame) -> None:
     trainer = trainer_for("torch")
     rows = digits.iloc[:150]

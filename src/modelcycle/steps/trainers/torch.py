@@ -166,10 +166,14 @@ class TorchImageModel:
     def network(self) -> nn.Module:
         """The network in eval mode (built once)."""
         if self._net is None:
-            net = build_network(self.arch, self.channels, self.image_size, len(self.classes),
-                                _script(self.backbone_script) if self.backbone_script else None)
+            backbone = _script(self.backbone_script) if self.backbone_script else None
+            # Built on the meta device, then given the saved weights: building draws no random
+            # numbers, so a champion loaded while a challenger trains in another thread leaves the
+            # training's seeded random stream (weights, shuffles, dropout) as it is.
+            with torch.device("meta"):
+                net = build_network(self.arch, self.channels, self.image_size, len(self.classes), backbone)
             target = net.head if isinstance(net, BackboneNet) else net
-            target.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.state.items()})
+            target.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.state.items()}, assign=True)
             self._net = net.eval()
         return self._net
 
