@@ -14,8 +14,8 @@ images a month since July 2014:
   month    event          what is in the batch
   ======== ============== ===========================================================================
   2015-01  quiet          the same mix as the history
-  2015-02  class_balance  a new form with a 9: 66 of the 150 images are 9s, 60 of them in the first
-                          shipment (the month's first 105 images), 6 among its latest 45
+  2015-02  class_balance  a new form with a 9: 66 of the 150 images are 9s, 54 of them in the first
+                          shipment (the month's first 105 images), 12 among its latest 45
   2015-03  quiet          9s now arrive at about 1 in 5
   2015-04  rotated        a scanner fed the pages in any orientation: every image of the batch is
                           rotated by 90, 180 or 270 degrees
@@ -44,11 +44,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-#: The plan's default seed. Any seed gives the same events; this one was chosen because a small
-#: CNN's decisions match the truth in every window with it: the first champion's and the quiet
-#: months' 45 held-out images leave a model of 97-98% true accuracy 2 errors to spare, and with
-#: other seeds (0 and 1, of 0, 1, 4 and 5 tried with a two-layer CNN) the first champion made a
-#: third, missing 95% by one image.
+#: The plan's default seed. Any seed gives the same events; on 45 held-out images a champion of
+#: 98-99% true accuracy is 2 errors away from missing 95%, so the decisions a CNN makes depend on
+#: which images a seed holds out. With the example's CNN (:data:`modelcycle.examples.digits.workspace.MODEL_PARAMS`), seeds
+#: 0..4 give the plan's decision in every window and seed 5 in all but one (2015-06: a champion
+#: with 4 errors); seed 4 leaves the widest margins (no error of a champion in a quiet month).
 SEED = 4
 HISTORY_MONTHS = ("2014-07", "2014-08", "2014-09", "2014-10", "2014-11", "2014-12")
 BATCH_MONTHS = ("2015-01", "2015-02", "2015-03", "2015-04", "2015-05", "2015-06")
@@ -59,8 +59,9 @@ SIZES = dict.fromkeys(HISTORY_MONTHS[:-1], 150) | {HISTORY_MONTHS[-1]: 147} | di
 NINES = (dict.fromkeys(HISTORY_MONTHS + ("2015-01",), 0) | {"2015-02": 66}
          | {"2015-03": 28, "2015-04": 29, "2015-05": 28, "2015-06": 29})
 #: February's first shipment, its first 105 images (the 70% a cycle trains on), holds this many of
-#: its 9s; its latest 45 images (the 30% held out) the rest.
-EARLY_NINES = 60
+#: its 9s; its latest 45 images (the 30% held out) the rest: 12 9s, enough held-out images for the
+#: paired test to show the challenger better than a champion that has never seen a 9.
+EARLY_NINES = 54
 RARE_DIGIT = 9
 #: The batch whose images are rotated (each by 90, 180 or 270 degrees), and the one with broken files.
 ROTATED_MONTH = "2015-04"
@@ -85,9 +86,9 @@ EVENTS: list[dict[str, Any]] = [
             "images is not shown 1% better on 45 held-out images"},
     {"window": "2015-02", "batch": "2015-02", "event": "class_balance", "decision": "promote",
      "challenger_meets": True, "headline": "new class: 9s",
-     "why": "a new form brings 9s, which the champion never saw: 66 of the batch's 150 images (60 in its "
-            "first three weeks), 6 of its 45 held-out images, all of which the champion misreads (it "
-            "misses 95%); the challenger, trained on 60 9s, meets the gate and is better on the same images"},
+     "why": "a new form brings 9s, which the champion never saw: 66 of the batch's 150 images (54 in its "
+            "first three weeks), 12 of its 45 held-out images, all of which the champion misreads (it "
+            "misses 95%); the challenger, trained on 54 9s, meets the gate and is better on the same images"},
     {"window": "2015-03", "batch": "2015-03", "event": "quiet", "decision": "keep", "challenger_meets": True,
      "headline": "no change",
      "why": "9s now about 1 in 5: the champion, trained with February's 9s, meets the gate; nothing new "

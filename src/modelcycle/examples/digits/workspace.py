@@ -22,7 +22,8 @@ TEMPLATE = "modelcycle.template.yaml"
 #: Where the images and their index are written (the template's ``source.url`` and ``source.index``).
 IMAGES, INDEX = "data/images", "data/images.csv"
 #: params.yaml ``model:`` of the torch trainer: a small CNN on 8x8 greyscale images.
-MODEL_PARAMS: dict[str, Any] = {"epochs": 30, "batch_size": 32, "learning_rate": 0.001,
+MODEL_PARAMS: dict[str, Any] = {"epochs": 40, "batch_size": 32, "learning_rate": 0.003,
+                                "filters": [32, 64], "dropout": 0.5, "validation_fraction": 0.1,
                                 "image_size": 8, "channels": 1}
 #: Months before a window a challenger also trains on: all the history for every batch.
 HISTORY_MONTHS = 12

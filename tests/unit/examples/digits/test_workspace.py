@@ -74,7 +74,8 @@ def test_init_writes_the_history_and_every_batch_with_the_cnns_params(made, tmp_
     index = pd.read_csv(tmp_path / "data/images.csv")
     assert len(index) == 1798 and index["added_at"].max() < "2015-07"
     assert (tmp_path / "data/images/7").is_dir() and ws.root == tmp_path
-    assert made["model_params"] == {"epochs": 30, "batch_size": 32, "learning_rate": 0.001,
+    assert made["model_params"] == {"epochs": 40, "batch_size": 32, "learning_rate": 0.003,
+                                    "filters": [32, 64], "dropout": 0.5, "validation_fraction": 0.1,
                                     "image_size": 8, "channels": 1}
     assert made["history_months"] == 12 and made["text"] == workspace.config_text()
     assert said == ["writing scikit-learn's handwritten digits as PNG files into data/images "
