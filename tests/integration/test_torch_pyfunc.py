@@ -7,10 +7,16 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +156,93 @@ def test_a_learning_curve_is_logged_as_steps_in_one_batch(registry: MlflowRegist
         history = sorted(registry._client.get_metric_history(run_id, metric), key=lambda m: m.step)
         assert [m.step for m in history] == [1, 2]
         assert [m.value for m in history] == pytest.approx([h[metric] for h in trained.history])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def post(url: str, payload: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_mlflow_models_serve_predicts_base64_and_paths_as_the_loaded_model_does(
+        registry: MlflowRegistry, trained: Trained, digits: pd.DataFrame, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mlflow models serve` on a registered version, as a team serves it without modelcycle:
+    a dataframe_split of base64 PNG text or file paths gives the labels (and, with the output
+    param, the probabilities) that `mlflow.pyfunc.load_model(...).predict` gives."""
+    import mlflow.pyfunc
+
+    path = tmp_path / "model"
+    trainer_for("torch").save(trained, str(path), input_example=digits.iloc[:120].drop(columns=["label"]).tail(3),
+                              extra_code_paths=None, writer=registry.save_model)
+    run_id = registry.start_run(experiment=NAME, run_name="train")
+    version = registry.register(NAME, registry.log_model_dir(run_id, str(path)), run_id, {})
+    registry.end_run(run_id)
+    uri = f"models:/{NAME}/{version.version}"
+
+    held_out = digits["image"].iloc[140:146].tolist()
+    encoded = [base64.b64encode(Path(p).read_bytes()).decode() for p in held_out[:3]]
+    cells = [*encoded, *held_out[3:]]  # three as base64 text, three as file paths
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") and k != "PYTHONPATH"}
+    env.update(MLFLOW_TRACKING_URI=registry.tracking_uri, MLFLOW_DISABLE_TELEMETRY="true",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")  # uvicorn
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager",
+                                   "local", "-h", "127.0.0.1", "-p", str(port)], cwd=tmp_path, env=env,
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert server.poll() is None, f"the server stopped: {log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"no answer on /ping in 90 s: {log.read_text()[-3000:]}"
+            time.sleep(0.5)
+        split = {"columns": ["image"], "data": [[c] for c in cells]}
+        status, labels = post(f"http://127.0.0.1:{port}/invocations", {"dataframe_split": split})
+        assert status == 200, labels
+        status, proba = post(f"http://127.0.0.1:{port}/invocations",
+                             {"dataframe_split": split, "params": {"output": "proba"}})
+        assert status == 200, proba
+        status, refused = post(f"http://127.0.0.1:{port}/invocations",
+                               {"dataframe_split": {"columns": ["image"], "data": [[str(tmp_path / "none.png")]]}})
+        # a cell the model cannot read is answered with what is wrong, not MLflow's "unexpected error"
+        assert status == 400 and refused["error_code"] == "INVALID_PARAMETER_VALUE", refused
+        assert re.search(r"row 0 of 'image': the image file \S*none\.png does not exist", refused["message"])
+        status, refused = post(f"http://127.0.0.1:{port}/invocations",
+                               {"dataframe_split": split, "params": {"output": "probs"}})
+        assert status == 400 and "the param output='probs' is not known" in refused["message"], refused
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=20)
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.tracking_uri)
+    model = mlflow.pyfunc.load_model(uri)
+    frame = pd.DataFrame({"image": cells})
+    want = np.asarray(model.predict(frame)).tolist()
+    assert labels["predictions"] == want
+    assert want == trainer_for("torch").predict(trained.model, digits.iloc[140:146]).tolist()
+    want_proba = model.predict(frame, params={"output": "proba"})
+    served_proba = pd.DataFrame(proba["predictions"])
+    assert list(served_proba.columns) == list(want_proba.columns) == [f"proba_{c}" for c in trained.model.classes]
+    np.testing.assert_allclose(served_proba.to_numpy(), want_proba.to_numpy(), atol=1e-6)

@@ -10,6 +10,7 @@ from typing import Any
 
 from modelcycle.config import Window
 from modelcycle.errors import ModelcycleError, WorkspaceError
+from modelcycle.lifecycle import stages
 from modelcycle.lifecycle.effects import CHAMPION_TAG
 from modelcycle.lifecycle.services import Services
 from modelcycle.registry import history
@@ -74,7 +75,7 @@ def user_edits(state: VersionState) -> list[str]:
 def flat_params(svc: Services, window: Window) -> dict[str, Any]:
     """The cycle's settings as the MLflow run's parameters."""
     c, p = svc.ws.config, svc.ws.params
-    return {"window": window.label, "estimator": c.model.estimator,
+    return {"window": window.label, **stages.model_settings(svc.ws),
             "features": c.features.builder or ",".join(c.features.columns or []) or "raw columns",
             "metric": c.metric, **{f"gate.{k}": v for k, v in c.gate.model_dump().items()}, "seed": p.seed,
             "data.history_months": p.data.history_months,

@@ -150,8 +150,7 @@ def record(ws: Workspace, registry: Registry, challenger: Scores, champion: Scor
     run_id = registry.start_run(experiment=experiment, run_name=name, tags=tags)
     try:
         c = ws.config
-        registry.log_params(run_id, {"trainer": c.model.trainer, "estimator": c.model.estimator, "metric": c.metric,
-                                     **current_params(ws)})
+        registry.log_params(run_id, {**stages.model_settings(ws), "metric": c.metric, **current_params(ws)})
         registry.log_metrics(run_id, stages.flat_metrics(challenger, champion))
         _log_curve(ws, registry, run_id)
         for rel in (stages.METRICS, stages.PREDICTIONS, stages.LEARNING_CURVE):

@@ -244,6 +244,19 @@ def learns_in_epochs(ws: Workspace) -> bool:
     return ws.config.model.trainer != "sklearn"
 
 
+def model_settings(ws: Workspace) -> dict[str, str]:
+    """What trains the challenger, as MLflow run params: the trainer, and the estimator for the
+    scikit-learn trainer only (``model.estimator``'s default, LightGBM, means nothing to another)."""
+    model = ws.config.model
+    return {"trainer": model.trainer, **({"estimator": model.estimator} if model.trainer == "sklearn" else {})}
+
+
+def model_label(ws: Workspace) -> str:
+    """What trains the challenger, as a line names it: ``lightgbm:LGBMRegressor``, ``a torch model``."""
+    model = ws.config.model
+    return model.estimator if model.trainer == "sklearn" else f"a {model.trainer} model"
+
+
 def train(ws: Workspace, train_rows: pd.DataFrame, save_model: ModelWriter) -> tr.Trained:
     """Fit the challenger with the workspace's trainer -> models/challenger (an MLflow pyfunc
     model directory, written by the trainer with ``save_model``, the registry's writer)."""
@@ -355,7 +368,7 @@ def run_stage(ws: Workspace, stage: str) -> str:
     if stage == "train":
         registry = open_registry(ws)
         trained = train(ws, _read_parquet(ws, TRAIN, stage), registry.save_model)
-        return f"trained {ws.config.model.estimator} on {trained.rows} rows in {trained.fit_seconds:.1f}s -> {MODEL}"
+        return f"trained {model_label(ws)} on {trained.rows} rows in {trained.fit_seconds:.1f}s -> {MODEL}"
     if stage == "evaluate":
         from modelcycle.lifecycle import experiments
 

@@ -150,6 +150,19 @@ class ModelcyclePyfunc(PythonModel):
         probabilities (``output="proba"``) as a DataFrame with a ``proba_<class>`` column per class."""
         if self.pipeline is None:
             raise RuntimeError("the model pipeline is not loaded: call load_context first")
+        try:
+            return self._predict(model_input, params)
+        except Exception as exc:
+            if _served_by_mlflow() and _says_what_is_wrong(exc):
+                # MLflow's scoring server answers any other exception with "an unexpected error"
+                # and keeps the reason in a stack trace; an MlflowException's message is shown
+                from mlflow.exceptions import MlflowException
+                from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+                raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from exc
+            raise
+
+    def _predict(self, model_input: pd.DataFrame, params: dict[str, Any] | None) -> Any:
         output = str((params or {}).get(OUTPUT_PARAM) or OUTPUT_LABEL).strip().lower()
         if output not in (OUTPUT_LABEL, OUTPUT_PROBA):
             raise ValueError(f"the param output={output!r} is not known: use '{OUTPUT_LABEL}' (the default: "
@@ -160,6 +173,22 @@ class ModelcyclePyfunc(PythonModel):
         if output == OUTPUT_PROBA:
             return proba_frame(self.pipeline, model_input)
         return np.asarray(self.pipeline.predict(model_input))
+
+
+#: What ``mlflow models serve`` sets for its scoring server's process (the model's local path).
+SERVER_MODEL_PATH_VAR = "__pyfunc_model_path__"
+
+
+def _served_by_mlflow() -> bool:
+    """Whether this process is MLflow's scoring server (``mlflow models serve``): elsewhere a
+    caller gets the records' error as it is raised (modelcycle's own serving, a DataError)."""
+    return bool(os.environ.get(SERVER_MODEL_PATH_VAR))
+
+
+def _says_what_is_wrong(exc: Exception) -> bool:
+    """A modelcycle error about the records (an image file that does not exist, a cell that is
+    no image) or this module's ValueError (probabilities of a regression model, an unknown output)."""
+    return any(c.__name__ == "ModelcycleError" for c in type(exc).__mro__) or type(exc) is ValueError
 
 
 def dump_pipeline(pipeline: Any, path: str | os.PathLike[str], *, on_object: Any = None) -> None:
