@@ -9,11 +9,19 @@ A cell of a column of type ``image`` (modelcycle.yaml ``data.columns``) is one o
   a JSON client sends);
 * a Pillow image already open.
 
+:func:`read_image` is the one reading of a cell, which validation (:mod:`.imagecheck`), training,
+prediction and serving share, so that validation keeps exactly the cells a model can read: the
+cell's bytes (:func:`cell_bytes`; how a text is taken, path, base64 or data URI, is
+:func:`text_form`) and the image they hold, its container verified and its pixels decoded. Base64
+may use either alphabet (standard or url-safe, not both), line breaks and no padding; a data URI
+must say ``;base64``. With ``paths=False`` (``serve.image_paths: false``) a path is refused and the
+disk is never looked at.
+
 :func:`open_image` turns a cell into a Pillow image, :func:`to_array` a Pillow image into a
 float32 array of the model's size and channels, scaled to [0, 1] (channels first: C x H x W),
 and :func:`batch` a whole column into N x C x H x W. A cell that cannot be read is a
-:class:`~modelcycle.errors.DataError` naming the row and what was wrong (the file does not
-exist, it is not an image, the text is not base64).
+:class:`CellError` (a :class:`~modelcycle.errors.DataError`) naming the row and column and what
+was wrong (the file does not exist, it is not an image, the text is not base64).
 """
 
 from __future__ import annotations

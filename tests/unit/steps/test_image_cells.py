@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,16 @@ def url_safe_png(nth: int = 0) -> bytes:
 
 def url_safe(nth: int) -> str:
     return base64.urlsafe_b64encode(url_safe_png(nth)).decode()
+
+
+def bad_checksum() -> bytes:
+    """A PNG whose pixels decode but whose IDAT checksum is wrong: Pillow's load() passes it,
+    its verify() does not (validation once refused it while prediction read it)."""
+    data = bytearray(png(33))
+    at = data.find(b"IDAT")
+    (size,) = struct.unpack(">I", data[at - 4:at])
+    data[at + 4 + size] ^= 0xFF
+    return bytes(data)
 
 
 def cells(tmp_path: Path) -> list[tuple[str, Any, str | None]]:
@@ -94,6 +105,7 @@ def cells(tmp_path: Path) -> list[tuple[str, Any, str | None]]:
         ("long base64 of no image", b64(b"no image here " * 30), "the base64 text is not an image"),
         ("bytes of no image", b"hello", "the 5 bytes is not an image"),
         ("a truncated PNG's bytes", cut, "is not an image Pillow can read"),
+        ("a PNG with a wrong checksum", bad_checksum(), "bad header checksum"),
         ("a number", 42, "holds int"),
         ("nothing", None, "is empty"),
         ("NaN", float("nan"), "is empty"),
@@ -129,7 +141,7 @@ def test_validation_keeps_exactly_the_cells_prediction_reads(tmp_path: Path) -> 
     assert report.dropped["image file is missing"] == 3 and report.dropped["image is empty"] == 2
 
 
-CASES = 35
+CASES = 36
 
 
 @pytest.mark.parametrize("index", range(CASES))
