@@ -58,7 +58,9 @@ def test_the_report_after_a_cycle_holds_the_champions_params_and_metrics_from_ml
     assert "No param differs from the champion's." in md
 
     unchanged = md.split("unchanged param(s)</summary>", 1)[1]
-    for name in ("window", "seed", "split.holdout_fraction", "data.history_months", "model.n_estimators",
+    assert f"Window: this branch `{run.data.params['window']}`, champion v{version} " in md
+    assert "(the same); each cycle sets its own" in md and "| window |" not in md
+    for name in ("seed", "split.holdout_fraction", "data.history_months", "model.n_estimators",
                  "model.learning_rate", "estimator", "gate.threshold"):
         value = run.data.params[name]
         assert f"| {name} | `{value}` | `{value}` |  |" in unchanged, name

@@ -121,7 +121,7 @@ def test_the_saved_model_predicts_paths_and_base64_in_a_fresh_process(
     assert (np.asarray(out["paths"]) == digits["label"].iloc[120:].to_numpy()).mean() > 0.3  # chance is 0.1
 
 
-def test_a_served_image_column_takes_paths_and_base64_text(
+def test_a_served_image_column_takes_base64_text_and_paths_only_when_the_server_reads_them(
         registry: MlflowRegistry, trained: Trained, digits: pd.DataFrame, tmp_path: Path) -> None:
     from modelcycle.errors import DataError
     from modelcycle.serving import inputs
@@ -146,6 +146,30 @@ def test_a_served_image_column_takes_paths_and_base64_text(
     assert caught.value.status == 422 and caught.value.row == 1
     with pytest.raises(DataError, match=r"row 0 of 'image': the image file .*missing.png does not exist"):
         served.predict(pd.DataFrame({"image": [str(tmp_path / "missing.png")]}))
+
+    # through the HTTP app: a path is refused unless serve.image_paths is true; base64 answers the same
+    from fastapi.testclient import TestClient
+
+    from modelcycle.serving.app import Server, create_app
+
+    class Follower:
+        name, alias, poll_seconds, served = NAME, "champion", 2.0, None
+        loaded_at = last_poll = poll_error = failure = notice = None
+        swaps = 0
+
+    follower = Follower()
+    follower.served = served
+    want = predictions.tolist()
+    refusing = TestClient(create_app(Server(follower)))  # type: ignore[arg-type]
+    answer = refusing.post("/predict", json={"records": [{"image": c} for c in cells]})
+    assert answer.status_code == 422 and answer.json()["error"]["code"] == "image_path_refused"
+    assert answer.json()["error"]["row"] == 0 and "serve.image_paths: true" in answer.json()["error"]["message"]
+    encoded = [base64.b64encode(Path(digits["image"][150]).read_bytes()).decode(), cells[1]]
+    answer = refusing.post("/predict", json={"records": [{"image": c} for c in encoded]})
+    assert answer.status_code == 200 and answer.json()["predictions"] == want
+    sharing = TestClient(create_app(Server(follower, image_paths=True)))  # type: ignore[arg-type]
+    answer = sharing.post("/predict", json={"records": [{"image": c} for c in cells]})
+    assert answer.status_code == 200 and answer.json()["predictions"] == want
 
 
 def test_a_learning_curve_is_logged_as_steps_in_one_batch(registry: MlflowRegistry, trained: Trained) -> None:

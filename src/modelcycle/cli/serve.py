@@ -36,7 +36,7 @@ def serve(
         host=host or cfg.host, port=cfg.port if port is None else port, poll_seconds=cfg.poll_seconds,
         max_body_mb=cfg.max_body_mb, token=os.environ.get(runner.TOKEN_VAR) or None,
         key_columns=list(cfg.key_columns), log_level="info" if common.options(ctx).verbose else "warning",
-        webhook_url=cfg.webhook_url)
+        webhook_url=cfg.webhook_url, image_paths=cfg.image_paths)
     runner.check_binding(settings.host, settings.token)  # before opening anything
     reg = open_registry(ws)
     on_move = _move_recorder(ws, reg, ws.config.name)

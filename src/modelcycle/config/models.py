@@ -286,6 +286,11 @@ class ServeConfig(Section):
     poll_seconds: float = Field(
         default=2.0, gt=0, description="how often the server reads the champion alias to follow a move")
     max_body_mb: float = Field(default=16, gt=0, description="a request body larger than this is refused (413)")
+    image_paths: bool = Field(
+        default=False,
+        description="image models: read a file path a client sends in an image column from this server's disk; "
+        "false (the default) refuses such a request (422) and takes only the image's base64 text or a "
+        "data:image/...;base64, URI. true for a server that shares a disk with its clients")
     shadow: bool = Field(
         default=False,
         description="also score the challenger on each request, off the request path, and log both "

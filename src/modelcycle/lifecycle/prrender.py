@@ -218,6 +218,17 @@ def _param_rows(report: ReportData) -> tuple[list[list[str]], list[list[str]]]:
     return changed, same
 
 
+def _window_line(report: ReportData) -> str:
+    """The windows of the branch and of the champion, apart from the params: each cycle sets its own."""
+    c = report.champion
+    if c is None:
+        return ""
+    ours, theirs = f"`{report.window}`" if report.window else "none", f"`{c.window}`" if c.window else "none"
+    same = " (the same)" if report.window == c.window else ""
+    return (f"Window: this branch {ours}, champion v{c.version} {theirs}{same}; each cycle sets its own, "
+            "so it is not counted as a param change.")
+
+
 def _md_table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
     lines = ["| " + " | ".join(headers) + " |",
              "|" + "|".join("---:" if i in right else "---" for i in range(len(headers))) + "|"]
@@ -253,6 +264,8 @@ def markdown(report: ReportData, images: dict[str, Path], notes: list[str]) -> s
     ref = _reference_line(report)
     lines += ["", ref] if ref else []
     lines += ["", "### Params", ""]
+    window_line = _window_line(report)
+    lines += [window_line, ""] if window_line else []
     if changed:
         lines += _md_table(param_headers, changed, set())
     else:
@@ -309,7 +322,10 @@ def html_page(report: ReportData, images: dict[str, Path], notes: list[str]) -> 
     ref = _reference_line(report)
     if ref:
         parts.append(f"<p>{_inline(ref)}</p>")
-    parts += ["<h3>Params</h3>", _html_table(param_headers, changed) if changed
+    parts.append("<h3>Params</h3>")
+    if _window_line(report):
+        parts.append(f"<p>{_inline(_window_line(report))}</p>")
+    parts += [_html_table(param_headers, changed) if changed
               else "<p>No param differs from the champion's.</p>"]
     if unchanged:
         parts.append(f"<details><summary>{len(unchanged)} unchanged param(s)</summary>"

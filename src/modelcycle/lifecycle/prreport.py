@@ -263,10 +263,16 @@ def cycle_points(reg: Registry, name: str, metric: str, limit: int = TIMELINE_CY
 # both
 # ---------------------------------------------------------------------------------------------
 
+#: params each cycle sets itself (params.yaml's ``window``): they differ from the champion's on
+#: every branch, so they are shown apart (the report's title and champion line), never as a change
+PER_CYCLE = frozenset({"window"})
+
+
 def _param_rows(ours: dict[str, str], champion: Champion | None) -> list[ParamRow]:
+    ours = {k: v for k, v in ours.items() if k not in PER_CYCLE}
     if champion is None:
         return [ParamRow(k, v, None) for k, v in ours.items()]
-    theirs = champion.params
+    theirs = {k: v for k, v in champion.params.items() if k not in PER_CYCLE}
     rows = [ParamRow(k, v, theirs.get(k)) for k, v in ours.items()]
     # a hyper-parameter the champion had and the workspace no longer sets
     rows += [ParamRow(k, None, v) for k, v in sorted(theirs.items()) if k not in ours and k.startswith("model.")]

@@ -7,7 +7,9 @@ points at, read once per request. A request body is read (within the size limit)
 checked column by column (:mod:`modelcycle.serving.inputs`), then predicted together with the
 requests that wait beside it (:mod:`modelcycle.serving.batcher`). Every error is JSON,
 ``{"error": {"code", "message", "field"}}``: a client's mistake is a 4xx naming what was wrong,
-and anything else a 500 with the request id the log holds the traceback under.
+and anything else a 500 with the request id the log holds the traceback under. A file path in an
+image column is refused (422) unless ``serve.image_paths`` is true: the server reads no file a
+client names.
 """
 
 from __future__ import annotations
@@ -180,7 +182,7 @@ class Server:
 
     def __init__(self, follower: Follower, *, max_body_mb: float = 16, shadow: Any = None,
                  key_columns: list[str] | None = None, reg: Registry | None = None, alias: str = CHAMPION,
-                 webhook: Receiver | None = None) -> None:
+                 webhook: Receiver | None = None, image_paths: bool = False) -> None:
         self.follower = follower
         self.batcher = Batcher()
         self.max_body = int(max_body_mb * 2**20)
@@ -189,6 +191,8 @@ class Server:
         self.reg = reg
         self.alias = alias
         self.webhook = webhook
+        #: serve.image_paths: read file paths clients send in image columns (else a 422)
+        self.image_paths = image_paths
         self._described: tuple[Any, dict[str, Any]] | None = None
 
     async def answer(self, content_type: str | None, length: str | None, chunks: AsyncIterator[bytes]
@@ -204,7 +208,8 @@ class Server:
             body = await read_body(length, chunks, self.max_body)
             parsed = inputs.parse(body, content_type)
             output = _output(parsed.params, served.gives_probabilities)
-            columns = inputs.check(parsed, served.columns, served.zones, self.key_columns)
+            columns = inputs.check(parsed, served.columns, served.zones, self.key_columns,
+                                   image_paths=self.image_paths)
             result = await self.batcher.predict(served, columns, parsed.rows, output)
         except InputError as exc:
             return exc.status, orjson.dumps(exc.body()), rid, None

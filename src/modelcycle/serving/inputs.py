@@ -239,10 +239,37 @@ def _from_text(name: str, kind: str, values: np.ndarray) -> np.ndarray:
     return values
 
 
+def _image_bytes(name: str, values: Values) -> np.ndarray:
+    """An image column's texts as the images' bytes, read without looking at the disk: a file
+    path is a 422 naming its row (``serve.image_paths`` is false), as is text that is no base64.
+    The model then gets bytes and reads no file whatever a client sent."""
+    from modelcycle.steps import images
+
+    out = np.empty(len(values), dtype=object)
+    for row, value in enumerate(values):
+        try:
+            out[row] = images.cell_bytes(value, row=row, column=name, paths=False)
+        except images.CellError as exc:
+            if exc.problem != images.REFUSED:
+                raise InputError(422, "invalid_value", exc.message, field=name, row=row) from None
+            text = str(value).strip()
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            raise InputError(422, "image_path_refused",
+                             f"record {row} of '{name}' is a file path ({shown!r}), and this server reads no file "
+                             f"a client names (serve.image_paths is false): {images.PATHS_REFUSED_HINT}",
+                             field=name, row=row) from None
+    return out
+
+
 def column(name: str, kind: str, values: Values, *, text: bool = False,
-           zone: str | None = None) -> Any:
+           zone: str | None = None, image_paths: bool = True) -> Any:
     """One column's values checked against its kind, as an array (a DatetimeIndex for dates);
-    an InputError naming the field and the first bad row otherwise."""
+    an InputError naming the field and the first bad row otherwise. With ``image_paths`` False an
+    image column becomes the images' bytes, and a file path in it is such an error."""
+    if kind == "image" and not image_paths:
+        if not text and not set(map(type, values)) <= _ALLOWED["image"]:
+            raise _type_error(name, kind, values, _first_bad(values, _ALLOWED["image"]))
+        return _image_bytes(name, values)
     if text and kind in ("float", "int", "bool"):
         values = _from_text(name, kind, np.asarray(values, dtype=object))
         if kind == "bool":
@@ -328,10 +355,11 @@ def _first_bad_date(values: Values) -> int:
 
 
 def check(request: Request, kinds: Mapping[str, str], zones: Mapping[str, str | None] | None = None,
-          extra: Sequence[str] = ()) -> dict[str, Any]:
+          extra: Sequence[str] = (), *, image_paths: bool = True) -> dict[str, Any]:
     """The model's input columns of ``request``, checked against their kinds (``{}``: a model
     without a signature takes the body's columns as they are), plus the ``extra`` columns the
-    body has (key columns for the prediction log), unchecked."""
+    body has (key columns for the prediction log), unchecked. ``image_paths`` False refuses a
+    file path in an image column (``serve.image_paths``)."""
     text = isinstance(request, _CsvRequest)
     zones = zones or {}
     out: dict[str, Any] = {}
@@ -342,7 +370,7 @@ def check(request: Request, kinds: Mapping[str, str], zones: Mapping[str, str | 
         except KeyError:
             raise InputError(422, "missing_field", f"the records have no '{name}', which the model needs "
                              f"(it takes {', '.join(wanted)})", field=name) from None
-        out[name] = column(name, kind, values, text=text, zone=zones.get(name))
+        out[name] = column(name, kind, values, text=text, zone=zones.get(name), image_paths=image_paths)
     for name in extra:
         if name not in out and name in request.names:
             try:

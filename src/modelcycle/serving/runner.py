@@ -82,6 +82,8 @@ class Settings:
     log_level: str = "warning"
     #: where the MLflow server reaches this server's /hooks/mlflow (None: the bound URL's)
     webhook_url: str | None = None
+    #: read file paths clients send in image columns (serve.image_paths); refused (422) when False
+    image_paths: bool = False
 
 
 @dataclass
@@ -150,7 +152,7 @@ def serve(reg: Registry, name: str, state_dir: Path, settings: Settings, hooks: 
             if receiver is not None:
                 receiver.wake = {**receiver.wake, CHALLENGER: challenger.wake}
         server = Server(follower, max_body_mb=settings.max_body_mb, shadow=shadow, key_columns=settings.key_columns,
-                        reg=reg, webhook=receiver)
+                        reg=reg, webhook=receiver, image_paths=settings.image_paths)
         batcher_box.append(server)
         app = create_app(server, token=settings.token)
         config = uvicorn.Config(app, log_level=settings.log_level, access_log=False, lifespan="off",

@@ -1,8 +1,9 @@
 """What validation needs to know about one image cell: can it be read, its size, mode and hash.
 
 A cell of an image column is a file's path, the image's bytes, or base64 text (a ``data:`` URI
-too). :func:`inspect` reads the bytes once, hashes them (sha256, for the duplicate rule), and
-opens them with Pillow twice: ``verify()`` (the container: a PNG's chunks and checksums) and then
+too). :func:`inspect` reads it with :func:`modelcycle.steps.images.read_image`, the one reading
+training, prediction and serving use too: the bytes once, hashed here (sha256, for the duplicate
+rule), opened by Pillow twice: ``verify()`` (the container: a PNG's chunks and checksums) and then
 a real ``load()`` (the pixels: a file cut short fails here, as Pillow refuses truncated images by
 default). Nothing raises: a cell that cannot be read comes back with its ``problem`` ("missing"
 for a path to no file, "unreadable" otherwise) and Pillow's or the OS's words in ``detail``, so
@@ -12,12 +13,8 @@ one broken file drops its row and never stops a cycle. Many cells are read by a 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import io
 import os
-import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,7 +27,6 @@ from modelcycle.config.models import RuleConfig
 MISSING = "missing"
 UNREADABLE = "unreadable"
 
-_BASE64 = re.compile(r"^[A-Za-z0-9+/\s]+={0,2}\s*$")
 #: below this many cells one thread reads them all (a pool costs more than it saves)
 _POOL_FROM = 64
 _WORKERS = 4
@@ -61,50 +57,18 @@ def short_name(cell: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def cell_bytes(cell: Any) -> bytes:
-    """The image's bytes: those of a path's file, the cell's own, or its base64 text decoded.
-    FileNotFoundError for a path to no file; ValueError for text that is neither."""
-    if isinstance(cell, (bytes, bytearray, memoryview)):
-        return bytes(cell)
-    text = str(cell)
-    if text.startswith("data:"):
-        _, _, payload = text.partition(",")
-        return _b64(payload)
-    if os.path.isfile(text):
-        with open(text, "rb") as f:
-            return f.read()
-    if len(text) >= 64 and _BASE64.match(text):
-        return _b64(text)
-    raise FileNotFoundError(f"no such file: {text}")
-
-
-def _b64(text: str) -> bytes:
-    try:
-        return base64.b64decode("".join(text.split()), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"not base64 text: {exc}") from exc
-
-
 def inspect(cell: Any) -> ImageFacts:
-    """The facts of one cell (see the module); never raises for a bad cell."""
-    from PIL import Image
+    """The facts of one cell (see the module); never raises for a bad cell. The cell is read by
+    :func:`modelcycle.steps.images.read_image`, as training and prediction read it: validation
+    keeps exactly the cells a model can read."""
+    from modelcycle.steps import images
 
     try:
-        data = cell_bytes(cell)
-    except FileNotFoundError as exc:
-        return ImageFacts(MISSING, str(exc))
-    except (OSError, ValueError) as exc:
-        return ImageFacts(UNREADABLE, str(exc))
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.verify()
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            size, mode = (int(im.size[0]), int(im.size[1])), str(im.mode)
-    except Image.UnidentifiedImageError:
-        return ImageFacts(UNREADABLE, "no image format Pillow reads")
-    except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise OSError, SyntaxError, ValueError, struct.error...
-        return ImageFacts(UNREADABLE, str(exc) or type(exc).__name__)
+        data, image = images.read_image(cell)
+    except images.CellError as exc:
+        return ImageFacts(MISSING if exc.problem == images.MISSING else UNREADABLE, exc.detail)
+    with image:
+        size, mode = (int(image.size[0]), int(image.size[1])), str(image.mode)
     return ImageFacts(size=size, mode=mode, sha256=hashlib.sha256(data).hexdigest())
 
 

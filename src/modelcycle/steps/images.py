@@ -9,11 +9,19 @@ A cell of a column of type ``image`` (modelcycle.yaml ``data.columns``) is one o
   a JSON client sends);
 * a Pillow image already open.
 
+:func:`read_image` is the one reading of a cell, which validation (:mod:`.imagecheck`), training,
+prediction and serving share, so that validation keeps exactly the cells a model can read: the
+cell's bytes (:func:`cell_bytes`; how a text is taken, path, base64 or data URI, is
+:func:`text_form`) and the image they hold, its container verified and its pixels decoded. Base64
+may use either alphabet (standard or url-safe, not both), line breaks and no padding; a data URI
+must say ``;base64``. With ``paths=False`` (``serve.image_paths: false``) a path is refused and the
+disk is never looked at.
+
 :func:`open_image` turns a cell into a Pillow image, :func:`to_array` a Pillow image into a
 float32 array of the model's size and channels, scaled to [0, 1] (channels first: C x H x W),
 and :func:`batch` a whole column into N x C x H x W. A cell that cannot be read is a
-:class:`~modelcycle.errors.DataError` naming the row and what was wrong (the file does not
-exist, it is not an image, the text is not base64).
+:class:`CellError` (a :class:`~modelcycle.errors.DataError`) naming the row and column and what
+was wrong (the file does not exist, it is not an image, the text is not base64).
 """
 
 from __future__ import annotations
@@ -38,10 +46,37 @@ from modelcycle.errors import DataError
 MODES = {1: "L", 3: "RGB"}
 
 _HINT = ("an image cell is an image file's path (absolute, or relative to the current directory), "
-         "the file's bytes, or its base64 text (optionally a data:image/...;base64, URI)")
-_BASE64 = re.compile(r"^[A-Za-z0-9+/_\-\s]*={0,2}\s*$")
-_DATA_URI = re.compile(r"^data:(?P<type>[^;,]*)(?P<params>(?:;[^;,]*)*),(?P<data>.*)$", re.DOTALL)
+         "the file's bytes, or its base64 text (standard or url-safe, padding optional; or a "
+         "data:image/...;base64, URI)")
+#: text of either base64 alphabet (no mix is checked here), with line breaks and padding
+_BASE64 = re.compile(r"^[A-Za-z0-9+/_\-\s]*={0,2}$")
+_DATA_URI = re.compile(r"^data:(?P<type>[^;,]*)(?P<params>(?:;[^;,]*)*),(?P<data>.*)$", re.DOTALL | re.IGNORECASE)
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+#: text shorter than this that names no file is taken for a path (the base64 of a readable image
+#: is longer: a 1 x 1 PNG's is 92 characters)
+_SHORTEST_BASE64 = 16
+#: base64 text up to this long that does not decode to an image may as well be a mistyped path
+_AMBIGUOUS_UP_TO = 256
+
+#: The forms of a text cell (:func:`text_form`).
+PATH, DATA_URI, BASE64 = "path", "data URI", "base64"
+#: Why a cell holds no image (:attr:`CellError.problem`).
+MISSING, UNREADABLE, REFUSED = "missing", "unreadable", "refused"
+
+#: what a client of a server that refuses paths is told to do instead
+PATHS_REFUSED_HINT = ("send the image's base64 text (or a data:image/...;base64, URI) instead of a path, "
+                      "or set `serve.image_paths: true` in modelcycle.yaml when the server shares a disk "
+                      "with its clients")
+
+
+class CellError(DataError):
+    """An image cell that holds no readable image: ``problem`` is :data:`MISSING` (a path to no
+    file), :data:`REFUSED` (a path where paths are not read) or :data:`UNREADABLE`; ``detail``
+    says why in a few words (without the row), for validation's examples."""
+
+    def __init__(self, message: str, hint: str | None, *, problem: str, detail: str) -> None:
+        super().__init__(message, hint)
+        self.problem, self.detail = problem, detail
 
 
 def _where(row: Any, column: str) -> str:
@@ -52,95 +87,171 @@ def _shown(text: str) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _from_bytes(data: bytes, what: str, row: Any, column: str) -> Image.Image:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            image.load()  # decode now: a truncated file fails here, not in the model
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{_where(row, column)}: {what} is not an image Pillow can read "
-                        f"({type(exc).__name__}: {exc})", _HINT) from exc
-    return image
-
-
-def _from_base64(text: str, row: Any, column: str, what: str) -> Image.Image:
-    compact = "".join(text.split())
-    try:
-        if "-" in compact or "_" in compact:
-            data = base64.urlsafe_b64decode(compact + "=" * (-len(compact) % 4))
-        else:
-            data = base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise DataError(f"{_where(row, column)}: the {what} is not valid base64 ({exc})", _HINT) from exc
-    if not data:
-        raise DataError(f"{_where(row, column)}: the {what} decodes to no bytes", _HINT)
-    return _from_bytes(data, f"the base64 {what}", row, column)
-
-
-def _from_data_uri(text: str, row: Any, column: str) -> Image.Image:
-    match = _DATA_URI.match(text.strip())
-    if match is None or ";base64" not in match.group("params").lower():
-        raise DataError(f"{_where(row, column)}: the data URI {_shown(text)!r} is not base64 "
-                        "(expected data:image/...;base64,<data>)", _HINT)
-    return _from_base64(match.group("data"), row, column, "data URI")
-
-
 def _path_exists(text: str) -> bool:
     try:
-        return os.path.isfile(text)
+        return os.path.exists(text)
     except (OSError, ValueError):  # too long for a file name, or a NUL in it
         return False
 
 
 def _looks_like_path(text: str) -> bool:
-    return ("/" in text and not _BASE64.match(text)) or "\\" in text or text.lower().endswith(_IMAGE_SUFFIXES) \
-        or len(text) < 16
+    """Short, a backslash, an image suffix, a character base64 has not, or a slash beside - or _
+    (base64 text never mixes its two alphabets: a JPEG's starts with /9j/, a folder's path may)."""
+    return (len(text) < _SHORTEST_BASE64 or "\\" in text or text.lower().endswith(_IMAGE_SUFFIXES)
+            or not _BASE64.match(text) or ("/" in text and ("-" in text or "_" in text)))
 
 
-def _from_path(path: str | os.PathLike[str], row: Any, column: str) -> Image.Image:
-    file = Path(path)
+def text_form(text: str, *, paths: bool = True) -> str:
+    """How a text cell is read: :data:`DATA_URI` (it starts with ``data:``), :data:`PATH` (it
+    names an existing file, or looks like a path: short, a backslash, an image suffix, characters
+    base64 has not) or :data:`BASE64`. With ``paths`` False the disk is not looked at."""
+    text = text.strip()
+    if text[:5].lower() == "data:":
+        return DATA_URI
+    if paths and _path_exists(text):
+        return PATH  # a file, or a folder (which says it is no file)
+    return PATH if _looks_like_path(text) else BASE64
+
+
+def _decode_base64(text: str) -> bytes:
+    """Standard or url-safe base64 (not both in one text), line breaks and padding optional;
+    ValueError saying what is wrong otherwise."""
+    compact = "".join(text.split())
+    if not _BASE64.match(compact):
+        raise ValueError("it holds characters base64 has not")
+    body = compact.rstrip("=")
+    if ("-" in body or "_" in body) and ("+" in body or "/" in body):
+        raise ValueError("it mixes the standard (+/) and url-safe (-_) alphabets")
+    if len(body) % 4 == 1:
+        raise ValueError(f"{len(body)} characters cannot be base64 (one too many or too few)")
+    if compact != body and len(compact) % 4:
+        raise ValueError("its padding (=) is wrong")
+    body = body.translate(str.maketrans("-_", "+/"))
     try:
-        data = file.read_bytes()
+        return base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def _fail(row: Any, column: str, what: str, problem: str, detail: str, hint: str = _HINT) -> CellError:
+    return CellError(f"{_where(row, column)}{what}", hint, problem=problem, detail=detail)
+
+
+def _file_bytes(path: str | os.PathLike[str], row: Any, column: str, paths: bool) -> tuple[bytes, str]:
+    file = Path(path)
+    if not paths:
+        raise _fail(row, column, f": {_shown(str(path))!r} is a file path, and this server reads no files "
+                    "(serve.image_paths is false)", REFUSED, "a file path, which is refused here",
+                    PATHS_REFUSED_HINT)
+    try:
+        return file.read_bytes(), f"the file {file}"
     except FileNotFoundError as exc:
         where = "" if file.is_absolute() else f" (a relative path is read from {Path.cwd()})"
-        raise DataError(f"{_where(row, column)}: the image file {file} does not exist{where}", _HINT) from exc
+        raise _fail(row, column, f": the image file {file} does not exist{where}", MISSING,
+                    "no such file") from exc
     except OSError as exc:
-        raise DataError(f"{_where(row, column)}: the image file {file} cannot be read ({exc.strerror or exc})",
-                        "check the file's permissions, or that it is a file and not a folder") from exc
-    return _from_bytes(data, f"the file {file}", row, column)
+        why = exc.strerror or str(exc)
+        raise _fail(row, column, f": the image file {file} cannot be read ({why})", UNREADABLE, why,
+                    "check the file's permissions, or that it is a file and not a folder") from exc
 
 
-def open_image(cell: Any, *, row: Any = None, column: str = "image") -> Image.Image:
-    """The Pillow image a cell holds (see the module doc); a DataError naming ``row`` (a row's
-    label or position) and ``column`` when it holds none."""
-    if isinstance(cell, Image.Image):
-        return cell
+def _text_bytes(text: str, row: Any, column: str, paths: bool) -> tuple[bytes, str]:
+    form = text_form(text, paths=paths)
+    if form == PATH:
+        return _file_bytes(text, row, column, paths)
+    if form == DATA_URI:
+        match = _DATA_URI.match(text)
+        if match is None or ";base64" not in match.group("params").lower():
+            raise _fail(row, column, f": the data URI {_shown(text)!r} is not base64 "
+                        "(expected data:image/...;base64,<data>)", UNREADABLE, "a data URI without ;base64")
+        payload, what = match.group("data"), "data URI"
+    else:
+        payload, what = text, "text"
+    try:
+        data = _decode_base64(payload)
+    except ValueError as exc:
+        if form == BASE64 and len(text) <= _AMBIGUOUS_UP_TO:
+            raise _neither(text, row, column) from exc
+        raise _fail(row, column, f": the {what} is not valid base64 ({exc})", UNREADABLE,
+                    f"not base64: {exc}") from exc
+    if not data:
+        raise _fail(row, column, f": the {what} decodes to no bytes", UNREADABLE, "no bytes")
+    return data, f"the base64 {what}"
+
+
+def _neither(text: str, row: Any, column: str) -> CellError:
+    return _fail(row, column, f": {_shown(text)!r} is neither an existing file (a relative path is read from "
+                 f"{Path.cwd()}) nor the base64 text of an image", UNREADABLE,
+                 "neither an existing file nor the base64 text of an image")
+
+
+def _read(cell: Any, row: Any, column: str, paths: bool) -> tuple[bytes, str]:
     if isinstance(cell, (bytes, bytearray, memoryview)):
-        return _from_bytes(bytes(cell), f"the {len(cell)} bytes", row, column)
+        data = bytes(cell)
+        return data, f"the {len(data)} bytes"
+    if isinstance(cell, Image.Image):
+        buffer = io.BytesIO()
+        cell.save(buffer, format="PNG")
+        return buffer.getvalue(), "the Pillow image"
     if isinstance(cell, os.PathLike):
-        return _from_path(cell, row, column)
+        return _file_bytes(cell, row, column, paths)
     if isinstance(cell, str):
         text = cell.strip()
         if not text:
-            raise DataError(f"{_where(row, column)} is empty text", _HINT)
-        if text[:5].lower() == "data:":
-            return _from_data_uri(text, row, column)
-        if _path_exists(text):
-            return _from_path(text, row, column)
-        if _looks_like_path(text) or not _BASE64.match(text):
-            return _from_path(text, row, column)  # says the file does not exist
-        try:
-            return _from_base64(text, row, column, "text")
-        except DataError as exc:
-            if len(text) > 256:
-                raise
-            raise DataError(f"{_where(row, column)}: {_shown(text)!r} is neither an existing file (a relative "
-                            f"path is read from {Path.cwd()}) nor the base64 text of an image", _HINT) from exc
+            raise _fail(row, column, " is empty text", UNREADABLE, "empty text")
+        return _text_bytes(text, row, column, paths)
     if cell is None or (isinstance(cell, float) and math.isnan(cell)):
-        raise DataError(f"{_where(row, column)} is empty", _HINT)
-    raise DataError(f"{_where(row, column)} holds {type(cell).__name__} ({_shown(repr(cell))}), not an image",
-                    _HINT)
+        raise _fail(row, column, " is empty", UNREADABLE, "empty")
+    raise _fail(row, column, f" holds {type(cell).__name__} ({_shown(repr(cell))}), not an image", UNREADABLE,
+                f"a {type(cell).__name__}, not an image")
+
+
+def cell_bytes(cell: Any, *, row: Any = None, column: str = "image", paths: bool = True) -> bytes:
+    """The image file's bytes a cell holds (see the module doc): a path's file, the cell's own
+    bytes, its base64 text decoded. A :class:`CellError` naming ``row`` and ``column`` when it
+    holds none; with ``paths`` False a path is refused (:data:`REFUSED`) and no file is read."""
+    return _read(cell, row, column, paths)[0]
+
+
+def _pillow(data: bytes, what: str, row: Any, column: str, verify: bool) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if verify:  # the container first (a PNG's chunks and checksums), then the pixels
+                with Image.open(io.BytesIO(data)) as checked:
+                    checked.verify()
+            image = Image.open(io.BytesIO(data))
+            image.load()  # decode now: a truncated file fails here, not in the model
+    except UnidentifiedImageError as exc:
+        raise _fail(row, column, f": {what} is not an image Pillow can read ({type(exc).__name__}: {exc})",
+                    UNREADABLE, "no image format Pillow reads") from exc
+    except Exception as exc:  # Pillow's decoders raise OSError, SyntaxError, ValueError, struct.error...
+        raise _fail(row, column, f": {what} is not an image Pillow can read ({type(exc).__name__}: {exc})",
+                    UNREADABLE, str(exc) or type(exc).__name__) from exc
+    return image
+
+
+def read_image(cell: Any, *, row: Any = None, column: str = "image", paths: bool = True
+               ) -> tuple[bytes, Image.Image]:
+    """The one reading of an image cell, shared by validation, training, prediction and serving:
+    its bytes (:func:`cell_bytes`) and the image they hold, verified and decoded. A
+    :class:`CellError` naming ``row`` and ``column`` when there is none."""
+    data, what = _read(cell, row, column, paths)
+    try:
+        return data, _pillow(data, what, row, column, verify=True)
+    except CellError as exc:
+        if isinstance(cell, str) and text_form(cell, paths=paths) == BASE64 and len(cell.strip()) <= _AMBIGUOUS_UP_TO:
+            raise _neither(cell.strip(), row, column) from exc
+        raise
+
+
+def open_image(cell: Any, *, row: Any = None, column: str = "image", paths: bool = True) -> Image.Image:
+    """The Pillow image a cell holds (see the module doc and :func:`read_image`); a
+    :class:`CellError` (a DataError) naming ``row`` (a row's label or position) and ``column``
+    when it holds none."""
+    if isinstance(cell, Image.Image):
+        return cell
+    return read_image(cell, row=row, column=column, paths=paths)[1]
 
 
 def channels_of(image: Image.Image) -> int:

@@ -13,8 +13,9 @@ Three kinds of problems, treated differently:
 * **values** (a row outside ``min``/``max``, not in ``allowed``, empty where ``not_null``, or an
   exact copy of an earlier row in every declared column, ``"duplicate row"``): the row is
   dropped, and every rule reports how many rows it dropped;
-* **images** (columns of type image, :mod:`modelcycle.steps.imagecheck`): a file that is missing,
-  cannot be read or is cut short, has bytes equal to an earlier row's (the first is kept), or
+* **images** (columns of type image, :mod:`modelcycle.steps.imagecheck`, which reads a cell as
+  training and prediction do): an empty cell (unless ``rules.<column>.not_null`` is false), a file
+  that is missing, cannot be read or is cut short, has bytes equal to an earlier row's (the first is kept), or
   breaks the column's ``size``/``min_size``/``max_size``/``modes`` rule: the row is dropped and
   counted per rule, with a few file names, as for values. A broken file never stops a cycle.
 
@@ -170,10 +171,23 @@ def _parse(col: pd.Series, kind: str) -> _Parsed:
         bad = mapped.isna() & ~empty
         return _Parsed(mapped, bad, empty)
     if kind == "image":  # a path, bytes or base64 text: taken as it is (the image checks open it)
+        if col.dtype == object:  # duplicate rows are found by hash: a bytearray or a Pillow image has none
+            col = col.map(_hashable_image)
         return _Parsed(col, _none(col), col.isna())
     # str / category: anything can be text
     text: pd.Series = col.astype("string") if kind == "str" else col.astype("category")
     return _Parsed(text, _none(col), col.isna())
+
+
+def _hashable_image(cell: Any) -> Any:
+    """An image cell as a value that hashes: a bytearray as bytes, a Pillow image as its PNG's bytes."""
+    if isinstance(cell, (bytearray, memoryview)):
+        return bytes(cell)
+    if type(cell).__module__.startswith("PIL."):
+        from modelcycle.steps import images
+
+        return images.cell_bytes(cell)
+    return cell
 
 
 def _final(parsed: _Parsed, kind: str) -> pd.Series:
@@ -383,7 +397,8 @@ def validate(frame: pd.DataFrame, data: DataConfig, *, window_start: datetime | 
         if label in dropped:
             examples[label] = shown
     rules = dict(data.rules)
-    for must in (data.target, data.timestamp):
+    image_columns = [n for n, kind in data.columns.items() if kind == "image"]  # an empty image is no image
+    for must in (data.target, data.timestamp, *image_columns):
         rules.setdefault(must, RuleConfig())
     for name, rule in rules.items():
         for label, mask in _rule_masks(typed[name], name, rule, data.columns[name]):

@@ -310,7 +310,8 @@ def test_init_reports_a_source_that_does_not_open(cli, tmp_path, monkeypatch):
 def test_config_describes_every_key_of_modelcycle_yaml(cli):
     ran = cli("config")
     assert ran.code == 0, ran
-    for key in ("name", "source.url", "gate.threshold", "notify.file", "backends.mlflow_tracking_uri"):
+    for key in ("name", "source.url", "gate.threshold", "notify.file", "backends.mlflow_tracking_uri",
+                "serve.image_paths"):
         assert f" {key} " in f" {ran.said} ", key
     assert ".modelcycle/notifications.log" in ran.said
     assert "split.holdout_fraction" not in ran.said  # a key of params.yaml

@@ -117,6 +117,20 @@ def assert_png(path: Path) -> None:
         assert image.size[0] > 200 and image.size[1] > 200
 
 
+def test_a_branch_that_only_moved_the_window_changed_no_param(tmp_path):
+    ws = make_workspace(tmp_path / "ws")  # params.yaml's window is 2024-03
+    reg = MemoryRegistry()
+    with_champion(ws, reg, window="2024-02")
+    data, files = prreport.write(ws, reg, tmp_path / "ws/reports/pr")
+    md, page = files["md"].read_text(), files["html"].read_text()
+    assert data.changed_params == []
+    assert ". No param changed." in md and "No param differs from the champion's." in md
+    assert "| window |" not in md and "**changed**" not in md
+    assert "Window: this branch `2024-03`, champion v1 `2024-02`; each cycle sets its own" in md
+    assert "Window: this branch <code>2024-03</code>, champion v1 <code>2024-02</code>" in page
+    assert "<td>window</td>" not in page
+
+
 def test_the_report_compares_metrics_on_the_same_rows_and_marks_the_changed_params(tmp_path):
     ws = make_workspace(tmp_path / "ws")
     reg = MemoryRegistry()
@@ -141,13 +155,16 @@ def test_the_report_compares_metrics_on_the_same_rows_and_marks_the_changed_para
 
     params = table(md, "Params")
     assert params[0] == ["param", "this branch", "champion v1", ""]
-    # the changed ones first, in a table of their own: the window of the data, and the edit
-    assert params[1:] == [["window", "`2024-03`", "`2024-02`", "**changed**"],
-                          ["model.C", "`1.0`", "`0.5`", "**changed**"]]
-    assert "2 param(s) changed: window, model.C." in md
+    # the changed ones first, in a table of their own: the edit; the window (each cycle sets its
+    # own) is shown apart, in neither table
+    assert params[1:] == [["model.C", "`1.0`", "`0.5`", "**changed**"]]
+    assert "1 param(s) changed: model.C." in md
+    assert "Window: this branch `2024-03`, champion v1 `2024-02`; each cycle sets its own" in md
     unchanged = md.split("unchanged param(s)</summary>", 1)[1]
     assert "| model.max_iter | `200` | `200` |  |" in unchanged
     assert "| model.C |" not in unchanged and "| window |" not in unchanged
+    assert [p.name for p in data.changed_params] == ["model.C"]
+    assert "window" not in {p.name for p in data.params}
 
     links = image_links(md)
     assert links == ["timeline.png", "confusion_matrix.png"]

@@ -8,6 +8,7 @@ model trained on the same rows.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,27 +32,45 @@ class Baseline:
                 "train_rows": self.train_rows, "holdout_rows": self.holdout_rows}
 
 
+def _located(cell: Any, root: Path | None) -> Any:
+    """A relative path of ``cell`` as read from ``root``; any other cell (bytes, base64 text) as it is."""
+    from modelcycle.steps import images
+
+    if root is None or not isinstance(cell, (str, os.PathLike)):
+        return cell
+    text = os.fspath(cell).strip()
+    path = Path(text)
+    if path.is_absolute() or (isinstance(cell, str) and not (root / path).is_file()
+                              and images.text_form(text, paths=False) != images.PATH):
+        return cell
+    return root / path
+
+
 def pixels(rows: pd.DataFrame, *, image: str = "image", root: Path | None = None) -> np.ndarray:
-    """The greyscale pixels of each row's image file (``rows[image]``: a path, relative ones to
-    ``root``), flattened and scaled to 0..1: an array of rows x pixels. DataError naming the row
-    and the file when one cannot be read or has another size than the first."""
-    from PIL import Image, UnidentifiedImageError
+    """The greyscale pixels of each row's image (``rows[image]``: a path, relative ones to
+    ``root``, or bytes or base64 text, read as validation, training and serving read them:
+    :func:`modelcycle.steps.images.open_image`), flattened and scaled to 0..1: an array of rows
+    x pixels. DataError naming the row and the image when one cannot be read or has another size
+    than the first."""
+    from modelcycle.steps import images
+    from modelcycle.steps.imagecheck import short_name
 
     if image not in rows.columns:
         raise DataError(f"the rows have no column '{image}'", f"their columns: {', '.join(map(str, rows.columns))}")
     out: list[np.ndarray] = []
     for position, cell in enumerate(rows[image]):
-        path = Path(str(cell))
-        if root is not None and not path.is_absolute():
-            path = root / path
+        located = _located(cell, root)
+        path_like = isinstance(located, os.PathLike) or (
+            isinstance(located, str) and images.text_form(located) == images.PATH)
+        name = os.fspath(located).strip() if path_like else short_name(located)
         try:
-            with Image.open(path) as opened:
-                array = np.asarray(opened.convert("L"), dtype=np.float64) / 255.0
-        except (OSError, UnidentifiedImageError) as exc:
-            raise DataError(f"row {position}: cannot read the image {path}: {exc}",
+            opened = images.open_image(located, row=position, column=image)
+            array = np.asarray(opened.convert("L"), dtype=np.float64) / 255.0
+        except images.CellError as exc:
+            raise DataError(f"row {position}: cannot read the image {name}: {exc.detail}",
                             "give rows whose images passed validation") from exc
         if out and array.shape != out[0].shape:
-            raise DataError(f"row {position}: the image {path} is {array.shape[1]}x{array.shape[0]}, "
+            raise DataError(f"row {position}: the image {name} is {array.shape[1]}x{array.shape[0]}, "
                             f"the first one {out[0].shape[1]}x{out[0].shape[0]}",
                             "a logistic regression on raw pixels needs images of one size")
         out.append(array)

@@ -59,3 +59,24 @@ def test_a_row_whose_image_cannot_be_read_is_named(written, tmp_path):
         baseline.logistic_regression(rows.drop(columns=["label"]), rows)
     with pytest.raises(DataError, match="no column 'picture'"):
         baseline.logistic_regression(rows, rows, image="picture")
+
+
+def test_pixels_read_paths_bytes_and_base64_as_validation_and_serving_do(tmp_path):
+    import base64
+
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "3").mkdir()
+    path = tmp_path / "3" / "a.png"
+    Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8) * 4, mode="L").save(path)
+    data = path.read_bytes()
+    text = base64.b64encode(data).decode()
+    cells = [str(path), "3/a.png", data, text, base64.urlsafe_b64encode(data).decode().rstrip("="),
+             f"data:image/png;base64,{text}"]
+    got = baseline.pixels(pd.DataFrame({"image": cells}), root=tmp_path)
+    assert got.shape == (6, 64)
+    assert all(np.array_equal(got[0], got[i]) for i in range(1, 6))
+    assert got[0][1] == pytest.approx(4 / 255)
+    with pytest.raises(DataError, match=r"row 1: cannot read the image data:image/png,iVBOR.*data URI without ;base64"):
+        baseline.pixels(pd.DataFrame({"image": [text, "data:image/png," + text]}))
