@@ -46,9 +46,10 @@ import pandas as pd
 
 #: The plan's default seed. Any seed gives the same events; on 45 held-out images a champion of
 #: 98-99% true accuracy is 2 errors away from missing 95%, so the decisions a CNN makes depend on
-#: which images a seed holds out. With the example's CNN (:data:`modelcycle.examples.digits.workspace.MODEL_PARAMS`), seeds
-#: 0..4 give the plan's decision in every window and seed 5 in all but one (2015-06: a champion
-#: with 4 errors); seed 4 leaves the widest margins (no error of a champion in a quiet month).
+#: which images a seed holds out. With the example's CNN (``workspace.MODEL_PARAMS``), seeds 0..4
+#: give the plan's decision in every window and seed 5 in all but one (2015-06: a champion with 4
+#: errors); seed 4 leaves the widest margins (no error of a champion in a quiet month).
+#: ``scripts/study_digits_seeds.py`` replays the cycles for any seeds.
 SEED = 4
 HISTORY_MONTHS = ("2014-07", "2014-08", "2014-09", "2014-10", "2014-11", "2014-12")
 BATCH_MONTHS = ("2015-01", "2015-02", "2015-03", "2015-04", "2015-05", "2015-06")
