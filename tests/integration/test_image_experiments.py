@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from modelcycle.examples.digits.workspace import MODEL_PARAMS
+
 from tests.integration.helpers import cli
 from tests.integration.test_dvc_experiments import experiments_of, mlflow_runs, run
 
@@ -29,7 +31,8 @@ def digits(tmp_path: Path) -> Path:
     root = tmp_path / "digits"
     examples.create("digits", root, force=False, progress=lambda _t: None, batches=0)
     params = (root / "params.yaml").read_text()
-    params = params.replace("window: null", "window: 2014-12").replace("epochs: 30", "epochs: 2")
+    params, changed = re.subn(r"(?m)^(\s+epochs:) \d+$", r"\1 2", params.replace("window: null", "window: 2014-12"))
+    assert changed == 1, params
     (root / "params.yaml").write_text(params)
     config = (root / "modelcycle.yaml").read_text()
     (root / "modelcycle.yaml").write_text(config.replace("threshold: 0.95", "threshold: 0.5"))
@@ -85,7 +88,7 @@ def test_an_image_experiment_is_shown_plotted_recorded_and_applied(digits: Path,
     # back to the baseline; `dvc exp apply` brings the experiment's params back, and the cycle
     # trains with them and commits them with its version
     assert run(digits, "git", "checkout", "--", ".").returncode == 0
-    assert yaml.safe_load((digits / "params.yaml").read_text())["model"]["learning_rate"] == 0.001
+    assert yaml.safe_load((digits / "params.yaml").read_text())["model"]["learning_rate"] == MODEL_PARAMS["learning_rate"] != 0.01
     applied = run(digits, "dvc", "exp", "apply", "faster")
     assert applied.returncode == 0, applied.stderr
     assert yaml.safe_load((digits / "params.yaml").read_text())["model"]["learning_rate"] == 0.01
