@@ -12,7 +12,8 @@ from typing import Any
 
 from modelcycle.errors import VersioningError
 
-from modelcycle.versioning.dvcgit import REMOTE_NAME, _quiet_dvc, _translate
+from modelcycle.versioning.dvcgit import _quiet_dvc, _translate
+from modelcycle.versioning.remote import REMOTE_NAME, dvc_url
 from modelcycle.versioning.gitcmd import _git, _out
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,6 @@ def init_workspace_repo(root: str | os.PathLike[str], remote_url: str | None) ->
     from_init = not (path / ".dvc").is_dir()
     try:
         with _quiet_dvc():
-            from dvc.config_schema import RelPath
             from dvc.repo import Repo
 
             repo = Repo.init(str(path)) if from_init else Repo(str(path))
@@ -69,13 +69,7 @@ def init_workspace_repo(root: str | os.PathLike[str], remote_url: str | None) ->
                 with repo.config.edit("repo") as conf:
                     conf["core"]["analytics"] = False
                     if remote_url:
-                        url: str = remote_url
-                        if "://" not in remote_url:
-                            local = Path(remote_url).expanduser()
-                            local = local if local.is_absolute() else path / local
-                            local = local.resolve()
-                            local.mkdir(parents=True, exist_ok=True)
-                            url = RelPath(local) if local.is_relative_to(path) else str(local)
+                        url = dvc_url(path, remote_url, create=True)
                         conf["remote"][REMOTE_NAME] = {"url": url}
                         conf["core"]["remote"] = REMOTE_NAME
             finally:
