@@ -112,3 +112,16 @@ def test_a_failed_push_to_a_file_where_the_folder_should_be(ws: Path, tmp_path: 
     write_outputs(ws, 1)
     snap = v.commit(STAGES, "cycle", tag=TAG)
     assert snap.pushed is False and str(blocker / "remote") in (snap.push_error or "")
+
+
+def test_a_remote_that_refuses_writes_is_a_failed_push_not_a_crash(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dvc.data_cloud import DataCloud
+
+    def refused(self, *args, **kwargs):  # what a read-only share or a full disk raises
+        raise PermissionError(13, "Permission denied", "/mnt/share/dvc-remote/files")
+
+    monkeypatch.setattr(DataCloud, "push", refused)
+    write_outputs(ws, 1)
+    snap = DvcGitVersioning(ws).commit(STAGES, "cycle", tag=TAG)
+    assert snap.pushed is False
+    assert "Permission denied: /mnt/share/dvc-remote/files" in (snap.push_error or "")

@@ -424,10 +424,11 @@ class DvcGitVersioning(Restoring):
                     if result.failed:
                         raise VersioningError(f"{len(result.failed)} object(s) failed to upload")
             return None
-        except VersioningError as exc:
-            log.warning("the data and model were committed but not pushed to the DVC remote %r: %s",
-                        remote, redact(exc.message))
-            return push_failed(remote_in_use(self.root), exc.message, self.root)
+        except (VersioningError, OSError) as exc:  # OSError: the remote's disk is full, read-only...
+            detail = _detail(exc)
+            log.debug("the data and model were committed but not pushed to the DVC remote %r: %s",
+                      remote, redact(detail))
+            return push_failed(remote_in_use(self.root), detail, self.root)
 
     # -- the remote ---------------------------------------------------------------------------
 
@@ -449,8 +450,9 @@ class DvcGitVersioning(Restoring):
         try:
             with self._dvc(f"push to remote {remote.name!r}") as repo:
                 repo.push(revs=list(commits), workspace=False, remote=remote.name)
-        except VersioningError as exc:
-            raise push_failed(remote, exc.message, self.root) from exc
+        except (VersioningError, OSError) as exc:
+            raise push_failed(remote, _detail(exc), self.root) from exc
+
 
     # -- restore helpers ----------------------------------------------------------------------
 
@@ -463,6 +465,13 @@ class DvcGitVersioning(Restoring):
 # --------------------------------------------------------------------------------------------
 # small file helpers
 # --------------------------------------------------------------------------------------------
+
+
+def _detail(exc: VersioningError | OSError) -> str:
+    """What went wrong in a push, in words."""
+    if isinstance(exc, VersioningError):
+        return exc.message
+    return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
 
 
 __all__ = ["REMOTE_NAME", "DvcGitVersioning", "commit_paths"]
