@@ -90,7 +90,7 @@ def test_a_failed_push_names_the_remote_and_a_retry_pushes_the_commit(ws: Path, 
         v.push([snap.commit])
     assert str(blocker / "remote") in failed.value.message
     blocker.unlink()  # the remote can be reached again
-    v.push([snap.commit])
+    v.push([snap.commit, "0" * 40])  # a commit reset away since has nothing to push
     assert objects_in(blocker / "remote") == cached_objects(ws)
 
 

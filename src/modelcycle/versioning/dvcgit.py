@@ -440,7 +440,10 @@ class DvcGitVersioning(Restoring):
     def push(self, commits: Sequence[str]) -> None:
         """Push the DVC-tracked outputs of ``commits`` (a cycle's commit each, whose push failed)
         from the cache to the default remote: ``dvc push --rev``. Raises the error of
-        :func:`~modelcycle.versioning.remote.push_failed` when it fails."""
+        :func:`~modelcycle.versioning.remote.push_failed` when it fails. A commit git no longer
+        has (the user reset it away) has nothing left to push and is skipped."""
+        commits = [c for c in commits if _git(self.root, "cat-file", "-e", f"{c}^{{commit}}",
+                                              ok=(0, 1, 128)).returncode == 0]
         if not commits:
             return
         remote = remote_in_use(self.root)
