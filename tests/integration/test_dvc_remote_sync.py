@@ -125,3 +125,13 @@ def test_a_remote_that_refuses_writes_is_a_failed_push_not_a_crash(ws: Path, mon
     snap = DvcGitVersioning(ws).commit(STAGES, "cycle", tag=TAG)
     assert snap.pushed is False
     assert "Permission denied: /mnt/share/dvc-remote/files" in (snap.push_error or "")
+
+
+def test_init_keeps_a_remote_url_with_a_password_out_of_git(tmp_path: Path) -> None:
+    from modelcycle.versioning.setup import init_workspace_repo
+
+    root = tmp_path / "ws"
+    init_workspace_repo(root, "https://ml:s3cret@dvc.example.com/store")
+    assert "s3cret" not in (root / ".dvc/config").read_text()
+    assert "s3cret" in (root / ".dvc/config.local").read_text()
+    assert remote_in_use(root).describe() == "https://ml:***@dvc.example.com/store"
