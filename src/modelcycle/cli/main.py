@@ -114,6 +114,7 @@ def _register() -> None:
         init,
         predict,
         promote,
+        push,
         report,
         rollback,
         run,
@@ -125,7 +126,7 @@ def _register() -> None:
     )
 
     for module in (demo, init, run, backtest, status, history, predict, serve, shadow_report, promote, rollback,
-                   up, deploy, approve, step, doctor, config, report):
+                   up, deploy, approve, step, doctor, config, report, push):
         module.register(app)
 
 

@@ -46,6 +46,10 @@ def run(
         console.print(f"[muted]rolled back (act.keep_rejected: false): no git commit or tag, no DVC change, no "
                       f"model version or alias move; the challenger stays in MLflow run {result.mlflow_run_id}, "
                       f"tagged modelcycle.outcome=rolled_back[/muted]")
+    if result.unpushed:  # versioning.push: best-effort, and the push failed
+        from rich.markup import escape
+
+        console.print(f"[escalate]not pushed:[/escalate] {escape(result.unpushed)}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

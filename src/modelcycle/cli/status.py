@@ -164,12 +164,43 @@ def _backends(ws: Workspace) -> None:
                          f"MLflow   {redact(ws.tracking_uri)}  (from {origins['mlflow']})\n"
                          f"Prefect  {redact(ws.prefect_api_url) or 'local, home ' + str(ws.prefect_home)}  "
                          f"(from {origins['prefect']})\n"
-                         f"DVC      {redact(ws.dvc_remote) or 'no remote'}  (from {origins['dvc']})"),
+                         f"DVC      {_dvc_remote(ws, origins['dvc'])}"),
                   style="muted", soft_wrap=True)
+    _unpushed(ws)
     from modelcycle.lifecycle import servers
 
     for name, text in servers.describe(ws):
         console.print(escape(f"{'up':<9}{servers.TITLES[name]:<8} {text}"), style="muted", soft_wrap=True)
+
+
+def _dvc_remote(ws: Workspace, origin: str) -> str:
+    """The remote DVC pushes to (its own config, which every cycle and `modelcycle push` bring in
+    line with the configured one), and the configured one when they differ."""
+    from modelcycle.versioning.remote import endpoint_of, remote_in_use
+
+    configured = ws.dvc_remote
+    used = remote_in_use(ws.root)
+    if used is None:
+        return (f"no remote (the next cycle pushes to {redact(configured)}, from {origin})" if configured
+                else f"no remote  (from {origin})")
+    same = (configured is not None and used.url == configured
+            and used.endpoint == endpoint_of(configured))
+    if same:
+        return f"{used.describe()}  (from {origin})"
+    return (f"{used.describe()}  (DVC's config; the next cycle or `modelcycle push` changes it to "
+            f"{redact(configured) or 'no remote'}, from {origin})")
+
+
+def _unpushed(ws: Workspace) -> None:
+    """With versioning.push: best-effort, the cycles whose data and model are not on the remote."""
+    from modelcycle.lifecycle import unpushed
+
+    entries = unpushed.read(ws)
+    if not entries:
+        return
+    console.print(f"[escalate]not pushed:[/escalate] {escape(unpushed.warning(ws) or '')}", soft_wrap=True)
+    for line in unpushed.describe(entries):
+        console.print(escape(f"  {line}"), soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -368,6 +368,17 @@ class ActConfig(Section):
         "still waiting for a human is versioned, so `modelcycle promote` can promote it")
 
 
+class VersioningConfig(Section):
+    """How a cycle's data and model reach the DVC remote (backends.dvc_remote)."""
+
+    push: Literal["required", "best-effort"] = Field(
+        default="required",
+        description="required: a failed push to the DVC remote fails the cycle, which is rolled back "
+        "(git commit and tag, DVC outputs, registry and aliases as before); best-effort: the cycle "
+        "succeeds, says the push failed (output, notification, `modelcycle status`), and the next cycle "
+        "or `modelcycle push` pushes it again")
+
+
 #: What an older modelcycle.yaml's `simulation:` section (the taxi simulator's seed and size) means
 #: today: the taxifare example's reference, named by its import path (the core never imports it).
 LEGACY_SIMULATION_FACTORY = "modelcycle.examples.taxifare.scenario:TaxiReference"
@@ -401,6 +412,8 @@ class ProjectConfig(Section):
     act: ActConfig = Field(
         default_factory=ActConfig,
         description="what a cycle keeps of a challenger that is not promoted (keep_rejected)")
+    versioning: VersioningConfig = Field(
+        default_factory=VersioningConfig, description="whether a failed push to the DVC remote fails the cycle")
 
     @model_validator(mode="before")
     @classmethod

@@ -7,6 +7,10 @@ move the aliases in one Prefect transaction.
 * On a team's Prefect server the block holds a Prefect global concurrency limit per model, so
   two workers never act for one model at once. With the workspace's own server the workspace
   lock already serialises cycles.
+* The push of the data and model to the DVC remote is part of the transaction: DVC's remote is
+  first brought in line with ``backends.dvc_remote``, and earlier cycles not pushed are pushed
+  again; a failed push then fails the block (``versioning.push: required``, the default), or
+  is written down and retried later (``best-effort``; :mod:`modelcycle.lifecycle.unpushed`).
 * With ``act.keep_rejected: false``, a challenger that is not promoted (the decision is keep:
   the gate kept the champion, a human rejected an escalation or its approval timed out, the
   window's data was suspect) is rolled back instead (:func:`reject`): the workspace goes back
@@ -17,6 +21,7 @@ move the aliases in one Prefect transaction.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -24,9 +29,9 @@ import pandas as pd
 from prefect import task
 from prefect.transactions import transaction
 
-from modelcycle.errors import ModelcycleError
+from modelcycle.errors import ModelcycleError, VersioningError
 from modelcycle.gate import Decision, Outcome, Policy, decide
-from modelcycle.lifecycle import effects, rolledback, stages, tasks
+from modelcycle.lifecycle import effects, rolledback, stages, tasks, unpushed
 from modelcycle.lifecycle.automation import tag_base
 from modelcycle.lifecycle.journal import Journal
 from modelcycle.lifecycle.services import Services
@@ -35,6 +40,7 @@ from modelcycle.registry.base import CHAMPION, ModelVersion
 from modelcycle.steps.evaluate import Scores
 from modelcycle.versioning.base import Snapshot
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class Acted:
@@ -126,9 +132,12 @@ def commit(svc: Services, journal: Journal, *, label: str, decision: Decision, m
     version (on ``holdout``) and move the champion alias (the commit point)."""
     promote = decision.outcome is Outcome.PROMOTE
     reason = "; ".join([decision.outcome.value, *decision.reasons])
+    unpushed.sync(svc.ws, svc.versioning)  # DVC pushes where modelcycle.yaml says, now
+    unpushed.retry(svc.ws, svc.versioning)  # earlier cycles whose push failed (best-effort), before this one's
     with transaction() as txn:
         txn.set("workspace", str(svc.ws.root))
         snapshot = tasks.version_task(svc, journal, message, next_tag(svc, label))
+        check_pushed(svc, snapshot)
         version = tasks.register_task(svc, journal, run_id, model_uri, {
             **lineage, "git_commit": snapshot.commit, "git_tag": snapshot.tag or "",
             "dvc_data_hash": snapshot.hashes.get(stages.CLEAN, ""),
@@ -139,8 +148,20 @@ def commit(svc: Services, journal: Journal, *, label: str, decision: Decision, m
                 tasks.serving_check_task(svc, version, holdout)
             tasks.champion_alias_task(svc, journal, version.version, reason=reason,
                                       who=decision.details.get("approved_by"))
+    unpushed.record(svc.ws, label, snapshot)  # committed: a push that failed (best-effort) is retried later
     serving = version.version if promote else tasks.alias_of(svc, CHAMPION)
     return snapshot, version, serving
+
+
+def check_pushed(svc: Services, snapshot: Snapshot) -> None:
+    """With ``versioning.push: required`` (the default), a push that failed fails the act block,
+    which rolls back the commit and tag and the DVC outputs (nothing was registered or moved yet).
+    With ``best-effort`` the cycle goes on and the push is retried later (:mod:`unpushed`)."""
+    if snapshot.pushed or snapshot.push_error is None:
+        return
+    if svc.ws.config.versioning.push == "required":
+        raise VersioningError(snapshot.push_error, snapshot.push_hint)
+    log.warning("%s", snapshot.push_error)
 
 
 def policy_of(svc: Services) -> Policy:

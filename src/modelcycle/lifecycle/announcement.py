@@ -37,4 +37,5 @@ def cycle_event(svc: Services, result: CycleResult) -> Event:
         version_url=(links.mlflow_version_url(ws.registry_uri, svc.name, version)
                      if result.outcome != CycleOutcome.FAILED else None),
         flow_run_id=result.flow_run_id, flow_run_name=flow_run_name() if result.flow_run_id else None,
-        flow_run_url=links.prefect_flow_run_url(ws.prefect_api_url, result.flow_run_id))
+        flow_run_url=links.prefect_flow_run_url(ws.prefect_api_url, result.flow_run_id),
+        unpushed=result.unpushed)

@@ -41,6 +41,7 @@ from modelcycle.lifecycle import (
     services,
     stages,
     tasks,
+    unpushed,
 )
 from modelcycle.lifecycle.effects import CYCLE_TAG, PROCESS_TAG
 from modelcycle.lifecycle.journal import Journal
@@ -269,6 +270,7 @@ def act(cycle: Cycle, got: Gathered, cmp: Compared, decision: Decision) -> actin
     result.git_commit, result.git_tag = snapshot.commit, snapshot.tag
     result.data_hash = snapshot.hashes.get(stages.CLEAN)
     result.challenger_version, result.serving_version = version.version, serving
+    result.unpushed = unpushed.warning(svc.ws)
     cycle.timer.lap("act")
     if edits:
         log.warning("the cycle committed your uncommitted changes to %s with it (commit %s)",

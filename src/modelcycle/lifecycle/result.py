@@ -55,6 +55,7 @@ class CycleResult:
     drifted: dict[str, float] = field(default_factory=dict)  # columns that drifted from the champion's rows: PSI
     drift_max_psi: float | None = None      # the largest PSI of any column (None: not measured)
     drift_error: str | None = None          # why drift was not measured (it never fails a cycle)
+    unpushed: str | None = None             # versioning.push best-effort: the cycles not pushed yet, in words
 
     def decided(self, decision: Decision) -> None:
         """Take the gate's outcome, reasons and evidence (the improvement and its interval, when

@@ -66,6 +66,7 @@ class Event:
     flow_run_id: str | None = None
     flow_run_name: str | None = None
     flow_run_url: str | None = None
+    unpushed: str | None = None             # cycles whose data and model are not on the DVC remote yet
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready form written to the decision log (enums as their values)."""

@@ -128,6 +128,8 @@ def format_body(event: Event) -> str:
     text = "\n".join(parts)
     if event.reasons:
         text += ("\n" if text else "") + _bullets(event.reasons).removeprefix("\n")
+    if event.unpushed:
+        text += ("\n" if text else "") + f"Warning: {event.unpushed}"
     links = link_lines(event)
     if links:
         text += ("\n" if text else "") + "\n".join(links)
@@ -145,5 +147,7 @@ def format_console(event: Event) -> str:
     browser can open (no ids, no hints)."""
     lines = [format_title(event), *(p for p in (scores_line(event),) if p)]
     text = "\n".join(lines) + _bullets(event.reasons)
+    if event.unpushed:
+        text += f"\n  warning: {event.unpushed}"
     links = link_lines(event, http_only=True)
     return text + "".join(f"\n  {line}" for line in links)

@@ -67,6 +67,8 @@ class Snapshot:
     tag: str | None
     hashes: dict[str, str]  # output path -> DVC content hash (md5)
     pushed: bool = False
+    push_error: str | None = None  # why the push failed (naming the remote), when it did
+    push_hint: str | None = None   # and what to do
 
 
 class Versioning(Protocol):
@@ -82,13 +84,24 @@ class Versioning(Protocol):
                tracked: Sequence[str] = ()) -> Snapshot:
         """``dvc commit`` the named stages' outputs, git-commit dvc.lock / params.yaml /
         .gitignore changes (and nothing else of the user's), tag the commit, push the DVC
-        cache to the configured remote. A tag that already exists is an error. ``tracked``
+        cache to the configured remote (a failed push is not raised: the snapshot says
+        ``pushed=False`` and why, in ``push_error``). A tag that already exists is an error. ``tracked``
         paths are versioned as they are (``dvc add``: a ``.dvc`` file each, committed too) and
         their hashes join the snapshot's."""
         ...
 
     def restore(self, state: VersionState) -> None:
         """Put HEAD, tags, owned files and stage outputs back to ``state``."""
+        ...
+
+    def sync_remote(self, url: str | None) -> None:
+        """Make the workspace's own DVC config name ``url`` as its default remote (None: no
+        remote), in a file git does not track; a cycle calls it before it pushes."""
+        ...
+
+    def push(self, commits: Sequence[str]) -> None:
+        """Push the DVC-tracked outputs of ``commits`` (whose push failed) to the remote now;
+        raises a VersioningError naming the remote when it cannot."""
         ...
 
     def head(self) -> str | None: ...

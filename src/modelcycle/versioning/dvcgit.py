@@ -32,7 +32,9 @@ from modelcycle import tracepoints
 from modelcycle.errors import VersioningError, disk_cause
 from modelcycle.versioning import tracked as source_files
 from modelcycle.versioning.base import PROJECT_FILE, Snapshot, VersionState, pick_stages
+from modelcycle.config.secrets import redact
 from modelcycle.versioning.dvcerrors import _quiet_dvc, _translate
+from modelcycle.versioning.remote import REMOTE_NAME, push_failed, remote_in_use, sync_remote
 from modelcycle.versioning.restoring import Restoring, _listing, _rel
 from modelcycle.versioning.gitcmd import (
     _git,
@@ -51,7 +53,6 @@ log = logging.getLogger(__name__)
 LOCK_FILE = "dvc.lock"
 PARAMS_FILE = "params.yaml"
 GITIGNORE = ".gitignore"
-REMOTE_NAME = "modelcycle"
 
 
 # --------------------------------------------------------------------------------------------
@@ -305,11 +306,13 @@ class DvcGitVersioning(Restoring):
                  hint=f"check the tag name {tag!r} (`git check-ref-format`)")
             tracepoints.reach("versioning:tagged")
 
-        pushed = False
+        pushed, failure = False, None
         if remote:
-            pushed = self._push(stages, objects, remote, tracked)
+            failure = self._push(stages, objects, remote, tracked)
+            pushed = failure is None
             tracepoints.reach("versioning:pushed")
-        return Snapshot(commit=commit, tag=tag, hashes=hashes, pushed=pushed)
+        return Snapshot(commit=commit, tag=tag, hashes=hashes, pushed=pushed,
+                        push_error=failure.message if failure else None, push_hint=failure.hint if failure else None)
 
     def restore(self, state: VersionState) -> None:
         problems: list[str] = []
@@ -399,8 +402,9 @@ class DvcGitVersioning(Restoring):
         return objects
 
     def _push(self, stages: Sequence[str], objects: Sequence[Any], remote: str,
-              tracked: Sequence[str] = ()) -> bool:
-        """Push the committed outputs' cache objects to the default remote; never raises.
+              tracked: Sequence[str] = ()) -> VersioningError | None:
+        """Push the committed outputs' cache objects to the default remote; the error (naming
+        the remote, saying what to do) if that failed, never raised: the caller decides.
 
         A content-addressed remote gets exactly the committed objects (``DataCloud.push``, what
         ``dvc push`` sends for these outputs, without re-reading dvc.yaml once per stage); a
@@ -419,11 +423,39 @@ class DvcGitVersioning(Restoring):
                     result = repo.cloud.push(objects, remote=remote)
                     if result.failed:
                         raise VersioningError(f"{len(result.failed)} object(s) failed to upload")
-            return True
-        except VersioningError as exc:
-            log.warning("the data and model were committed but not pushed to the DVC remote %r: %s "
-                        "(run `dvc push` in %s later)", remote, exc.message, self.root)
-            return False
+            return None
+        except (VersioningError, OSError) as exc:  # OSError: the remote's disk is full, read-only...
+            detail = _detail(exc)
+            log.debug("the data and model were committed but not pushed to the DVC remote %r: %s",
+                      remote, redact(detail))
+            return push_failed(remote_in_use(self.root), detail, self.root)
+
+    # -- the remote ---------------------------------------------------------------------------
+
+    def sync_remote(self, url: str | None) -> None:
+        """DVC's own remote config (``.dvc/config.local``) made to name ``url``: see
+        :func:`modelcycle.versioning.remote.sync_remote`."""
+        sync_remote(self.root, url)
+
+    def push(self, commits: Sequence[str]) -> None:
+        """Push the DVC-tracked outputs of ``commits`` (a cycle's commit each, whose push failed)
+        from the cache to the default remote: ``dvc push --rev``. Raises the error of
+        :func:`~modelcycle.versioning.remote.push_failed` when it fails. A commit git no longer
+        has (the user reset it away) has nothing left to push and is skipped."""
+        commits = [c for c in commits if _git(self.root, "cat-file", "-e", f"{c}^{{commit}}",
+                                              ok=(0, 1, 128)).returncode == 0]
+        if not commits:
+            return
+        remote = remote_in_use(self.root)
+        if remote is None:
+            raise VersioningError(f"{self.root} has no DVC remote to push to",
+                                  "set backends.dvc_remote in modelcycle.yaml (or MODELCYCLE_DVC_REMOTE)")
+        try:
+            with self._dvc(f"push to remote {remote.name!r}") as repo:
+                repo.push(revs=list(commits), workspace=False, remote=remote.name)
+        except (VersioningError, OSError) as exc:
+            raise push_failed(remote, _detail(exc), self.root) from exc
+
 
     # -- restore helpers ----------------------------------------------------------------------
 
@@ -438,4 +470,11 @@ class DvcGitVersioning(Restoring):
 # --------------------------------------------------------------------------------------------
 
 
-__all__ = ["DvcGitVersioning", "commit_paths"]
+def _detail(exc: VersioningError | OSError) -> str:
+    """What went wrong in a push, in words."""
+    if isinstance(exc, VersioningError):
+        return exc.message
+    return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+
+
+__all__ = ["REMOTE_NAME", "DvcGitVersioning", "commit_paths"]

@@ -107,6 +107,8 @@ class MemoryVersioning:
         self._stage_spec = stages
         self.fail_after = fail_after
         self.push_fails = push_fails
+        self.remote_url: str | None = None  # what sync_remote was last told
+        self._objects_of: dict[str, list[str]] = {}  # commit -> the cached objects it versioned
         self.commits: dict[str, FakeCommit] = {}
         self.branch_name: str | None = branch  # None: HEAD is detached
         self._head: str | None = None
@@ -252,12 +254,15 @@ class MemoryVersioning:
             tracepoints.reach("versioning:tagged")
         self._maybe_fail("tag")
 
-        pushed = False
+        self._objects_of[sha] = [*(hashes[o.path] for st in chosen for o in st.outs if o.cached),
+                                 *added.values()]
+        pushed, failure = False, None
         if self.remote is not None:
             if self.push_fails:
                 log.warning("the data and model were committed but not pushed to the DVC remote "
                             "'modelcycle': simulated failure (run `dvc push` in %s later)",
                             self.root)
+                failure = self._push_error()
             else:
                 for stage in chosen:
                     for out in stage.outs:
@@ -266,7 +271,31 @@ class MemoryVersioning:
                 for value in added.values():
                     self._push(value)
                 pushed = True
-        return Snapshot(commit=sha, tag=tag, hashes=hashes, pushed=pushed)
+        return Snapshot(commit=sha, tag=tag, hashes=hashes, pushed=pushed,
+                        push_error=failure.message if failure else None, push_hint=failure.hint if failure else None)
+
+    def sync_remote(self, url: str | None) -> None:
+        self.remote_url = url
+        self.calls.append("sync_remote")
+
+    def push(self, commits: Sequence[str]) -> None:
+        """Push the cached outputs of ``commits`` (their hashes as recorded) to the remote."""
+        self.calls.append("push")
+        if not commits:
+            return
+        if self.remote is None:
+            raise VersioningError(f"{self.root} has no DVC remote to push to", "set backends.dvc_remote")
+        if self.push_fails:
+            raise self._push_error()
+        for sha in commits:
+            for value in self._objects_of.get(sha, []):
+                self._push(value)
+
+    def _push_error(self) -> VersioningError:
+        from modelcycle.versioning.remote import RemoteInUse, push_failed
+
+        where = RemoteInUse("modelcycle", self.remote_url) if self.remote_url else None
+        return push_failed(where, "simulated failure", self.root)
 
     def restore(self, state: VersionState) -> None:
         self.calls.append("restore")

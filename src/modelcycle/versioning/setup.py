@@ -12,7 +12,9 @@ from typing import Any
 
 from modelcycle.errors import VersioningError
 
-from modelcycle.versioning.dvcgit import REMOTE_NAME, _quiet_dvc, _translate
+from modelcycle.versioning.dvcgit import _quiet_dvc, _translate
+from modelcycle.config.secrets import url_password
+from modelcycle.versioning.remote import REMOTE_NAME, dvc_url, sync_remote
 from modelcycle.versioning.gitcmd import _git, _out
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,8 @@ def init_workspace_repo(root: str | os.PathLike[str], remote_url: str | None) ->
     ``git init -b main`` unless ``root`` already is a repository's top level; ``dvc init`` unless
     ``.dvc/`` exists (its files are staged, as ``dvc init`` does); ``core.analytics false``;
     remote ``modelcycle`` = ``remote_url`` made the default (a local folder is created; one
-    inside the workspace is stored relative, so the workspace can move); a repo-local git
+    inside the workspace is stored relative, so the workspace can move; a URL with a password
+    only in the git-ignored ``.dvc/config.local``); a repo-local git
     identity if none is configured. Safe to run again; creates no commit.
     """
     path = Path(root).resolve()
@@ -61,23 +64,19 @@ def init_workspace_repo(root: str | os.PathLike[str], remote_url: str | None) ->
     from_init = not (path / ".dvc").is_dir()
     try:
         with _quiet_dvc():
-            from dvc.config_schema import RelPath
             from dvc.repo import Repo
 
             repo = Repo.init(str(path)) if from_init else Repo(str(path))
             try:
+                secret = bool(remote_url and url_password(remote_url))
                 with repo.config.edit("repo") as conf:
                     conf["core"]["analytics"] = False
-                    if remote_url:
-                        url: str = remote_url
-                        if "://" not in remote_url:
-                            local = Path(remote_url).expanduser()
-                            local = local if local.is_absolute() else path / local
-                            local = local.resolve()
-                            local.mkdir(parents=True, exist_ok=True)
-                            url = RelPath(local) if local.is_relative_to(path) else str(local)
+                    if remote_url and not secret:
+                        url = dvc_url(path, remote_url, create=True)
                         conf["remote"][REMOTE_NAME] = {"url": url}
                         conf["core"]["remote"] = REMOTE_NAME
+                if secret:  # a URL with a password goes to the git-ignored config.local only
+                    sync_remote(path, remote_url)
             finally:
                 repo.close()
     except VersioningError:

@@ -55,6 +55,16 @@ def test_run_names_what_it_versioned_and_registered(cli, ws, flows, prefect):
             "MLflow run r42") in ran.said
 
 
+def test_run_says_when_the_cycle_was_not_pushed(cli, ws, flows, prefect):
+    said = ("1 cycle(s) not pushed to the DVC remote s3://team/dvc (rides/2015-03): timed out; the next cycle "
+            "pushes them again, or run `modelcycle push`")
+    flows.results["2015-03"] = result("2015-03", git_tag="rides/2015-03", git_commit="0123456789abcdef",
+                                      mlflow_run_id="r42", unpushed=said)
+    ran = cli("-w", ws, "run", "--window", "2015-03")
+    assert ran.code == 0
+    assert f"not pushed: {said}" in " ".join(ran.said.split())
+
+
 def test_run_maps_a_cycle_error_to_its_exit_code(cli, ws, flows, prefect):
     flows.error = EmptyWindowError("no rows for window 2015-03 in data/*.csv", "pick a month the source has")
     ran = cli("-w", ws, "run", "--window", "2015-03")

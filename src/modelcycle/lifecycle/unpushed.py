@@ -1,0 +1,143 @@
+"""Cycles whose data and model did not reach the DVC remote, with ``versioning.push: best-effort``.
+
+A cycle whose push fails under ``best-effort`` commits anyway and is written down in
+``.modelcycle/unpushed.json`` (not versioned: the workspace's own state, like the journal): its
+window, git tag and commit, the remote and the error. The next cycle pushes them again before
+its own push, and ``modelcycle push`` does now; a push that succeeds clears them. ``modelcycle
+status``, the run's output and the notification say what is still not pushed.
+
+Before any push, DVC's own remote config is brought in line with ``backends.dvc_remote`` (or
+``MODELCYCLE_DVC_REMOTE``): :func:`sync`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from modelcycle.config import Workspace
+from modelcycle.config.secrets import redact
+from modelcycle.errors import VersioningError
+from modelcycle.versioning.base import Snapshot, Versioning
+
+log = logging.getLogger(__name__)
+
+FILE = "unpushed.json"
+
+
+@dataclass(frozen=True)
+class Unpushed:
+    """One cycle whose push failed."""
+
+    window: str
+    tag: str | None
+    commit: str
+    remote: str   # the remote it should have reached, password redacted
+    error: str
+    time: str
+
+
+def path_of(ws: Workspace) -> Path:
+    return ws.state_dir / FILE
+
+
+def read(ws: Workspace) -> list[Unpushed]:
+    """The cycles not pushed yet, oldest first (none when the file is absent or unreadable)."""
+    try:
+        data = json.loads(path_of(ws).read_text(encoding="utf-8"))
+        return [Unpushed(**{k: entry.get(k) for k in Unpushed.__dataclass_fields__}) for entry in data]
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        log.warning("%s cannot be read (%s); the cycles it named are not retried", path_of(ws), exc)
+        return []
+
+
+def _write(ws: Workspace, entries: list[Unpushed]) -> None:
+    path = path_of(ws)
+    if not entries:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps([asdict(e) for e in entries], indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def add(ws: Workspace, window: str, snapshot: Snapshot) -> None:
+    """Write down a committed cycle whose push failed."""
+    entries = [e for e in read(ws) if e.commit != snapshot.commit]
+    entries.append(Unpushed(window, snapshot.tag, snapshot.commit, redact(ws.dvc_remote) or "none",
+                            snapshot.push_error or "the push failed",
+                            datetime.now(UTC).isoformat(timespec="seconds")))
+    _write(ws, entries)
+
+
+def sync(ws: Workspace, versioning: Versioning) -> None:
+    """DVC's own remote config made to name the configured remote (see
+    :func:`modelcycle.versioning.remote.sync_remote`)."""
+    versioning.sync_remote(ws.dvc_remote)
+
+
+@dataclass(frozen=True)
+class Retried:
+    """What a retry did: the cycles it pushed, and the error if some are still not pushed."""
+
+    pushed: list[Unpushed]
+    error: VersioningError | None = None
+
+
+def retry(ws: Workspace, versioning: Versioning) -> Retried:
+    """Push the cycles written down as not pushed, to the remote configured now; clear them
+    when that succeeds. Never raises for a failed push (the error is returned)."""
+    entries = read(ws)
+    if not entries:
+        return Retried([])
+    try:
+        versioning.push([e.commit for e in entries])
+    except VersioningError as exc:
+        log.warning("%d earlier cycle(s) still not pushed to the DVC remote: %s", len(entries), exc.message)
+        return Retried([], exc)
+    still = [e for e in read(ws) if e.commit not in {x.commit for x in entries}]
+    _write(ws, still)
+    return Retried(entries)
+
+
+def warning(ws: Workspace) -> str | None:
+    """One sentence on the cycles not pushed yet (None: every cycle is pushed)."""
+    entries = read(ws)
+    if not entries:
+        return None
+    names = ", ".join(e.tag or e.commit[:10] for e in entries)
+    last = entries[-1]
+    return (f"{len(entries)} cycle(s) not pushed to the DVC remote {last.remote} ({names}): {last.error}; "
+            "the next cycle pushes them again, or run `modelcycle push`")
+
+
+def record(ws: Workspace, window: str, snapshot: Snapshot) -> None:
+    """After the transaction committed: a snapshot whose push failed is written down."""
+    if snapshot.push_error is not None and not snapshot.pushed:
+        add(ws, window, snapshot)
+
+
+def push_now(ws: Workspace, versioning: Versioning | None = None) -> Retried:
+    """``modelcycle push``: bring DVC's remote in line with the config and push every cycle not
+    pushed yet. Raises the push's error (naming the remote) when it fails."""
+    if versioning is None:
+        from modelcycle.versioning.dvcgit import DvcGitVersioning
+
+        versioning = DvcGitVersioning(ws.root)
+    sync(ws, versioning)
+    done = retry(ws, versioning)
+    if done.error is not None:
+        raise done.error
+    return done
+
+
+def describe(entries: list[Unpushed]) -> list[str]:
+    """One line per cycle not pushed, for ``status`` and ``push``."""
+    return [f"{e.window}  {e.tag or e.commit[:10]}  ({e.time}) to {e.remote}" for e in entries]
