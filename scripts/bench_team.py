@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.team.cycles import WINDOWS, make_workspace, run_cycle  # noqa: E402
-from tests.team.servers import TeamServers  # noqa: E402
+from tests.team.cycles import WINDOWS, make_workspace, run_cycle
+from tests.team.servers import TeamServers
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.team.servers import TeamServers, Unavailable
+from tests.team.servers import TeamServers, UnavailableError
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +16,7 @@ def team_servers() -> Iterator[TeamServers]:
     servers = TeamServers()
     try:
         servers.launch()
-    except Unavailable as exc:
+    except UnavailableError as exc:
         pytest.skip(str(exc))
     try:
         yield servers

@@ -41,7 +41,7 @@ AWS_KEYS = {"AWS_ACCESS_KEY_ID": "team-key", "AWS_SECRET_ACCESS_KEY": "team-secr
 INSTALL_HINT = "install PostgreSQL 15 (Debian/Ubuntu, as root: apt-get install -y postgresql-15)"
 
 
-class Unavailable(RuntimeError):
+class UnavailableError(RuntimeError):
     """A server cannot be started on this machine (what is missing, and what to install)."""
 
 
@@ -59,15 +59,35 @@ def postgres_bin() -> Path:
     versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
                       key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0)
     if not versions:
-        raise Unavailable(f"PostgreSQL's initdb/postgres are not installed: {INSTALL_HINT}")
+        raise UnavailableError(f"PostgreSQL's initdb/postgres are not installed: {INSTALL_HINT}")
     return Path(versions[-1]).parent
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+    """Linux: the server gets SIGTERM if the process that started it dies (a killed test run
+    leaves no server behind; :meth:`TeamServers.stop` is the orderly way)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _as_user(user: int | None, cmd: list[str]) -> list[str]:
+    """``cmd`` run as ``user`` (``setpriv``; the parent-death signal is set again after the
+    change of user, which clears it)."""
+    if user is None:
+        return cmd
+    if not shutil.which("setpriv"):
+        raise UnavailableError("PostgreSQL refuses to run as root and setpriv (util-linux) is not installed "
+                          "to run it as nobody: run the tests as another user, or install util-linux")
+    return ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--pdeathsig=SIGTERM", *cmd]
 
 
 def _venv_bin(name: str) -> str:
     """A console script of this Python's environment (mlflow, prefect, moto_server)."""
     path = Path(sys.executable).with_name(name)
     if not path.exists():
-        raise Unavailable(f"{name} is not installed in {Path(sys.executable).parent}")
+        raise UnavailableError(f"{name} is not installed in {Path(sys.executable).parent}")
     return str(path)
 
 
@@ -90,10 +110,8 @@ class Proc:
         sig = signal.SIGINT if self.name == "postgres" else signal.SIGTERM
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, sig)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)  # the workers a server left behind too
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -163,11 +181,10 @@ class TeamServers:
                 if not k.startswith(("PREFECT_", "MLFLOW_TRACKING", "MLFLOW_REGISTRY"))}
         log_path = self.folder / f"{name}.log"
         with open(log_path, "ab") as log_file:
-            if user is not None:
-                cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
-            process = subprocess.Popen(cmd, env={**base, **(env or {})}, stdout=log_file,
+            process = subprocess.Popen(_as_user(user, cmd), env={**base, **(env or {})}, stdout=log_file,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True, cwd=self.folder)
+                                       start_new_session=True, cwd=self.folder,
+                                       preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         proc = Proc(name, process, log_path)
         self.procs.append(proc)
         return proc
@@ -242,9 +259,7 @@ class TeamServers:
         self.pg_port = free_port()
         init = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", f"--pwfile={pwfile}",
                 "--auth=scram-sha-256", "-E", "UTF8", "--no-sync"]
-        if user is not None:
-            init = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *init]
-        done = subprocess.run(init, capture_output=True, text=True, cwd=self.folder)
+        done = subprocess.run(_as_user(user, init), capture_output=True, text=True, cwd=self.folder)
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed: {done.stdout}{done.stderr}")
         pwfile.unlink()
