@@ -58,7 +58,8 @@ def prefect_server():
 # The files whose tests take the longest (real `modelcycle` processes; a backtest) run first:
 # the xdist workers then share out the many short tests at the end, instead of one worker
 # waiting while the other finishes a long test it started last.
-_LONGEST_FIRST = ("tests/integration/test_safety.py", "tests/integration/test_scenario.py")
+_LONGEST_FIRST = ("tests/team/test_team_servers.py", "tests/integration/test_safety.py",
+                  "tests/integration/test_scenario.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
