@@ -44,6 +44,7 @@ demo: $(STAMP)
 	$(BIN)/modelcycle demo demo
 
 test: $(STAMP) $(TORCH_STAMP)
+	scripts/postgres_programs.sh
 	$(BIN)/ruff check src tests scripts
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
