@@ -1,0 +1,164 @@
+"""How a cycle's cost grows with its window (not a test; prints a table and the goals it is held against).
+
+For each size, a taxifare workspace is made whose DuckDB warehouse holds ``rows_per_month`` rides a
+month (the simulator's knob), so that a cycle trains on about the asked number of rows (12 months
+of history and 70% of the window). Then ``modelcycle run --window W`` runs for three windows in a
+row, each in its own process as a user runs it, and per cycle the table gives:
+
+- rows       training rows (the cycle's MLflow metric ``rows_train``)
+- process    the ``modelcycle run`` process, start to end (Python's start-up, imports and the
+             embedded Prefect server included)
+- cycle      the cycle itself: the sum of its sequential phases as its MLflow run logs them
+             (``seconds_setup`` + ``fetch`` + ``validate`` + ``prepare`` + ``train_and_champion`` +
+             ``evaluate_challenger`` + ``outputs_ready`` + ``decide`` + ``act``)
+- compute    the challenger's fit and predictions (``seconds_fit`` + ``seconds_challenger_predict``)
+- overhead   cycle - compute (fetching, validating and preparing the rows included)
+- act        the act block (versioning, registry, aliases: ``seconds_act``)
+- peak RSS   of the ``modelcycle run`` process (``/usr/bin/time``'s maximum resident set size)
+- cache +, remote +   bytes the cycle added to the DVC cache and to the DVC remote
+- window parquet      the size of the window's own rows as Parquet (what storage per cycle
+                      should be proportional to)
+
+Goals (issue 12), 2 cores: 10M training rows in <= 5 minutes a cycle and <= 6 GiB peak memory;
+overhead flat (<= 1 s at every size); storage added per cycle <= 1.2 x the new window's Parquet.
+
+Run: .venv/bin/python scripts/bench_scale.py [--train-rows 150000,1500000] [--keep DIR]
+(10,000,000 training rows simulate about 12M rides first: several minutes and GBs of disk.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WINDOWS = ("2015-01", "2015-02", "2015-03")
+FIRST = "2013-12"
+HISTORY_MONTHS = 12
+#: The cycle's sequential phases (the MLflow metrics ``seconds_<phase>``); the others run inside them.
+LAPS = ("setup", "fetch", "validate", "prepare", "train_and_champion", "evaluate_challenger", "outputs_ready",
+        "decide", "act")
+GOAL_SECONDS, GOAL_RSS_GIB, GOAL_OVERHEAD_S, GOAL_STORAGE = 300.0, 6.0, 1.0, 1.2
+
+
+def du(path: Path) -> int:
+    """Bytes of the regular files under ``path`` (0 if missing), hard links counted once."""
+    seen, total = set(), 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            st = os.lstat(os.path.join(root, name))
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
+def metrics(root: Path, window: str) -> dict[str, float]:
+    """The newest MLflow run of ``window``'s metrics (the workspace's SQLite store)."""
+    db = sqlite3.connect(root / ".modelcycle" / "mlflow.db")
+    try:
+        row = db.execute("SELECT r.run_uuid FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                         "WHERE t.key = 'modelcycle.window' AND t.value = ? ORDER BY r.start_time DESC LIMIT 1",
+                         (window,)).fetchone()
+        if row is None:
+            return {}
+        return {k: v for k, v in db.execute("SELECT key, value FROM latest_metrics WHERE run_uuid = ?", (row[0],))}
+    finally:
+        db.close()
+
+
+def window_parquet_bytes(warehouse: Path, window: str, scratch: Path) -> int:
+    import duckdb
+
+    out = scratch / f"{window}.parquet"
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        con.execute(f"COPY (SELECT * FROM rides WHERE strftime(pickup_datetime, '%Y-%m') = '{window}') "
+                    f"TO '{out}' (FORMAT parquet)")
+    finally:
+        con.close()
+    size = out.stat().st_size
+    out.unlink()
+    return size
+
+
+def one_size(train_rows: int, base: Path, env: dict[str, str]) -> list[dict[str, float | str]]:
+    from modelcycle.examples.taxifare import simulator
+
+    per_month = max(1000, round(train_rows / (HISTORY_MONTHS + 0.7)))
+    root = base / f"rows-{train_rows}"
+    modelcycle = str(Path(sys.executable).parent / "modelcycle")
+    subprocess.run([modelcycle, "init", str(root), "--example", "taxifare", "--rows-per-month", "1000"],
+                   check=True, env=env, capture_output=True)
+    warehouse = root / ".modelcycle" / "warehouse.duckdb"
+    started = time.perf_counter()
+    simulator.write_warehouse(warehouse, FIRST, WINDOWS[-1], rows_per_month=per_month)
+    print(f"  {train_rows:,} training rows: {per_month:,} rides a month simulated "
+          f"{FIRST}..{WINDOWS[-1]} in {time.perf_counter() - started:.0f} s", flush=True)
+    cache, remote = root / ".dvc" / "cache", root / ".modelcycle" / "dvc-remote"
+    out = []
+    for window in WINDOWS:
+        before = du(cache), du(remote)
+        timed = subprocess.run(["/usr/bin/time", "-f", "%M %e", modelcycle, "run", "--window", window],
+                               cwd=root, env=env, capture_output=True, text=True)
+        if timed.returncode != 0:
+            raise SystemExit(f"modelcycle run --window {window} failed:\n{timed.stdout[-2000:]}\n{timed.stderr[-2000:]}")
+        rss_kib, wall = timed.stderr.strip().splitlines()[-1].split()
+        m = metrics(root, window)
+        compute = m.get("seconds_fit", 0.0) + m.get("seconds_challenger_predict", 0.0)
+        cycle = sum(m.get(f"seconds_{lap}", 0.0) for lap in LAPS)
+        out.append({"size": train_rows, "window": window, "rows": m.get("rows_train", 0.0), "wall": float(wall),
+                    "cycle": cycle, "compute": compute, "overhead": cycle - compute, "act": m.get("seconds_act", 0.0),
+                    "rss_gib": int(rss_kib) / 2**20, "cache_mb": (du(cache) - before[0]) / 1e6,
+                    "remote_mb": (du(remote) - before[1]) / 1e6,
+                    "parquet_mb": window_parquet_bytes(warehouse, window, base) / 1e6})
+        print("  " + row_text(out[-1]), flush=True)
+    return out
+
+
+HEADER = (f"{'train rows':>11} {'window':8} {'rows':>10} {'process s':>9} {'cycle s':>7} {'compute s':>9} {'overhead s':>10} "
+          f"{'act s':>6} {'peak GiB':>8} {'cache+ MB':>9} {'remote+ MB':>10} {'window MB':>9}")
+
+
+def row_text(r: dict[str, float | str]) -> str:
+    return (f"{r['size']:>11,} {r['window']:8} {r['rows']:>10,.0f} {r['wall']:>9.1f} {r['cycle']:>7.1f} "
+            f"{r['compute']:>9.1f} "
+            f"{r['overhead']:>10.1f} {r['act']:>6.2f} {r['rss_gib']:>8.2f} {r['cache_mb']:>9.1f} "
+            f"{r['remote_mb']:>10.1f} {r['parquet_mb']:>9.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train-rows", default="150000,1500000", help="training rows per size, comma-separated")
+    parser.add_argument("--keep", type=Path, help="make the workspaces here and keep them")
+    args = parser.parse_args()
+    env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="true",
+               MLFLOW_DISABLE_TELEMETRY="true")
+    base = args.keep or Path(tempfile.mkdtemp(prefix="modelcycle-bench-scale-"))
+    base.mkdir(parents=True, exist_ok=True)
+    rows = []
+    try:
+        for size in (int(s) for s in args.train_rows.split(",")):
+            rows += one_size(size, base, env)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(base, ignore_errors=True)
+    print()
+    print(HEADER)
+    for r in rows:
+        print(row_text(r))
+    later = [r for r in rows if r["window"] != WINDOWS[0]]  # the first cycle has no champion
+    print(f"\ngoals: overhead <= {GOAL_OVERHEAD_S} s (max after the first cycle: "
+          f"{max(float(r['overhead']) for r in later):.1f} s); storage per cycle <= {GOAL_STORAGE} x the window's "
+          f"Parquet (max cache+ / window: {max(float(r['cache_mb']) / float(r['parquet_mb']) for r in later):.1f} x); "
+          f"10M rows <= {GOAL_SECONDS:.0f} s and <= {GOAL_RSS_GIB} GiB")
+
+
+if __name__ == "__main__":
+    main()
