@@ -45,36 +45,31 @@ def environment(team: TeamServers | None) -> dict[str, str]:
     return env
 
 
-def team_backends(team: TeamServers, prefix: str = DVC_PREFIX, workarounds: bool = True) -> str:
-    """modelcycle.yaml's ``backends:`` for the team's servers: URLs only (and, with
-    ``workarounds``, the artifact location today's code needs)."""
-    # Until a server tracking URI makes artifacts go where the server says (issue 12, item 1:
-    # the default folder is turned into a file:// location on this machine), the served
-    # artifacts are named here. This line goes once the product does it by the URL alone:
-    artifacts = "  mlflow_artifacts: mlflow-artifacts:///\n" if workarounds else ""
-    return (
-        "backends:\n"
-        f"  mlflow_tracking_uri: {team.mlflow_url}\n"
-        f"{artifacts}"
-        f"  prefect_api_url: {team.prefect_api_url}\n"
-        f"  dvc_remote: s3://{BUCKET}/{prefix}\n")
+def team_urls(team: TeamServers, prefix: str = DVC_PREFIX) -> dict[str, str]:
+    """The team's servers as the ``backends:`` keys that name them: URLs only."""
+    return {"mlflow_tracking_uri": team.mlflow_url, "prefect_api_url": team.prefect_api_url,
+            "dvc_remote": f"s3://{BUCKET}/{prefix}"}
 
 
-def make_workspace(folder: Path, team: TeamServers | None, name: str = MODEL, prefix: str = DVC_PREFIX,
-                   workarounds: bool = True) -> Path:
+def change_urls(text: str, urls: dict[str, str]) -> str:
+    """modelcycle.yaml ``text`` with only the values of ``urls``' keys in ``backends:`` changed,
+    as a user edits them (every other line, ``mlflow_artifacts`` included, as `init` wrote it)."""
+    for key, url in urls.items():
+        text, n = re.subn(rf"(?m)^(  {key}:) .*$", rf"\g<1> {url}", text)
+        assert n == 1, f"backends.{key} is not in modelcycle.yaml once:\n{text}"
+    return text
+
+
+def make_workspace(folder: Path, team: TeamServers | None, name: str = MODEL, prefix: str = DVC_PREFIX) -> Path:
     """``folder/<name>``, a workspace of the house sales in ``folder/data``; for a team, its
-    ``backends:`` name the team's servers (the DVC remote ``s3://<bucket>/<prefix>``). Without
-    ``workarounds``, the team's URLs are all it is given (issue 12, item 1's two defects show)."""
+    ``backends:`` name the team's servers (the DVC remote ``s3://<bucket>/<prefix>``): only the
+    URLs `init` wrote are changed."""
     from tests.integration.helpers import sales
 
     data = folder / "data"
     data.mkdir(parents=True)
     sales().to_csv(data / "sales.csv", index=False)
     env = environment(team)
-    if team is not None and workarounds:
-        # Until the DVC remote follows backends.dvc_remote at every cycle (issue 12, item 1: today
-        # only `init` reads it), the remote is given to `init`. This line goes once it does:
-        env["MODELCYCLE_DVC_REMOTE"] = f"s3://{BUCKET}/{prefix}"
     done = subprocess.run([exe("modelcycle"), "init", name, "--source", "data/*.csv", "--timestamp", "sold_at",
                            "--target", "price", "--threshold", "25000"], cwd=folder, env=env,
                           capture_output=True, text=True, timeout=300)
@@ -82,10 +77,7 @@ def make_workspace(folder: Path, team: TeamServers | None, name: str = MODEL, pr
     root = folder / name
     if team is not None:
         config = root / "modelcycle.yaml"
-        text, n = re.subn(r"(?ms)^backends:\n(?:  .*\n)+", team_backends(team, prefix, workarounds),
-                             config.read_text())
-        assert n == 1, config.read_text()
-        config.write_text(text)
+        config.write_text(change_urls(config.read_text(), team_urls(team, prefix)))
     return root
 
 

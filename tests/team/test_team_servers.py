@@ -3,10 +3,12 @@
 `mlflow server` serving artifacts from S3, `prefect server` on PostgreSQL and an S3 endpoint
 (moto's server: the S3 protocol path only, see :mod:`tests.team.servers`), all on loopback.
 
+The team workspace is the embedded one's twin with only the URLs of ``backends:`` changed (its
+``mlflow_artifacts`` line as `init` wrote it): models go where the MLflow server says and DVC
+objects to the S3 remote by those URLs alone.
+
 One test: the servers start once (~25 s) and every check reads the same cycles; with xdist the
-checks would otherwise run in several processes, each starting its own servers. Its last part
-runs one cycle by the URLs alone, without the two settings today's code needs, and reports the
-known defects it meets as XFAIL (after every other check passed), naming them."""
+checks would otherwise run in several processes, each starting its own servers."""
 
 from __future__ import annotations
 
@@ -116,21 +118,3 @@ def test_same_cycles_on_the_team_servers_by_urls(team_servers: TeamServers, tmp_
     assert proc.returncode == 0, proc.stderr[-3000:]
     predictions = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(predictions) == 5 and all(50_000 < p < 600_000 for p in predictions), predictions
-
-    # By the URLs alone (no artifact location, no remote given to `init`): the two defects of
-    # issue 12, item 1, while the product does not fix them; the workarounds above then go.
-    bare = make_workspace(tmp_path / "urls-only", team, name="prices_urls", prefix="dvc-urls", workarounds=False)
-    cycle = run_cycle(bare, CYCLES[0], team)
-    assert cycle.decision["outcome"] == remote[0].decision["outcome"]
-    defects = []
-    artifact_uri = client.get_run(cycle.decision["run_id"]).info.artifact_uri
-    if not artifact_uri.startswith("mlflow-artifacts:"):
-        defects.append("with only a server tracking URI, models stay on the client "
-                       f"(artifact location {artifact_uri}), not where the server says")
-    if not s3_keys(team, "dvc-urls"):
-        kept = sum(1 for p in (bare / ".modelcycle/dvc-remote").rglob("*") if p.is_file())
-        defects.append("the DVC remote does not follow backends.dvc_remote after `init` "
-                       f"({kept} objects went to .modelcycle/dvc-remote, none to s3://{BUCKET}/dvc-urls)")
-    if defects:
-        pytest.xfail("every check of the same cycles passed; by the URLs alone, known defects (issue 12, "
-                     "item 1): " + "; ".join(defects))

@@ -232,6 +232,9 @@ class NotifyConfig(Section):
         "?rto= in the URL change them)")
 
 
+DEFAULT_ARTIFACTS = ".modelcycle/mlartifacts"  # the embedded MLflow artifact folder
+
+
 class BackendsConfig(Section):
     """Where tracking, orchestration and data versions live. Defaults are embedded in the
     workspace; point them at a team's servers by changing URLs (or the environment variables
@@ -243,9 +246,9 @@ class BackendsConfig(Section):
         description="MLflow tracking URI: sqlite:///path, http(s)://server, postgresql://...")
     mlflow_registry_uri: str | None = Field(
         default=None, description="MLflow registry URI (default: the tracking URI)")
-    mlflow_artifacts: str = Field(
-        default=".modelcycle/mlartifacts",
-        description="where a new experiment stores artifacts (a folder, s3://..., ...)")
+    mlflow_artifacts: str | None = Field(default=DEFAULT_ARTIFACTS, description=(
+        "where a new experiment stores artifacts: a folder, s3://..., gs://...; with an http(s) "
+        "tracking server, a folder of the workspace or null lets the server decide"))
     prefect_api_url: str | None = Field(
         default=None,
         description="a running Prefect server's API URL; null runs Prefect locally with its "

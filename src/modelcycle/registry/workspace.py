@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 from modelcycle.config import Workspace
+from modelcycle.config.models import DEFAULT_ARTIFACTS
 from modelcycle.registry.mlflow import MlflowRegistry
 from modelcycle.registry.stores import sqlite_path
 
@@ -34,12 +35,12 @@ def own_store(ws: Workspace, tracking_uri: str) -> str | None:
     artifacts when it was moved or copied; what moved, or None (also for any other store)."""
     db = sqlite_path(tracking_uri)
     moved = None
-    artifacts = ws.config.backends.mlflow_artifacts
+    artifacts = ws.config.backends.mlflow_artifacts or DEFAULT_ARTIFACTS
     if db is not None and "://" not in artifacts and not Path(artifacts).is_absolute():
         db = db.expanduser()
         if db.resolve().is_relative_to(Path(ws.root).resolve()):
             marker = "/" + Path(artifacts).as_posix().strip("/").removeprefix("./")
-            moved = relocate_store(db, ws.artifact_location.rstrip("/"), marker)
+            moved = relocate_store(db, ws.local_artifact_location.rstrip("/"), marker)
             if moved:
                 log.warning("this workspace was moved or copied; its MLflow store now points at its "
                             "own artifacts (%s)", moved)
