@@ -31,7 +31,7 @@ def backtest(
     from modelcycle.config import month_range
     from modelcycle.lifecycle import services
 
-    ws = common.load_workspace(ctx)
+    ws = common.load_checked(ctx)
     windows = month_range(first, last)
     with common.locked(ws, no_wait=no_wait):
         services.refuse_literal_secrets(ws)

@@ -37,6 +37,17 @@ def load_workspace(ctx: typer.Context) -> Workspace:
     return Workspace.load(options(ctx).workspace)
 
 
+def load_checked(ctx: typer.Context, *which: str) -> Workspace:
+    """:func:`load_workspace`, then end the command with a clear error if one of the backends it
+    uses (``mlflow``, ``prefect``, ``dvc``; all when none is named) does not answer within a few
+    seconds, instead of waiting minutes for a library's retries."""
+    from modelcycle.lifecycle import backends
+
+    ws = load_workspace(ctx)
+    backends.require(ws, which or backends.ALL)
+    return ws
+
+
 def begin_prefect(prefect_home: Path, api_url: str | None, *, verbose: bool) -> Any:
     """Point Prefect at the workspace's home (or the configured server) before importing it, and
     start the local server; returns what :func:`await_prefect` waits for."""

@@ -48,7 +48,7 @@ def deploy(
     the deployed cycles."""
     from modelcycle.lifecycle import deployments
 
-    ws = common.load_workspace(ctx)
+    ws = common.load_checked(ctx, "prefect")
     if list_ and delete:
         raise typer.BadParameter("give --list or --delete, not both")
     if (list_ or delete) and (cron or interval or timezone):
@@ -94,7 +94,7 @@ def worker(
     from modelcycle.lifecycle import interrupts, watch
     from modelcycle.lifecycle.services import open_services
 
-    ws = common.load_workspace(ctx)
+    ws = common.load_checked(ctx)
     url = connect_prefect(ws, verbose=common.options(ctx).verbose, what="a worker")
     every = check_seconds or ws.config.automation.check_seconds
     pool = ws.config.automation.work_pool

@@ -33,7 +33,7 @@ def history(
     from modelcycle.registry.base import canonical_alias
     from modelcycle.registry.workspace import open_registry
 
-    ws = common.load_workspace(ctx)
+    ws = common.load_checked(ctx, "mlflow")
     wanted = None if alias.strip().lower() == "all" else canonical_alias(alias)
     reg = open_registry(ws)
     reg.check()

@@ -56,7 +56,7 @@ def predict(
     from modelcycle.registry.workspace import open_registry
     from modelcycle.steps.validate import check_schema
 
-    ws = common.load_workspace(ctx)
+    ws = common.load_checked(ctx, "mlflow")
     task = ws.config.data.task
     if proba and task != "classification":
         raise ConfigError(f"--proba: class probabilities exist only for classifiers, and this workspace's "

@@ -31,7 +31,7 @@ def rollback(
         raise ConfigError(f"--to {to!r} is not a version number",
                           "give the number of a registered version, e.g. --to 3 (`modelcycle history` lists "
                           "the champions)")
-    ws = common.load_workspace(ctx)
+    ws = common.load_checked(ctx, "mlflow")
     with common.locked(ws, no_wait=no_wait):
         svc = services.build(ws, echo=lambda _e: None)
         svc.registry.check()

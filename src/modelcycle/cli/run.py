@@ -24,7 +24,7 @@ def run(
     from modelcycle.config import Window
     from modelcycle.lifecycle import rolledback, services
 
-    ws = common.load_workspace(ctx)
+    ws = common.load_checked(ctx)
     if window is not None:
         Window.parse(window)  # a typo fails before anything starts
     with common.locked(ws, no_wait=no_wait):

@@ -30,7 +30,7 @@ def serve(
     from modelcycle.registry.workspace import open_registry
     from modelcycle.serving import runner
 
-    ws = common.load_workspace(ctx)
+    ws = common.load_checked(ctx, "mlflow")
     cfg = ws.config.serve or ServeConfig()
     settings = runner.Settings(
         host=host or cfg.host, port=cfg.port if port is None else port, poll_seconds=cfg.poll_seconds,

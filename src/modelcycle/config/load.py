@@ -10,12 +10,13 @@ from functools import cached_property
 from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlparse
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from modelcycle.config.live import live_servers
-from modelcycle.config.models import Params, ProjectConfig
+from modelcycle.config.models import EMBEDDED_ARTIFACTS, Params, ProjectConfig
 from modelcycle.config.secrets import redact, resolve_references, tighten
 from modelcycle.config.window import Window
 from modelcycle.errors import ConfigError, WorkspaceError
@@ -219,9 +220,34 @@ class Workspace:
         return _sqlite_absolute(uri, self.root)
 
     @property
+    def tracking_server(self) -> bool:
+        """Whether the configured MLflow store (modelcycle.yaml or MLFLOW_TRACKING_URI, not an `up`
+        server of this workspace's own store) is a tracking server other machines reach."""
+        return urlparse(self.local_tracking_uri).scheme in ("http", "https")
+
+    @property
     def artifact_location(self) -> str:
-        loc = self.config.backends.mlflow_artifacts
+        """``backends.mlflow_artifacts`` as a URI (a folder as ``file://``; null: the embedded
+        default folder)."""
+        loc = self.config.backends.mlflow_artifacts or EMBEDDED_ARTIFACTS
         return loc if _is_url(loc) else self.path(loc).resolve().as_uri()
+
+    @property
+    def names_artifact_store(self) -> bool:
+        """Whether ``backends.mlflow_artifacts`` names an artifact store (not null, not the
+        embedded default folder)."""
+        loc = self.config.backends.mlflow_artifacts
+        return loc is not None and self.artifact_location != self.path(EMBEDDED_ARTIFACTS).resolve().as_uri()
+
+    @property
+    def experiment_artifacts(self) -> str | None:
+        """Where a new experiment keeps its artifacts. None with a tracking server when the user
+        named no artifact store: the server chooses (its served artifacts, ``mlflow-artifacts:``),
+        and every machine loads the models through it; a ``file://`` folder of this machine would
+        be readable here only."""
+        if self.tracking_server and not self.names_artifact_store:
+            return None
+        return self.artifact_location
 
     @property
     def prefect_api_url(self) -> str | None:

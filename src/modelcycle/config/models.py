@@ -232,6 +232,10 @@ class NotifyConfig(Section):
         "?rto= in the URL change them)")
 
 
+#: The embedded default of ``backends.mlflow_artifacts`` (relative to the workspace).
+EMBEDDED_ARTIFACTS = ".modelcycle/mlartifacts"
+
+
 class BackendsConfig(Section):
     """Where tracking, orchestration and data versions live. Defaults are embedded in the
     workspace; point them at a team's servers by changing URLs (or the environment variables
@@ -243,9 +247,12 @@ class BackendsConfig(Section):
         description="MLflow tracking URI: sqlite:///path, http(s)://server, postgresql://...")
     mlflow_registry_uri: str | None = Field(
         default=None, description="MLflow registry URI (default: the tracking URI)")
-    mlflow_artifacts: str = Field(
-        default=".modelcycle/mlartifacts",
-        description="where a new experiment stores artifacts (a folder, s3://..., ...)")
+    mlflow_artifacts: str | None = Field(
+        default=EMBEDDED_ARTIFACTS,
+        description="where a new experiment stores its artifacts (the models): a folder, s3://, gs://, "
+        "a shared path. With an http(s):// tracking server, null or the embedded default folder lets the "
+        "server choose (its served artifacts, mlflow-artifacts:), so every machine can load the models; "
+        "with another store, null means the embedded default folder")
     prefect_api_url: str | None = Field(
         default=None,
         description="a running Prefect server's API URL; null runs Prefect locally with its "
