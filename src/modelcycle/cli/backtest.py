@@ -31,8 +31,9 @@ def backtest(
     from modelcycle.config import month_range
     from modelcycle.lifecycle import services
 
-    ws = common.load_checked(ctx)
+    ws = common.load_workspace(ctx)
     windows = month_range(first, last)
+    common.check_backends(ws)
     with common.locked(ws, no_wait=no_wait):
         services.refuse_literal_secrets(ws)
         common.prepare_prefect(ws, verbose=common.options(ctx).verbose)

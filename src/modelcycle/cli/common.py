@@ -37,15 +37,13 @@ def load_workspace(ctx: typer.Context) -> Workspace:
     return Workspace.load(options(ctx).workspace)
 
 
-def load_checked(ctx: typer.Context, *which: str) -> Workspace:
-    """:func:`load_workspace`, then end the command with a clear error if one of the backends it
-    uses (``mlflow``, ``prefect``, ``dvc``; all when none is named) does not answer within a few
-    seconds, instead of waiting minutes for a library's retries."""
+def check_backends(ws: Workspace, *which: str) -> None:
+    """End the command with a clear error if one of the backends it uses (``mlflow``,
+    ``prefect``, ``dvc``; all when none is named) does not answer within a few seconds, instead
+    of waiting minutes for a library's retries. Call it once the command's arguments are read."""
     from modelcycle.lifecycle import backends
 
-    ws = load_workspace(ctx)
     backends.require(ws, which or backends.ALL)
-    return ws
 
 
 def begin_prefect(prefect_home: Path, api_url: str | None, *, verbose: bool) -> Any:

@@ -33,8 +33,9 @@ def history(
     from modelcycle.registry.base import canonical_alias
     from modelcycle.registry.workspace import open_registry
 
-    ws = common.load_checked(ctx, "mlflow")
+    ws = common.load_workspace(ctx)
     wanted = None if alias.strip().lower() == "all" else canonical_alias(alias)
+    common.check_backends(ws, "mlflow")
     reg = open_registry(ws)
     reg.check()
     name = ws.config.name

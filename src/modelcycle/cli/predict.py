@@ -56,12 +56,13 @@ def predict(
     from modelcycle.registry.workspace import open_registry
     from modelcycle.steps.validate import check_schema
 
-    ws = common.load_checked(ctx, "mlflow")
+    ws = common.load_workspace(ctx)
     task = ws.config.data.task
     if proba and task != "classification":
         raise ConfigError(f"--proba: class probabilities exist only for classifiers, and this workspace's "
                           f"model is a {task} model (data.task in modelcycle.yaml)",
                           "drop --proba to get the predicted values")
+    common.check_backends(ws, "mlflow")
     reg = open_registry(ws)
     frame = _read(source)
     if frame.empty:

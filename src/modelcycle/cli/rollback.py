@@ -31,7 +31,8 @@ def rollback(
         raise ConfigError(f"--to {to!r} is not a version number",
                           "give the number of a registered version, e.g. --to 3 (`modelcycle history` lists "
                           "the champions)")
-    ws = common.load_checked(ctx, "mlflow")
+    ws = common.load_workspace(ctx)
+    common.check_backends(ws, "mlflow")
     with common.locked(ws, no_wait=no_wait):
         svc = services.build(ws, echo=lambda _e: None)
         svc.registry.check()

@@ -30,7 +30,7 @@ def serve(
     from modelcycle.registry.workspace import open_registry
     from modelcycle.serving import runner
 
-    ws = common.load_checked(ctx, "mlflow")
+    ws = common.load_workspace(ctx)
     cfg = ws.config.serve or ServeConfig()
     settings = runner.Settings(
         host=host or cfg.host, port=cfg.port if port is None else port, poll_seconds=cfg.poll_seconds,
@@ -38,6 +38,7 @@ def serve(
         key_columns=list(cfg.key_columns), log_level="info" if common.options(ctx).verbose else "warning",
         webhook_url=cfg.webhook_url)
     runner.check_binding(settings.host, settings.token)  # before opening anything
+    common.check_backends(ws, "mlflow")
     reg = open_registry(ws)
     on_move = _move_recorder(ws, reg, ws.config.name)
     on_move(None, None)  # a move made outside modelcycle while nothing served is recorded now

@@ -37,6 +37,7 @@ def status(
         table.add_column(col, no_wrap=True)
     try:
         backends.require(ws, ("mlflow",))  # fails in seconds, not after MLflow's minutes of retries
+        reg.check()  # one query: the store opens and reads
         aliases = {alias: reg.get_alias(name, alias) for alias in (CHAMPION, CHALLENGER)}
     except ModelcycleError:
         _backends(ws)  # where it looked, before the error says what went wrong

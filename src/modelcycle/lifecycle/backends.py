@@ -122,7 +122,17 @@ def _folder(path: Path, *, writable: bool) -> str:
     return "the folder exists" + (" and is writable" if writable else "")
 
 
-def _mlflow_probe(uri: str, timeout: float) -> Callable[[], str]:
+def _own_folder(ws: Workspace, path: Path, *, writable: bool) -> Callable[[], str]:
+    """A folder's probe; one of the workspace's own embedded backends (under ``.modelcycle/``)
+    that does not exist yet is fine: it is made when first used."""
+    def probe() -> str:
+        if not path.exists() and path.resolve().is_relative_to(ws.state_dir.resolve()):
+            return "not made yet (made when first used)"
+        return _folder(path, writable=writable)
+    return probe
+
+
+def _mlflow_probe(ws: Workspace, uri: str, timeout: float) -> Callable[[], str]:
     parsed = urlparse(uri)
     scheme = parsed.scheme.split("+", 1)[0]
     if scheme in ("http", "https"):
@@ -131,7 +141,7 @@ def _mlflow_probe(uri: str, timeout: float) -> Callable[[], str]:
         raw = uri[len("sqlite:///"):].split("?", 1)[0]
         if not raw or raw == ":memory:":
             return lambda: "in memory"
-        return lambda: _folder(Path(raw).expanduser().parent, writable=False)
+        return _own_folder(ws, Path(raw).expanduser().parent, writable=False)
     if scheme in _DB_PORTS and parsed.hostname:
         host, port = parsed.hostname, parsed.port or _DB_PORTS[scheme]
         return lambda: _tcp(host, port, timeout)
@@ -158,14 +168,7 @@ def _dvc_probe(ws: Workspace, remote: str, timeout: float) -> Callable[[], str]:
     parsed = urlparse(remote)
     scheme = parsed.scheme
     if "://" not in remote:
-        path = Path(remote)
-        if not path.exists() and path.resolve().is_relative_to(ws.state_dir.resolve()):
-            # the embedded default of a fresh clone: DVC would make it at the first push
-            def make() -> str:
-                path.mkdir(parents=True, exist_ok=True)
-                return _folder(path, writable=True)
-            return make
-        return lambda: _folder(path, writable=True)
+        return _own_folder(ws, Path(remote), writable=True)
     if scheme == "file":
         return lambda: _folder(Path(parsed.path), writable=True)
     if scheme == "s3":
@@ -209,7 +212,7 @@ def _probes(ws: Workspace, which: Iterable[str], timeout: float) -> list[tuple[s
         uris = [ws.tracking_uri] + ([ws.registry_uri] if ws.registry_uri != ws.tracking_uri else [])
         for uri in uris:
             local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
-            found.append(("mlflow", redact(uri), _mlflow_probe(uri, timeout), not local))
+            found.append(("mlflow", redact(uri), _mlflow_probe(ws, uri, timeout), not local))
     if "prefect" in wanted and ws.prefect_api_url:
         url = ws.prefect_api_url.rstrip("/")
         found.append(("prefect", redact(url), lambda: _http(f"{url}/health", timeout, health=True), True))
