@@ -13,8 +13,6 @@ is used here (no MLflow, Prefect or DVC import).
 
 from __future__ import annotations
 
-import configparser
-import contextlib
 import os
 import socket
 import threading
@@ -153,6 +151,9 @@ def _mlflow_probe(ws: Workspace, uri: str, timeout: float) -> Callable[[], str]:
 def _s3_endpoint(ws: Workspace, remote: str) -> str:
     """Where an s3:// remote is served: DVC's ``endpointurl`` for that remote, else
     AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS."""
+    import configparser
+    import contextlib
+
     conf = configparser.ConfigParser()
     with contextlib.suppress(configparser.Error):
         conf.read([ws.root / ".dvc" / "config", ws.root / ".dvc" / "config.local"], encoding="utf-8")
