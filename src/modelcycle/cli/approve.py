@@ -29,6 +29,7 @@ def _answer(ctx: typer.Context, run: str, *, approve: bool, comment: str, by: st
     from modelcycle.lifecycle import approval
 
     ws = common.load_workspace(ctx)
+    common.check_backends(ws, "prefect", "mlflow")
     connect_prefect(ws, verbose=common.options(ctx).verbose, what="answering a deployed run")
     found = approval.answer(run, approve=approve, by=_who(by), comment=comment)
     said = "approved: the challenger becomes the champion" if approve else "rejected: the champion is kept"
@@ -60,6 +61,7 @@ def pending(ctx: typer.Context) -> None:
     from modelcycle.lifecycle import approval
 
     ws = common.load_workspace(ctx)
+    common.check_backends(ws, "prefect")
     url = connect_prefect(ws, verbose=common.options(ctx).verbose, what="listing waiting runs")
     runs = approval.paused_runs()
     if not runs:

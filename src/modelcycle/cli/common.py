@@ -37,6 +37,15 @@ def load_workspace(ctx: typer.Context) -> Workspace:
     return Workspace.load(options(ctx).workspace)
 
 
+def check_backends(ws: Workspace, *which: str) -> None:
+    """End the command with a clear error if one of the backends it uses (``mlflow``,
+    ``prefect``, ``dvc``; all when none is named) does not answer within a few seconds, instead
+    of waiting minutes for a library's retries. Call it once the command's arguments are read."""
+    from modelcycle.lifecycle import backends
+
+    backends.require(ws, which or backends.ALL)
+
+
 def begin_prefect(prefect_home: Path, api_url: str | None, *, verbose: bool) -> Any:
     """Point Prefect at the workspace's home (or the configured server) before importing it, and
     start the local server; returns what :func:`await_prefect` waits for."""

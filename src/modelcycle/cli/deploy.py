@@ -54,6 +54,7 @@ def deploy(
     if (list_ or delete) and (cron or interval or timezone):
         raise typer.BadParameter("--list and --delete take no schedule")
     deployments.check_schedule(cron, interval, timezone)
+    common.check_backends(ws, "prefect")
     url = connect_prefect(ws, verbose=common.options(ctx).verbose, what="a deployment")
     if list_:
         found = deployments.listed()
@@ -95,6 +96,7 @@ def worker(
     from modelcycle.lifecycle.services import open_services
 
     ws = common.load_workspace(ctx)
+    common.check_backends(ws)
     url = connect_prefect(ws, verbose=common.options(ctx).verbose, what="a worker")
     every = check_seconds or ws.config.automation.check_seconds
     pool = ws.config.automation.work_pool

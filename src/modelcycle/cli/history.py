@@ -35,6 +35,7 @@ def history(
 
     ws = common.load_workspace(ctx)
     wanted = None if alias.strip().lower() == "all" else canonical_alias(alias)
+    common.check_backends(ws, "mlflow")
     reg = open_registry(ws)
     reg.check()
     name = ws.config.name

@@ -196,6 +196,11 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         os.environ.setdefault("DVC_NO_ANALYTICS", "1")
         os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+        # MLflow's HTTP client retries 7 times with a doubling wait (over 4 minutes) against a
+        # server that went away; commands check the server first (lifecycle.backends), and give
+        # up on one that stops answering after ~15 s of retries (the user's own values win)
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
         _register()
         verbose = _asked_verbose(argv)
         app(args=argv, standalone_mode=True)

@@ -62,6 +62,7 @@ def predict(
         raise ConfigError(f"--proba: class probabilities exist only for classifiers, and this workspace's "
                           f"model is a {task} model (data.task in modelcycle.yaml)",
                           "drop --proba to get the predicted values")
+    common.check_backends(ws, "mlflow")
     reg = open_registry(ws)
     frame = _read(source)
     if frame.empty:

@@ -29,6 +29,7 @@ def promote(
                           "give the number of a registered version, e.g. --version 7 (`modelcycle status` "
                           "shows the champion's and the challenger's)")
     ws = common.load_workspace(ctx)
+    common.check_backends(ws, "mlflow")
     with common.locked(ws, no_wait=no_wait):
         done = actions.promote(services.build(ws, echo=lambda _e: None), version, alias=alias, reason=reason,
                                by=getpass.getuser())

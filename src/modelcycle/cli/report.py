@@ -32,6 +32,7 @@ def report(
     from modelcycle.registry.workspace import open_registry
 
     ws = common.load_workspace(ctx)
+    common.check_backends(ws, "mlflow")
     folder = out.expanduser().resolve() if out is not None else ws.path(DEFAULT_OUT)
     data, files = prreport.write(ws, open_registry(ws), folder)
     shown = os.path.relpath(files["md"]) if files["md"].is_relative_to(Path.cwd()) else str(files["md"])

@@ -32,6 +32,7 @@ def rollback(
                           "give the number of a registered version, e.g. --to 3 (`modelcycle history` lists "
                           "the champions)")
     ws = common.load_workspace(ctx)
+    common.check_backends(ws, "mlflow")
     with common.locked(ws, no_wait=no_wait):
         svc = services.build(ws, echo=lambda _e: None)
         svc.registry.check()

@@ -38,6 +38,7 @@ def serve(
         key_columns=list(cfg.key_columns), log_level="info" if common.options(ctx).verbose else "warning",
         webhook_url=cfg.webhook_url, image_paths=cfg.image_paths)
     runner.check_binding(settings.host, settings.token)  # before opening anything
+    common.check_backends(ws, "mlflow")
     reg = open_registry(ws)
     on_move = _move_recorder(ws, reg, ws.config.name)
     on_move(None, None)  # a move made outside modelcycle while nothing served is recorded now

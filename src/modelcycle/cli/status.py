@@ -24,7 +24,7 @@ def status(
     """Show the champion and challenger versions with their lineage (window, git commit, DVC data
     hash, MLflow run, Prefect flow run), the source and backends in use (passwords shown as ***),
     and the latest decisions."""
-    from modelcycle.lifecycle import journal, lock
+    from modelcycle.lifecycle import backends, journal, lock
     from modelcycle.registry.base import CHALLENGER, CHAMPION
     from modelcycle.registry.workspace import open_registry
 
@@ -36,7 +36,8 @@ def status(
     for col in ("alias", "version", "window", "commit", "data md5", "decision", "MLflow run"):
         table.add_column(col, no_wrap=True)
     try:
-        reg.check()  # a server that does not answer fails now, not after MLflow's minutes of retries
+        backends.require(ws, ("mlflow",))  # fails in seconds, not after MLflow's minutes of retries
+        reg.check()  # one query: the store opens and reads
         aliases = {alias: reg.get_alias(name, alias) for alias in (CHAMPION, CHALLENGER)}
     except ModelcycleError:
         _backends(ws)  # where it looked, before the error says what went wrong

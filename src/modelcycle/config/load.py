@@ -10,12 +10,13 @@ from functools import cached_property
 from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlparse
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from modelcycle.config.live import live_servers
-from modelcycle.config.models import DEFAULT_ARTIFACTS, Params, ProjectConfig
+from modelcycle.config.models import EMBEDDED_ARTIFACTS, Params, ProjectConfig
 from modelcycle.config.secrets import redact, resolve_references, tighten
 from modelcycle.config.window import Window
 from modelcycle.errors import ConfigError, WorkspaceError
@@ -140,11 +141,6 @@ def _is_url(text: str) -> bool:
     return "://" in text
 
 
-def is_server_uri(uri: str) -> bool:
-    """An MLflow tracking URI that names a tracking server (http/https), not a store it opens itself."""
-    return uri.split("://", 1)[0].lower() in ("http", "https")
-
-
 @dataclass(frozen=True)
 class Workspace:
     """A loaded workspace: its root, config and params, and its resolved backend addresses."""
@@ -224,25 +220,34 @@ class Workspace:
         return _sqlite_absolute(uri, self.root)
 
     @property
-    def local_artifact_location(self) -> str:
-        """The artifact store modelcycle.yaml names, as a URI (a folder becomes ``file://``): where
-        the embedded store and a `modelcycle up` server keep artifacts. Unset (null): the embedded
-        default folder."""
-        loc = self.config.backends.mlflow_artifacts or DEFAULT_ARTIFACTS
+    def tracking_server(self) -> bool:
+        """Whether the configured MLflow store (modelcycle.yaml or MLFLOW_TRACKING_URI, not an `up`
+        server of this workspace's own store) is a tracking server other machines reach."""
+        return urlparse(self.local_tracking_uri).scheme in ("http", "https")
+
+    @property
+    def artifact_location(self) -> str:
+        """``backends.mlflow_artifacts`` as a URI (a folder as ``file://``; null: the embedded
+        default folder)."""
+        loc = self.config.backends.mlflow_artifacts or EMBEDDED_ARTIFACTS
         return loc if _is_url(loc) else self.path(loc).resolve().as_uri()
 
     @property
-    def artifact_location(self) -> str | None:
-        """Where a new MLflow experiment stores its artifacts; None lets the tracking server
-        decide. With a server tracking URI (http/https), a folder of this workspace (the embedded
-        default, any relative path, or null) would keep the models on this machine, where no other
-        client can load them: the server's own artifact store is used instead (its served
-        artifacts, ``mlflow-artifacts:``). A store the user names (``s3://``, ``gs://``, an
-        absolute shared path) is used as named."""
+    def names_artifact_store(self) -> bool:
+        """Whether ``backends.mlflow_artifacts`` names an artifact store (not null, not the
+        embedded default folder)."""
         loc = self.config.backends.mlflow_artifacts
-        if is_server_uri(self.tracking_uri) and (loc is None or (not _is_url(loc) and not Path(loc).is_absolute())):
+        return loc is not None and self.artifact_location != self.path(EMBEDDED_ARTIFACTS).resolve().as_uri()
+
+    @property
+    def experiment_artifacts(self) -> str | None:
+        """Where a new experiment keeps its artifacts. None with a tracking server when the user
+        named no artifact store: the server chooses (its served artifacts, ``mlflow-artifacts:``),
+        and every machine loads the models through it; a ``file://`` folder of this machine would
+        be readable here only."""
+        if self.tracking_server and not self.names_artifact_store:
             return None
-        return self.local_artifact_location
+        return self.artifact_location
 
     @property
     def prefect_api_url(self) -> str | None:

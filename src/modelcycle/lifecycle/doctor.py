@@ -30,10 +30,12 @@ def _check(area: str, fn: Callable[[], Finding | None]) -> Finding | None:
         return Finding(area, False, exc.message, exc.hint)
 
 
-def examine(svc: Services, *, registry_check: Callable[[], None] | None = None,
-            prefect_check: Callable[[], str] | None = None, moved: str | None = None) -> list[Finding]:
-    """Repair, then check. ``registry_check`` / ``prefect_check`` reach the servers with a
-    short timeout (they raise a ModelcycleError naming the URL when they cannot);
+def examine(svc: Services, *, registry_check: Callable[[], str | None] | None = None,
+            prefect_check: Callable[[], str] | None = None, remote_check: Callable[[], str] | None = None,
+            moved: str | None = None) -> list[Finding]:
+    """Repair, then check. ``registry_check`` / ``prefect_check`` / ``remote_check`` (the DVC
+    remote) reach the backends with a short timeout (they raise a ModelcycleError naming the URL
+    when they cannot);
     ``moved`` says where the workspace's store was pointed after a move or copy."""
     findings: list[Finding] = []
 
@@ -53,13 +55,15 @@ def examine(svc: Services, *, registry_check: Callable[[], None] | None = None,
     registry_ok = True
     if registry_check is not None:
         def reach_registry() -> Finding:
-            registry_check()
-            return Finding("MLflow", True, "answers")
+            said = registry_check()
+            return Finding("MLflow", True, said or "answers")
         found = _check("MLflow", reach_registry)
         registry_ok = bool(found and found.ok)
         add(found)
     if prefect_check is not None:
         add(_check("Prefect", lambda: Finding("Prefect", True, prefect_check())))
+    if remote_check is not None:
+        add(_check("DVC remote", lambda: Finding("DVC remote", True, remote_check())))
 
     if registry_ok:
         def repair() -> Finding:

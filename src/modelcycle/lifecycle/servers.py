@@ -163,7 +163,7 @@ def _mlflow(ws: Workspace, host: str, port: int, logs: Path) -> Launch:
         raise ServerStartError(f"the MLflow store {store} cannot be read: {exc}",
                                "restore .modelcycle/mlflow.db from a backup, or point backends.mlflow_tracking_uri "
                                "at another store; `modelcycle doctor` checks it") from exc
-    artifacts = ws.local_artifact_location
+    artifacts = ws.artifact_location
     if artifacts.startswith("file:"):
         Path(artifacts.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
     base = f"http://{_reach(host)}:{port}"

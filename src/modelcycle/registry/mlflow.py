@@ -57,6 +57,7 @@ from modelcycle.registry.stores import (
     check_answers,
     experiment_folder,
     has_scheme,
+    experiment_locations,
     open_client,
     redact_uri,
 )
@@ -136,6 +137,10 @@ class MlflowRegistry:
     def check(self, timeout: float = 5.0) -> None:
         """Reach the store once; see :func:`modelcycle.registry.stores.check_answers`."""
         check_answers(self._client, self.tracking_uri, timeout)
+
+    def experiment_locations(self, names: list[str]) -> dict[str, str]:
+        """The artifact location of each of these experiments that exists."""
+        return experiment_locations(self._client, self.tracking_uri, names)
 
     # -- runs -----------------------------------------------------------------------------
 

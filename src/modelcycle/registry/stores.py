@@ -137,3 +137,14 @@ def check_answers(client: MlflowClient, tracking_uri: str, timeout: float = 5.0)
         return
     with translate(f"the MLflow store {redact_uri(tracking_uri)} does not answer", open_hint(tracking_uri)):
         client.search_experiments(max_results=1)
+
+
+def experiment_locations(client: MlflowClient, tracking_uri: str, names: list[str]) -> dict[str, str]:
+    """The artifact location of each experiment of ``names`` that exists in the store."""
+    found: dict[str, str] = {}
+    with translate(f"cannot read the experiments of {redact_uri(tracking_uri)}", open_hint(tracking_uri)):
+        for name in names:
+            exp = client.get_experiment_by_name(name)
+            if exp is not None and exp.artifact_location:
+                found[name] = str(exp.artifact_location)
+    return found

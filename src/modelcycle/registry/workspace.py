@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 
 from modelcycle.config import Workspace
-from modelcycle.config.models import DEFAULT_ARTIFACTS
+from modelcycle.config.models import EMBEDDED_ARTIFACTS
 from modelcycle.registry.mlflow import MlflowRegistry
 from modelcycle.registry.stores import sqlite_path
 
@@ -24,7 +24,7 @@ def open_registry(ws: Workspace, *, system_metrics_interval: float = 1.0) -> Mlf
     workspace's store still points at the old folder's artifacts, and is pointed at its own
     (what moved is in the registry's ``relocated``, None when nothing did)."""
     moved = own_store(ws, ws.tracking_uri)
-    registry = MlflowRegistry(ws.tracking_uri, registry_uri=ws.registry_uri, artifact_location=ws.artifact_location,
+    registry = MlflowRegistry(ws.tracking_uri, registry_uri=ws.registry_uri, artifact_location=ws.experiment_artifacts,
                               system_metrics_interval=system_metrics_interval)
     registry.relocated = moved
     return registry
@@ -35,16 +35,25 @@ def own_store(ws: Workspace, tracking_uri: str) -> str | None:
     artifacts when it was moved or copied; what moved, or None (also for any other store)."""
     db = sqlite_path(tracking_uri)
     moved = None
-    artifacts = ws.config.backends.mlflow_artifacts or DEFAULT_ARTIFACTS
+    artifacts = ws.config.backends.mlflow_artifacts or EMBEDDED_ARTIFACTS
     if db is not None and "://" not in artifacts and not Path(artifacts).is_absolute():
         db = db.expanduser()
         if db.resolve().is_relative_to(Path(ws.root).resolve()):
             marker = "/" + Path(artifacts).as_posix().strip("/").removeprefix("./")
-            moved = relocate_store(db, ws.local_artifact_location.rstrip("/"), marker)
+            moved = relocate_store(db, ws.artifact_location.rstrip("/"), marker)
             if moved:
                 log.warning("this workspace was moved or copied; its MLflow store now points at its "
                             "own artifacts (%s)", moved)
     return moved
+
+
+def client_only_experiments(ws: Workspace, registry: MlflowRegistry) -> dict[str, str]:
+    """The workspace's experiments (the cycles', the DVC experiments') on a tracking server whose
+    artifacts are a ``file://`` folder: only the machine that made them can load their models."""
+    if not ws.tracking_server:
+        return {}
+    names = [ws.config.name, f"{ws.config.name}-experiments"]
+    return {n: loc for n, loc in registry.experiment_locations(names).items() if loc.startswith("file:")}
 
 
 _LOCATION_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),

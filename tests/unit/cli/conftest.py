@@ -89,7 +89,8 @@ def one_paragraph(ran: Ran, code: int, *words: str) -> None:
 def _process_state(monkeypatch: pytest.MonkeyPatch):
     """main() sets a few environment defaults and configures the root logger: undo both."""
     for name, value in (("MLFLOW_DISABLE_TELEMETRY", "true"), ("DVC_NO_ANALYTICS", "1"),
-                        ("GIT_PYTHON_REFRESH", "quiet")):
+                        ("GIT_PYTHON_REFRESH", "quiet"), ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3"),
+                        ("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")):
         monkeypatch.setenv(name, os.environ.get(name, value))
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level

@@ -206,7 +206,7 @@ def examined(monkeypatch, prefect):
     registry = SimpleNamespace(relocated="the MLflow store now points at this workspace's own files")
     monkeypatch.setattr(services, "build", lambda ws, echo=None: SimpleNamespace(ws=ws, registry=registry))
 
-    def examine(svc, *, registry_check, prefect_check, moved):
+    def examine(svc, *, registry_check, prefect_check, moved, remote_check=None):
         calls.append({"root": svc.ws.root, "moved": moved})
         return findings
 

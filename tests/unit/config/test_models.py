@@ -85,31 +85,6 @@ def test_workspace_discovery_and_backend_resolution(tmp_path, monkeypatch):
     assert ws.backend_origins()["mlflow"] == "$MLFLOW_TRACKING_URI"
 
 
-@pytest.mark.parametrize(("tracking", "artifacts", "expected"), [
-    (None, None, "{root}/.modelcycle/mlartifacts"),                      # embedded: the workspace's folder
-    (None, "null", "{root}/.modelcycle/mlartifacts"),
-    ("http://mlflow.team:5000", None, None),                              # a server: it decides
-    ("https://mlflow.team", ".modelcycle/mlartifacts", None),
-    ("http://mlflow.team:5000", "models/artifacts", None),
-    ("http://mlflow.team:5000", "null", None),
-    ("http://mlflow.team:5000", "s3://team/mlflow", "s3://team/mlflow"),  # named by the user: as named
-    ("http://mlflow.team:5000", "/shared/mlflow", "file:///shared/mlflow"),
-    ("postgresql://u:p@db/mlflow", None, "{root}/.modelcycle/mlartifacts"),  # a store MLflow opens itself
-])
-def test_a_server_tracking_uri_lets_the_server_keep_the_models(tmp_path, monkeypatch, tracking, artifacts, expected):
-    """With an http(s) tracking server, a folder of the workspace would keep models on this
-    machine: the server's own artifact store is used unless the user names another store."""
-    text = GOOD + (f"backends:\n  mlflow_artifacts: {artifacts}\n" if artifacts else "")
-    write(tmp_path, text)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    if tracking:
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
-    ws = Workspace.load(tmp_path)
-    root = tmp_path.resolve().as_uri()
-    assert ws.artifact_location == (expected.format(root=root) if expected else None)
-    assert ws.local_artifact_location.startswith(("file://", "s3://"))
-
-
 def test_no_workspace_is_a_clear_error(tmp_path):
     with pytest.raises(WorkspaceError, match="modelcycle init"):
         Workspace.load(tmp_path)
