@@ -34,10 +34,19 @@ def unreachable(tmp_path: Path) -> Path:
     return blocker / "dvc-remote"
 
 
+def refusing(tmp_path: Path) -> Path:
+    """A remote folder that answers the check at a command's start (it exists and is writable)
+    but refuses the push: a file stands where DVC puts its objects."""
+    remote = tmp_path / "team-share" / "dvc-remote"
+    remote.mkdir(parents=True)
+    (remote / "files").write_text("not a folder")
+    return remote
+
+
 def test_a_failed_push_rolls_the_cycle_back_and_names_the_remote(champion_ws: Path, tmp_path: Path,
                                                                   capsys, monkeypatch) -> None:
     ws = champion_ws  # 2014-12 ran: v1 is the champion
-    remote = unreachable(tmp_path)
+    remote = refusing(tmp_path)
     monkeypatch.setenv("MODELCYCLE_DVC_REMOTE", str(remote))
     before = outside(ws)
     code, out, err = cli(capsys, "-w", str(ws), "run", "--window", "2015-01")

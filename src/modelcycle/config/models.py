@@ -232,8 +232,7 @@ class NotifyConfig(Section):
         "?rto= in the URL change them)")
 
 
-#: The embedded default of ``backends.mlflow_artifacts`` (relative to the workspace).
-EMBEDDED_ARTIFACTS = ".modelcycle/mlartifacts"
+EMBEDDED_ARTIFACTS = ".modelcycle/mlartifacts"  # backends.mlflow_artifacts' default (in the workspace)
 
 
 class BackendsConfig(Section):
@@ -245,21 +244,18 @@ class BackendsConfig(Section):
     mlflow_tracking_uri: str = Field(
         default="sqlite:///.modelcycle/mlflow.db",
         description="MLflow tracking URI: sqlite:///path, http(s)://server, postgresql://...")
-    mlflow_registry_uri: str | None = Field(
-        default=None, description="MLflow registry URI (default: the tracking URI)")
-    mlflow_artifacts: str | None = Field(
-        default=EMBEDDED_ARTIFACTS,
-        description="where a new experiment stores its artifacts (the models): a folder, s3://, gs://, "
+    mlflow_registry_uri: str | None = Field(default=None, description="MLflow registry URI (default: the tracking URI)")
+    mlflow_artifacts: str | None = Field(default=EMBEDDED_ARTIFACTS, description=(
+        "where a new experiment stores its artifacts (the models): a folder, s3://, gs://, "
         "a shared path. With an http(s):// tracking server, null or the embedded default folder lets the "
         "server choose (its served artifacts, mlflow-artifacts:), so every machine can load the models; "
-        "with another store, null means the embedded default folder")
+        "with another store, null means the embedded default folder"))
     prefect_api_url: str | None = Field(
         default=None,
         description="a running Prefect server's API URL; null runs Prefect locally with its "
         "home in .modelcycle/prefect")
-    dvc_remote: str | None = Field(
-        default=".modelcycle/dvc-remote",
-        description="DVC remote for data and model snapshots: a folder, s3://, gs://, azure://")
+    dvc_remote: str | None = Field(default=".modelcycle/dvc-remote", description=(
+        "DVC remote for data and model snapshots: a folder, s3://, gs://, azure://"))
 
 
 class ReferenceConfig(Section):
@@ -293,6 +289,11 @@ class ServeConfig(Section):
     poll_seconds: float = Field(
         default=2.0, gt=0, description="how often the server reads the champion alias to follow a move")
     max_body_mb: float = Field(default=16, gt=0, description="a request body larger than this is refused (413)")
+    image_paths: bool = Field(
+        default=False,
+        description="image models: read a file path a client sends in an image column from this server's disk; "
+        "false (the default) refuses such a request (422) and takes only the image's base64 text or a "
+        "data:image/...;base64, URI. true for a server that shares a disk with its clients")
     shadow: bool = Field(
         default=False,
         description="also score the challenger on each request, off the request path, and log both "
@@ -370,6 +371,17 @@ class ActConfig(Section):
         "still waiting for a human is versioned, so `modelcycle promote` can promote it")
 
 
+class VersioningConfig(Section):
+    """How a cycle's data and model reach the DVC remote (backends.dvc_remote)."""
+
+    push: Literal["required", "best-effort"] = Field(
+        default="required",
+        description="required: a failed push to the DVC remote fails the cycle, which is rolled back "
+        "(git commit and tag, DVC outputs, registry and aliases as before); best-effort: the cycle "
+        "succeeds, says the push failed (output, notification, `modelcycle status`), and the next cycle "
+        "or `modelcycle push` pushes it again")
+
+
 #: What an older modelcycle.yaml's `simulation:` section (the taxi simulator's seed and size) means
 #: today: the taxifare example's reference, named by its import path (the core never imports it).
 LEGACY_SIMULATION_FACTORY = "modelcycle.examples.taxifare.scenario:TaxiReference"
@@ -403,6 +415,8 @@ class ProjectConfig(Section):
     act: ActConfig = Field(
         default_factory=ActConfig,
         description="what a cycle keeps of a challenger that is not promoted (keep_rejected)")
+    versioning: VersioningConfig = Field(
+        default_factory=VersioningConfig, description="whether a failed push to the DVC remote fails the cycle")
 
     @model_validator(mode="before")
     @classmethod

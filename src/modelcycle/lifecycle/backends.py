@@ -13,6 +13,7 @@ is used here (no MLflow, Prefect or DVC import).
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -32,6 +33,8 @@ TITLES = {"mlflow": "MLflow", "prefect": "Prefect", "dvc": "DVC remote"}
 _DB_PORTS = {"postgresql": 5432, "postgres": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433}
 _ERRORS: dict[str, type[ModelcycleError]] = {"mlflow": RegistryError, "prefect": WorkspaceError,
                                              "dvc": VersioningError}
+
+log = logging.getLogger(__name__)
 
 
 class UnreachableError(Exception):
@@ -265,6 +268,11 @@ def require(ws: Workspace, which: Iterable[str] = ALL, *, timeout: float | None 
     (MLflow: a RegistryError, Prefect: a WorkspaceError, the DVC remote: a VersioningError)."""
     reaches = check(ws, which, timeout=timeout)
     down = [r for r in reaches if not r.ok]
+    if ws.config.versioning.push == "best-effort":  # the user lets cycles run while the remote is away
+        for r in [r for r in down if r.name == "dvc"]:
+            log.warning("%s %s; versioning.push is best-effort: cycles are versioned here and pushed by "
+                        "the next cycle or `modelcycle push`", r.title, r.problem())
+            down.remove(r)
     if not down:
         return reaches
     what = "; ".join(f"{r.title} {r.problem()}" for r in down)

@@ -161,6 +161,15 @@ def test_each_backend_ends_a_command_with_its_own_kind_of_error(tmp_path, silent
     assert backends.require(ws, ("mlflow",))  # only what the command uses is asked
 
 
+def test_with_a_best_effort_push_a_missing_remote_is_said_and_the_command_goes_on(tmp_path, monkeypatch, caplog):
+    ws = workspace(tmp_path, "versioning: {push: best-effort}\n")
+    monkeypatch.setenv("MODELCYCLE_DVC_REMOTE", str(tmp_path / "gone"))
+    with caplog.at_level("WARNING", logger="modelcycle.lifecycle.backends"):
+        reaches = backends.require(ws, ("dvc",))
+    assert [r.ok for r in reaches] == [False]
+    assert "gone does not exist" in caplog.text and "best-effort" in caplog.text
+
+
 def test_servers_that_answer_are_reachable(tmp_path, healthy, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", healthy)  # an S3-compatible endpoint answers 403 anonymously
     ws = workspace(tmp_path, f"backends:\n  mlflow_tracking_uri: {healthy}\n  prefect_api_url: {healthy}/api\n"
