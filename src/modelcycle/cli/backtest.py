@@ -33,6 +33,7 @@ def backtest(
 
     ws = common.load_workspace(ctx)
     windows = month_range(first, last)
+    services.refuse_literal_secrets(ws)  # before anything connects with the password it holds
     common.check_backends(ws)
     with common.locked(ws, no_wait=no_wait):
         services.refuse_literal_secrets(ws)

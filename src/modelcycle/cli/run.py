@@ -27,6 +27,7 @@ def run(
     ws = common.load_workspace(ctx)
     if window is not None:
         Window.parse(window)  # a typo fails before anything starts
+    services.refuse_literal_secrets(ws)  # before anything connects with the password it holds
     common.check_backends(ws)
     with common.locked(ws, no_wait=no_wait):
         if window is None:  # read under the lock: a cycle that held it may have moved the window
