@@ -5,17 +5,15 @@ them and never replies, a DVC remote folder that is not there; and doctor's line
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.unit.cli.conftest import flat
+from tests.unit.lifecycle.test_backends import free_port
 
 BACKEND_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PREFECT_API_URL", "MODELCYCLE_DVC_REMOTE",
                      "MODELCYCLE_BACKENDS_TIMEOUT")
@@ -31,44 +29,9 @@ def modelcycle(ws: Path, *args: str, timeout: float = 60, **env: str) -> tuple[i
     return proc.returncode, flat(proc.stdout + "\n" + proc.stderr), time.monotonic() - started
 
 
-def refused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # closed again: nothing listens there
-
-
-@pytest.fixture
-def silent() -> Iterator[int]:
-    """A port whose socket accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    server.settimeout(0.2)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield int(server.getsockname()[1])
-    finally:
-        stop.set()
-        thread.join(2)
-        for conn in held:
-            conn.close()
-        server.close()
-
-
 @pytest.mark.parametrize("kind", ["refuses", "never answers"])
 def test_run_ends_in_seconds_when_the_mlflow_server_does_not_answer(taxi_ws, silent, kind):
-    port = refused_port() if kind == "refuses" else silent
+    port = free_port() if kind == "refuses" else silent
     url = f"http://127.0.0.1:{port}"
     code, said, seconds = modelcycle(taxi_ws, "run", "--window", "2014-12", MLFLOW_TRACKING_URI=url)
     assert code == 6, said  # a RegistryError, as MLflow's other failures
@@ -81,7 +44,7 @@ def test_run_ends_in_seconds_when_the_mlflow_server_does_not_answer(taxi_ws, sil
 
 @pytest.mark.parametrize("kind", ["refuses", "never answers"])
 def test_run_ends_in_seconds_when_the_prefect_server_does_not_answer(taxi_ws, silent, kind):
-    port = refused_port() if kind == "refuses" else silent
+    port = free_port() if kind == "refuses" else silent
     url = f"http://127.0.0.1:{port}/api"
     code, said, seconds = modelcycle(taxi_ws, "run", "--window", "2014-12", PREFECT_API_URL=url)
     assert code == 2, said  # not 70, "unexpected error"
@@ -102,7 +65,7 @@ def test_run_ends_at_once_when_the_dvc_remote_folder_is_missing(taxi_ws, tmp_pat
 
 
 def test_doctor_says_which_backends_do_not_answer_in_seconds(taxi_ws, silent, tmp_path):
-    mlflow, prefect = f"http://127.0.0.1:{refused_port()}", f"http://127.0.0.1:{silent}/api"
+    mlflow, prefect = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{silent}/api"
     code, said, seconds = modelcycle(taxi_ws, "doctor", MLFLOW_TRACKING_URI=mlflow, PREFECT_API_URL=prefect,
                                      MODELCYCLE_DVC_REMOTE=str(tmp_path / "gone"))
     assert code == 1, said

@@ -52,35 +52,6 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def silent() -> Iterator[int]:
-    """A port where a socket accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield int(server.getsockname()[1])
-    finally:
-        stop.set()
-        thread.join(2)
-        for conn in held:
-            conn.close()
-        server.close()
-
-
-@pytest.fixture
 def healthy() -> Iterator[str]:
     """An HTTP server answering 200 at /health and /api/health, 403 elsewhere (as an object store
     answers an anonymous request)."""
