@@ -19,7 +19,7 @@ from prefect import flow
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from modelcycle.config import Window, month_range
-from modelcycle.lifecycle import effects, interrupts, lock, rolledback
+from modelcycle.lifecycle import effects, heartbeat, interrupts, lock, rolledback
 from modelcycle.lifecycle.cycle import run_cycle
 from modelcycle.lifecycle.result import CycleResult
 from modelcycle.lifecycle.services import open_services
@@ -44,7 +44,7 @@ def cycle_flow(workspace: str, window: str | None = None) -> CycleResult:
     from modelcycle.lifecycle import automation
 
     svc = open_services(workspace)
-    with lock.hold(svc.ws.root, f"modelcycle cycle {window or 'next'}"):
+    with heartbeat.beating("modelcycle-cycle"), lock.hold(svc.ws.root, f"modelcycle cycle {window or 'next'}"):
         if automation.deployment_id() is not None:
             return automation.run_deployed(svc, window)
         if window is None:
@@ -59,7 +59,7 @@ def backtest_flow(workspace: str, first: str, last: str, approve_escalations: bo
     With ``approve_escalations``, an escalated challenger is approved before the next month, as a
     human who reviewed it would (a replay otherwise keeps the champion, as a timeout does)."""
     results: list[CycleResult] = []
-    with lock.hold(Path(workspace), f"modelcycle backtest {first}..{last}"):
+    with heartbeat.beating("modelcycle-backtest"), lock.hold(Path(workspace), f"modelcycle backtest {first}..{last}"):
         for w in month_range(first, last):
             started = time.perf_counter()
             state = cycle_flow(workspace, w.label, return_state=True)
@@ -84,17 +84,24 @@ def backtest_flow(workspace: str, first: str, last: str, approve_escalations: bo
 
 
 def _run_settings() -> Any:
-    """Flow-run heartbeats detect crashed runs on a long-lived server; a cycle on the embedded
-    server does not need them (its recovery closes a dead process's runs), and they cost up to
-    a second per flow run. Every flow run carries this process's tag, by which recovery tells
-    a dead process's runs from live ones."""
+    """Flow-run heartbeats detect crashed runs on a long-lived server. Prefect's engine sends them
+    from a thread joined at the end of every flow run, which costs up to a second a flow run
+    (see :mod:`modelcycle.lifecycle.heartbeat`): its heartbeats are off here, and on a team's
+    server modelcycle sends the same events at the same frequency from a thread that stops at
+    once. The embedded server needs none (it ends with the command; recovery closes a dead
+    process's runs). Every flow run carries this process's tag, by which recovery tells a dead
+    process's runs from live ones."""
     from prefect import tags
+    from prefect.settings import get_current_settings
 
     from modelcycle.lifecycle import runtime
 
     stack = contextlib.ExitStack()
-    if not runtime.team_server():
-        stack.enter_context(temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}))
+    if runtime.team_server():
+        frequency = get_current_settings().flows.heartbeat_frequency
+        token = heartbeat.INTERVAL.set(float(frequency) if frequency else None)
+        stack.callback(heartbeat.INTERVAL.reset, token)
+    stack.enter_context(temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}))
     stack.enter_context(tags(f"{effects.FLOW_PROCESS_TAG}:{effects.process_id()}"))
     return stack
 
