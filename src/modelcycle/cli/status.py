@@ -196,7 +196,7 @@ def _unpushed(ws: Workspace) -> None:
     """With versioning.push: best-effort, the cycles whose data and model are not on the remote."""
     from modelcycle.lifecycle import unpushed
 
-    entries = unpushed.read(ws)
+    entries = unpushed.pending(ws)
     if not entries:
         return
     console.print(f"[escalate]not pushed:[/escalate] {escape(unpushed.warning(ws) or '')}", soft_wrap=True)

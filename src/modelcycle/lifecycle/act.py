@@ -138,6 +138,7 @@ def commit(svc: Services, journal: Journal, *, label: str, decision: Decision, m
         txn.set("workspace", str(svc.ws.root))
         snapshot = tasks.version_task(svc, journal, message, next_tag(svc, label))
         check_pushed(svc, snapshot)
+        unpushed.record(svc.ws, label, snapshot)  # before the commit point: a crash after it keeps the record
         version = tasks.register_task(svc, journal, run_id, model_uri, {
             **lineage, "git_commit": snapshot.commit, "git_tag": snapshot.tag or "",
             "dvc_data_hash": snapshot.hashes.get(stages.CLEAN, ""),
@@ -148,7 +149,6 @@ def commit(svc: Services, journal: Journal, *, label: str, decision: Decision, m
                 tasks.serving_check_task(svc, version, holdout)
             tasks.champion_alias_task(svc, journal, version.version, reason=reason,
                                       who=decision.details.get("approved_by"))
-    unpushed.record(svc.ws, label, snapshot)  # committed: a push that failed (best-effort) is retried later
     serving = version.version if promote else tasks.alias_of(svc, CHAMPION)
     return snapshot, version, serving
 

@@ -270,7 +270,7 @@ def act(cycle: Cycle, got: Gathered, cmp: Compared, decision: Decision) -> actin
     result.git_commit, result.git_tag = snapshot.commit, snapshot.tag
     result.data_hash = snapshot.hashes.get(stages.CLEAN)
     result.challenger_version, result.serving_version = version.version, serving
-    result.unpushed = unpushed.warning(svc.ws)
+    result.unpushed = unpushed.warning(svc.ws, svc.versioning)
     cycle.timer.lap("act")
     if edits:
         log.warning("the cycle committed your uncommitted changes to %s with it (commit %s)",

@@ -91,10 +91,39 @@ class Retried:
     error: VersioningError | None = None
 
 
+def _versioning(ws: Workspace, versioning: Versioning | None) -> Versioning:
+    if versioning is not None:
+        return versioning
+    from modelcycle.versioning.dvcgit import DvcGitVersioning
+
+    return DvcGitVersioning(ws.root)
+
+
+def pending(ws: Workspace, versioning: Versioning | None = None) -> list[Unpushed]:
+    """The cycles not pushed yet that still exist. A cycle is written down inside its
+    transaction, before the commit point (so a crash just after the commit cannot lose the
+    record); a cycle rolled back afterwards (an error, or recovery after a crash) has no tag any
+    more, and its record is dropped here."""
+    entries = read(ws)
+    if not entries:
+        return []
+    try:
+        tags = set(_versioning(ws, versioning).tags())
+    except Exception:  # without git's answer, keep every record
+        log.debug("could not list the workspace's tags", exc_info=True)
+        return entries
+    live = [e for e in entries if e.tag is None or e.tag in tags]
+    if len(live) != len(entries):
+        gone = [e.tag for e in entries if e not in live]
+        log.info("dropped the push record of rolled-back cycle(s) %s", ", ".join(str(t) for t in gone))
+        _write(ws, live)
+    return live
+
+
 def retry(ws: Workspace, versioning: Versioning) -> Retried:
     """Push the cycles written down as not pushed, to the remote configured now; clear them
     when that succeeds. Never raises for a failed push (the error is returned)."""
-    entries = read(ws)
+    entries = pending(ws, versioning)
     if not entries:
         return Retried([])
     try:
@@ -107,9 +136,9 @@ def retry(ws: Workspace, versioning: Versioning) -> Retried:
     return Retried(entries)
 
 
-def warning(ws: Workspace) -> str | None:
+def warning(ws: Workspace, versioning: Versioning | None = None) -> str | None:
     """One sentence on the cycles not pushed yet (None: every cycle is pushed)."""
-    entries = read(ws)
+    entries = pending(ws, versioning)
     if not entries:
         return None
     names = ", ".join(e.tag or e.commit[:10] for e in entries)
@@ -119,7 +148,8 @@ def warning(ws: Workspace) -> str | None:
 
 
 def record(ws: Workspace, window: str, snapshot: Snapshot) -> None:
-    """After the transaction committed: a snapshot whose push failed is written down."""
+    """In the transaction, as soon as the push failed (best-effort): the snapshot is written down.
+    If the transaction then rolls back, :func:`pending` drops the record (the tag is gone)."""
     if snapshot.push_error is not None and not snapshot.pushed:
         add(ws, window, snapshot)
 
@@ -127,10 +157,7 @@ def record(ws: Workspace, window: str, snapshot: Snapshot) -> None:
 def push_now(ws: Workspace, versioning: Versioning | None = None) -> Retried:
     """``modelcycle push``: bring DVC's remote in line with the config and push every cycle not
     pushed yet. Raises the push's error (naming the remote) when it fails."""
-    if versioning is None:
-        from modelcycle.versioning.dvcgit import DvcGitVersioning
-
-        versioning = DvcGitVersioning(ws.root)
+    versioning = _versioning(ws, versioning)
     sync(ws, versioning)
     done = retry(ws, versioning)
     if done.error is not None:

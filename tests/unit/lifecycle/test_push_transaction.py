@@ -99,3 +99,28 @@ def test_two_failed_pushes_are_both_kept_and_modelcycle_push_pushes_them(fakes: 
     assert unpushed.read(ws) == [] and unpushed.warning(ws) is None
     remote = fakes.versioning.remote
     assert remote is not None and first.data_hash in remote and second.data_hash in remote
+
+
+def test_a_failed_push_is_written_down_before_the_commit_point_and_dropped_if_the_cycle_rolls_back(
+        fakes: Fakes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash between the commit point and the end of the act cannot lose the record of an
+    unpushed cycle: it is written as soon as the push fails, inside the transaction. If the
+    transaction then rolls back, the cycle's tag is gone and the record is dropped."""
+    from modelcycle.errors import RegistryError
+
+    best_effort(fakes)
+    ws = Workspace.load(fakes.root)
+    fakes.versioning.push_fails = True
+    seen: list[list[str]] = []
+
+    def register(*_args: object, **_kwargs: object) -> None:
+        seen.append([e.window for e in unpushed.read(ws)])
+        raise RegistryError("the registry refused the version", "try again")
+
+    monkeypatch.setattr(fakes.registry, "register", register)
+    with pytest.raises(RegistryError):
+        flows.run(fakes.root, "2015-03")
+    assert seen == [["2015-03"]]  # on disk before the version was registered
+    assert fakes.versioning.tags() == [] or all("2015-03" not in t for t in fakes.versioning.tags())
+    assert unpushed.pending(ws, fakes.versioning) == []
+    assert unpushed.read(ws) == []  # the dead record is gone from the file too
