@@ -345,7 +345,8 @@ class Params(BaseModel):
             return {}
         if not isinstance(v, dict):
             raise ValueError("candidates is a mapping of a name to the `model:` keys it overrides, e.g.\n"
-                             "    candidates:\n      small: {num_leaves: 7}\n      big: {num_leaves: 63, n_estimators: 400}")
+                             "    candidates:\n      small: {num_leaves: 7}\n"
+                             "      big: {num_leaves: 63, n_estimators: 400}")
         if len(v) > MAX_CANDIDATES:
             raise ValueError(f"{len(v)} candidates: at most {MAX_CANDIDATES} (each one widens the gate's "
                              "intervals: the correction for multiple comparisons)")

@@ -50,7 +50,8 @@ class Candidate:
         d = self.decision.details
         said = f"'{self.name}': {_fmt(policy, self.scores.value)}"
         if "ci_low" in d and d["ci_low"] != d["ci_high"]:
-            said += f", {_rel(d['improvement'])} ({d['confidence']:.1%} interval: {_rel(d['ci_low'])} to {_rel(d['ci_high'])})"
+            said += (f", {_rel(d['improvement'])} ({d['confidence']:.1%} interval: "
+                     f"{_rel(d['ci_low'])} to {_rel(d['ci_high'])})")
         elif "improvement" in d:
             said += f", {_rel(d['improvement'])}"
         return f"{said}: {self.decision.outcome.value}"
