@@ -68,8 +68,8 @@ def _check(spec: TrainSpec, name: str, overrides: dict[str, Any]) -> None:
         message = exc.message
         for key in overrides:  # the key is the candidate's own: name it where the user wrote it
             message = message.replace(f"params.yaml `model.{key}`", f"params.yaml `candidates.{name}.{key}`")
-        raise ConfigError(f"params.yaml candidate '{name}': {message}",
-                          f"fix `candidates.{name}` (or `model:`) in params.yaml; {exc.hint or ''}".rstrip("; ")) from exc
+        hint = f"fix `candidates.{name}` (or `model:`) in params.yaml; {exc.hint or ''}".rstrip("; ")
+        raise ConfigError(f"params.yaml candidate '{name}': {message}", hint) from exc
 
 
 def train_one(name: str, kind: str, spec: TrainSpec, train_rows: pd.DataFrame, holdout: pd.DataFrame,
@@ -140,8 +140,12 @@ def train_all(ws: Workspace, train_rows: pd.DataFrame, holdout: pd.DataFrame) ->
                     raise type(exc)(f"candidate '{name}': {exc.message}", exc.hint) from exc
     except ModelcycleError:
         raise
-    except OSError as exc:  # a scheduler that does not answer
-        raise ConfigError(f"the Dask cluster at {ws.config.orchestration.dask_address} cannot be reached: {exc}",
+    except OSError as exc:  # a scheduler that does not answer, a LocalCluster that cannot start
+        address = ws.config.orchestration.dask_address
+        if address is None:
+            raise ConfigError(f"the Dask LocalCluster for the candidates did not start: {exc}",
+                              "set orchestration.task_runner: threads, or fewer orchestration.dask_workers") from exc
+        raise ConfigError(f"the Dask scheduler at {address} (orchestration.dask_address) cannot be reached: {exc}",
                           "start the scheduler, fix orchestration.dask_address, or set it to null "
                           "for a LocalCluster on this machine") from exc
     return trials
