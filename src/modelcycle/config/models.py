@@ -7,6 +7,7 @@ the file. Paths are relative to the workspace root.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -14,13 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from modelcycle.config.imagerules import (IMAGE_RULES, check_image_columns, check_modes, check_sizes,
                                           class_ratio_limit)
 from modelcycle.config.operations import (DRIFT_THRESHOLD, EMBEDDED_ARTIFACTS, ActConfig, AutomationConfig,
-                                          BackendsConfig, DriftConfig, NotifyConfig, ReferenceConfig,
-                                          ServeConfig, VersioningConfig)
+                                          BackendsConfig, DriftConfig, NotifyConfig, OrchestrationConfig,
+                                          ReferenceConfig, ServeConfig, VersioningConfig)
 from modelcycle.config.plugins import SOURCE_GROUP, TRAINER_GROUP, check_kind
 from modelcycle.config.sectionbase import Section
 
 __all__ = ["DRIFT_THRESHOLD", "EMBEDDED_ARTIFACTS", "ActConfig", "AutomationConfig", "BackendsConfig", "DriftConfig",
-           "NotifyConfig", "ReferenceConfig", "ServeConfig", "VersioningConfig"]  # re-exported: see config.operations
+           "NotifyConfig", "OrchestrationConfig", "ReferenceConfig", "ServeConfig",
+           "VersioningConfig"]  # re-exported: see config.operations
 
 ColumnType = Literal["float", "int", "datetime", "str", "bool", "category", "image"]
 
@@ -247,6 +249,9 @@ class ProjectConfig(Section):
         description="what a cycle keeps of a challenger that is not promoted (keep_rejected)")
     versioning: VersioningConfig = Field(
         default_factory=VersioningConfig, description="whether a failed push to the DVC remote fails the cycle")
+    orchestration: OrchestrationConfig = Field(
+        default_factory=OrchestrationConfig,
+        description="where params.yaml's candidates train: threads (default) or a Dask cluster")
 
     @model_validator(mode="before")
     @classmethod
@@ -313,6 +318,10 @@ class SplitParams(ParamsSection):
         description="the latest share of the window held out to score both models")
 
 
+MAX_CANDIDATES = 20
+CANDIDATE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+
+
 class Params(BaseModel):
     """params.yaml: what the pipeline steps read (DVC params)."""
 
@@ -323,6 +332,39 @@ class Params(BaseModel):
     data: DataParams = Field(default_factory=DataParams)
     split: SplitParams = Field(default_factory=SplitParams)
     model: dict[str, Any] = Field(default_factory=dict, description="estimator hyper-parameters")
+    candidates: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="optional: several challengers trained at once, by name, each `model:` with these "
+        "overrides (`base: {}` is `model:` as it is); the gate compares each with the champion, corrected "
+        "for the number of candidates, and promotes at most one. `dvc exp run -S candidates.big.num_leaves=63`")
+
+    @field_validator("candidates", mode="before")
+    @classmethod
+    def _named_overrides(cls, v: Any) -> Any:
+        if v is None:
+            return {}
+        if not isinstance(v, dict):
+            raise ValueError("candidates is a mapping of a name to the `model:` keys it overrides, e.g.\n"
+                             "    candidates:\n      small: {num_leaves: 7}\n"
+                             "      big: {num_leaves: 63, n_estimators: 400}")
+        if len(v) > MAX_CANDIDATES:
+            raise ValueError(f"{len(v)} candidates: at most {MAX_CANDIDATES} (each one widens the gate's "
+                             "intervals: the correction for multiple comparisons)")
+        out: dict[str, dict[str, Any]] = {}
+        for name, overrides in v.items():
+            if not isinstance(name, str) or not CANDIDATE_NAME.fullmatch(name):
+                raise ValueError(f"candidate name {name!r}: use letters, digits, '_' or '-', starting with a letter")
+            if overrides is None:
+                overrides = {}
+            if not isinstance(overrides, dict):
+                raise ValueError(f"candidate '{name}' is {overrides!r}: it must be a mapping of `model:` keys to "
+                                 f"values (write `{name}: {{}}` for `model:` as it is)")
+            for key, value in overrides.items():
+                if isinstance(value, dict):
+                    raise ValueError(f"candidate '{name}' key '{key}' is a mapping: a candidate overrides "
+                                     "`model:` keys with plain values")
+            out[name] = {str(k): x for k, x in overrides.items()}
+        return out
 
     @field_validator("window", mode="before")
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from modelcycle.config.sectionbase import Section
 
@@ -185,3 +185,29 @@ class VersioningConfig(Section):
         "(git commit and tag, DVC outputs, registry and aliases as before); best-effort: the cycle "
         "succeeds, says the push failed (output, notification, `modelcycle status`), and the next cycle "
         "or `modelcycle push` pushes it again")
+
+
+class OrchestrationConfig(Section):
+    """Where a cycle's candidates (params.yaml ``candidates:``) train: in threads of the cycle's
+    process (Prefect's ThreadPoolTaskRunner), or on a Dask cluster (prefect-dask's DaskTaskRunner:
+    pip install 'modelcycle[dask]')."""
+
+    task_runner: Literal["threads", "dask"] = Field(
+        default="threads",
+        description="threads: the candidates train in threads of the cycle's process; dask: on a Dask "
+        "cluster, a LocalCluster of processes on this machine (dask_address null) or a team's scheduler")
+    dask_address: str | None = Field(
+        default=None,
+        description="a Dask scheduler's address, e.g. tcp://scheduler:8786 (its workers need modelcycle, "
+        "the workspace's feature code and the Prefect API); null: a LocalCluster started for the cycle")
+    dask_workers: int = Field(
+        default=2, ge=1, le=64,
+        description="the LocalCluster's worker processes (one thread each; LightGBM uses one thread per worker)")
+
+    @field_validator("dask_address")
+    @classmethod
+    def _scheduler_address(cls, address: str | None) -> str | None:
+        if address is not None and "://" not in address:
+            raise ValueError(f"'{address}' is not a Dask scheduler address: write it as tcp://host:8786 "
+                             "(or null for a LocalCluster on this machine)")
+        return address

@@ -93,6 +93,11 @@ def _rel(x: float) -> str:
     return f"{abs(x):.1%} {'better' if x > 0 else 'worse'}"
 
 
+def _pct(level: float) -> str:
+    """0.95 -> '95%', 0.98333 -> '98.3%' (a corrected level, see :mod:`modelcycle.gate.choose`)."""
+    return f"{level:.0%}" if abs(level * 100 - round(level * 100)) < 1e-9 else f"{level:.1%}"
+
+
 def _clears(gain: float, policy: Policy) -> bool:
     """``gain`` (a relative improvement, or an interval's lower end) is an improvement of at
     least the minimum effect."""
@@ -170,7 +175,7 @@ def decide(champion: Scores | None, challenger: Scores, policy: Policy, *,
             evidence = (f"{head}: {_rel(iv.estimate)} (the same on every resample: the two models' "
                         "errors do not differ on these rows)")
         else:
-            evidence = (f"{head}: {_rel(iv.estimate)} ({iv.confidence:.0%} interval: {_rel(iv.low)} "
+            evidence = (f"{head}: {_rel(iv.estimate)} ({_pct(iv.confidence)} interval: {_rel(iv.low)} "
                         f"to {_rel(iv.high)})")
         verdict = (f"the interval shows the challenger {need}" if better else
                    f"the interval does not show the challenger {need}")

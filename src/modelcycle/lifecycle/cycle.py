@@ -27,7 +27,8 @@ import pandas as pd
 from modelcycle import tracepoints
 from modelcycle.config import Window
 from modelcycle.errors import ModelcycleError
-from modelcycle.gate import Decision
+from modelcycle.gate import Choice, Decision, Policy
+from modelcycle.gate.choose import corrected
 from modelcycle.gate.confusion import CONFUSION_FILE
 from modelcycle.lifecycle import act as acting
 from modelcycle.lifecycle import (
@@ -35,6 +36,7 @@ from modelcycle.lifecycle import (
     checks,
     driftcheck,
     effects,
+    fanout,
     interrupts,
     lock,
     runtime,
@@ -98,6 +100,7 @@ class Compared:
     challenger: Scores
     model_uri: str
     drift: driftcheck.CycleDrift | None = None
+    choice: Choice | None = None  # params.yaml candidates: the gate's choice among them
 
 
 # phases -----------------------------------------------------------------------------------
@@ -171,27 +174,35 @@ def compare(cycle: Cycle, got: Gathered) -> Compared:
     cycle), then score the challenger on the same rows; upload the challenger meanwhile."""
     svc, timer, result = cycle.svc, cycle.timer, cycle.result
     split = got.split
-    cycle.say(f"training the challenger on {len(split.train)} rows, "
+    many = svc.ws.params.candidates
+    what = (f"{len(many)} candidates ({svc.ws.config.orchestration.task_runner})" if many else "the challenger")
+    cycle.say(f"training {what} on {len(split.train)} rows, "
               f"scoring the champion on {len(split.holdout)} held-out rows")
-    trained_f = tasks.train_challenger_task.submit(svc, split.train)
+    trained_f = None if many else tasks.train_challenger_task.submit(svc, split.train)
     champion_f = tasks.evaluate_champion_task.submit(svc, cycle.champion, split.holdout)
     floor_f = tasks.noise_floor_task.submit(svc, split.holdout) if svc.ws.config.reference else None
     drift_f = tasks.drift_task.submit(svc, cycle.champion, cycle.window, got.raw, got.clean)
     cycle.futures += [trained_f, champion_f, floor_f, drift_f]
     tracepoints.reach("cycle:training")
-    trained: Trained = trained_f.result()
-    tracepoints.reach("cycle:trained")
     assert cycle.run_id is not None
+    fanned = None
+    if trained_f is None:
+        fanned = fanout.fan_out(svc, cycle.run_id, split, lambda: _champion_scores(champion_f.result()),
+                                data_problem=data_problem(svc, got.report), champion_problem=cycle.champion_problem)
+        trained = fanned.trained
+    else:
+        trained = trained_f.result()
+    tracepoints.reach("cycle:trained")
     logged_f = tasks.log_model_task.submit(svc, cycle.run_id)  # overlaps the evaluation and the decision
     cycle.futures.append(logged_f)
     champion: ChampionEval | None = champion_f.result()
     timer.lap("train_and_champion")
-    timer.add("fit", trained.fit_seconds)
+    timer.add("fit", fanned.seconds if fanned else trained.fit_seconds)
     if champion is not None:
         timer.add("champion_load", champion.load_seconds)
         timer.add("champion_predict", champion.scores.predict_seconds)
         result.champion_score = champion.scores.value
-    challenger = tasks.evaluate_challenger_task(svc, trained, split.holdout)
+    challenger = fanned.scores if fanned else tasks.evaluate_challenger_task(svc, trained, split.holdout)
     timer.add("challenger_predict", challenger.predict_seconds)
     result.challenger_score = challenger.value
     timer.lap("evaluate_challenger")
@@ -207,7 +218,17 @@ def compare(cycle: Cycle, got: Gathered) -> Compared:
     if drift is not None:
         timer.add("drift", drift.seconds)
         result.drifted, result.drift_max_psi, result.drift_error = drift.drifted, drift.max_psi, drift.error
-    return Compared(trained, champion, challenger, model_uri, drift)
+    return Compared(trained, champion, challenger, model_uri, drift, fanned.choice if fanned else None)
+
+
+def _champion_scores(champion: ChampionEval | None) -> Scores | None:
+    return champion.scores if champion else None
+
+
+def _policy(svc: Services, cmp: Compared) -> Policy:
+    """The gate's settings, corrected for the number of candidates when there are several."""
+    policy = acting.policy_of(svc)
+    return corrected(policy, len(cmp.choice.candidates)) if cmp.choice else policy
 
 
 def data_problem(svc: Services, report: ValidationReport) -> str | None:
@@ -218,8 +239,9 @@ def data_problem(svc: Services, report: ValidationReport) -> str | None:
 def judge(cycle: Cycle, got: Gathered, cmp: Compared) -> Decision:
     """The gate's decision, then the after-decide hooks (an approval may change it)."""
     svc = cycle.svc
-    decision = tasks.decide_task(cmp.champion.scores if cmp.champion else None, cmp.challenger, acting.policy_of(svc),
-                                 data_problem(svc, got.report), cycle.champion_problem)
+    decision = cmp.choice.decision if cmp.choice else tasks.decide_task(
+        cmp.champion.scores if cmp.champion else None, cmp.challenger, acting.policy_of(svc),
+        data_problem(svc, got.report), cycle.champion_problem)
     cycle.result.decided(decision)
     tracepoints.reach("cycle:decided")
     for hook in svc.hooks.after_decide:
@@ -235,7 +257,7 @@ def act(cycle: Cycle, got: Gathered, cmp: Compared, decision: Decision) -> actin
     edits = checks.user_edits(cycle.state0)
     with acting.slot(svc):
         decision, champion = acting.recheck_champion(svc, decision, cmp.champion, cmp.challenger,
-                                                     got.split.holdout, acting.policy_of(svc),
+                                                     got.split.holdout, _policy(svc, cmp),
                                                      data_problem(svc, got.report))
         if got.report.dropped:  # duplicates and broken cells never reach the holdout: say so
             decision = replace(decision, reasons=[*decision.reasons, f"validation: {got.report.summary()}"])
@@ -265,6 +287,7 @@ def act(cycle: Cycle, got: Gathered, cmp: Compared, decision: Decision) -> actin
             message=message, holdout=got.split.holdout, lineage={
                 "window": label, "flow_run_id": result.flow_run_id or "", "mlflow_run_id": cycle.run_id,
                 "decision": decision.outcome.value,
+                **({"candidate": cmp.choice.name} if cmp.choice else {}),
                 f"holdout_{cmp.challenger.metric}": f"{cmp.challenger.value:.6g}"})
     tracepoints.reach("cycle:committed")
     result.git_commit, result.git_tag = snapshot.commit, snapshot.tag

@@ -56,6 +56,8 @@ class CycleResult:
     drift_max_psi: float | None = None      # the largest PSI of any column (None: not measured)
     drift_error: str | None = None          # why drift was not measured (it never fails a cycle)
     unpushed: str | None = None             # versioning.push best-effort: the cycles not pushed yet, in words
+    candidate: str | None = None            # params.yaml candidates: the one the gate chose
+    candidates: list[dict[str, Any]] = field(default_factory=list)  # every candidate's score and verdict
 
     def decided(self, decision: Decision) -> None:
         """Take the gate's outcome, reasons and evidence (the improvement and its interval, when
@@ -66,6 +68,8 @@ class CycleResult:
             _number(d.get("improvement")), _number(d.get("ci_low")), _number(d.get("ci_high")),
             _number(d.get("confidence")))
         self.negative_flips, self.positive_flips = _count(d.get("negative_flips")), _count(d.get("positive_flips"))
+        self.candidate = d.get("candidate") if isinstance(d.get("candidate"), str) else self.candidate
+        self.candidates = list(d.get("candidates") or self.candidates)
 
     @property
     def compute_seconds(self) -> float:

@@ -260,10 +260,16 @@ def model_label(ws: Workspace) -> str:
 def train(ws: Workspace, train_rows: pd.DataFrame, save_model: ModelWriter) -> tr.Trained:
     """Fit the challenger with the workspace's trainer -> models/challenger (an MLflow pyfunc
     model directory, written by the trainer with ``save_model``, the registry's writer)."""
+    trained = trainer(ws).fit(train_rows, train_spec(ws))
+    save_trained(ws, trained, train_rows, save_model)
+    return trained
+
+
+def save_trained(ws: Workspace, trained: tr.Trained, train_rows: pd.DataFrame, save_model: ModelWriter) -> None:
+    """A trained challenger -> models/challenger (the model a cycle logs, versions and registers)."""
     import shutil
 
     chosen = trainer(ws)
-    trained = chosen.fit(train_rows, train_spec(ws))
     path = ws.path(MODEL)
     if path.exists():
         shutil.rmtree(path)
@@ -272,7 +278,6 @@ def train(ws: Workspace, train_rows: pd.DataFrame, save_model: ModelWriter) -> t
     chosen.save(trained, str(path), input_example=example, extra_code_paths=workspace_code(ws) or None,
                 writer=save_model)
     write_learning_curve(ws, trained.history)
-    return trained
 
 
 def write_learning_curve(ws: Workspace, history: list[dict[str, float]]) -> None:
