@@ -108,13 +108,20 @@ def cycle_reference(ws: Workspace, source: Source, champion: ModelVersion, windo
     if trained is not None and trained.label == window.label:
         return clean, f"this cycle's rows (v{champion.version} was trained on {window})"
     if trained is not None and trained.end == window.start and ws.params.data.history_months > 0:
-        history = clean[stamps(clean, ws.config.data.timestamp) < window.start]
+        history = _before(clean, stamps(clean, ws.config.data.timestamp) < window.start)
         if len(history):
             return history, f"this cycle's history rows (v{champion.version} was trained to {trained})"
     rows = fetch_training_rows(ws, source, champion)  # raises without a window tag
     assert trained is not None
     start, end = training_range(ws, trained)
     return rows, f"fetched {start:%Y-%m-%d}..{end:%Y-%m-%d} (v{champion.version}'s training range)"
+
+
+def _before(frame: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
+    """``frame[mask]``; a slice of ``frame`` (no copy) when the marked rows are its first ones,
+    as the history rows of a cycle's clean rows (sorted by time) are."""
+    n = int(mask.sum())
+    return frame.iloc[:n] if bool(mask.iloc[:n].all()) else frame[mask]
 
 
 def window_rows(ws: Workspace, raw: pd.DataFrame, window: Window) -> pd.DataFrame:
@@ -205,10 +212,11 @@ def reason(drifted: dict[str, float], target: str) -> str | None:
 
 
 def in_cycle(ws: Workspace, source: Source, champion: ModelVersion | None, window: Window,
-             raw: pd.DataFrame, clean: pd.DataFrame) -> CycleDrift | None:
+             raw: pd.DataFrame | None, clean: pd.DataFrame) -> CycleDrift | None:
     """A cycle's drift, never raising: None without a champion or with ``drift.enabled`` off; an
-    error is logged and kept in the result."""
-    if champion is None or not ws.config.drift.enabled:
+    error is logged and kept in the result. ``raw``: the rows as fetched (the window's are used;
+    the cycle passes those alone)."""
+    if champion is None or not ws.config.drift.enabled or raw is None:
         return None
     trained = champion_window(champion)
     out = CycleDrift(window=window.label, champion=champion.version, target=ws.config.data.target,
