@@ -135,11 +135,20 @@ def _parse_number(col: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     return numeric, numeric.isna() & ~empty, empty
 
 
+def _plain_ints(col: pd.Series) -> bool:
+    """A numpy integer column whose values a float64 holds exactly (what the float path gives)."""
+    if not (isinstance(col.dtype, np.dtype) and col.dtype.kind in "iu") or col.dtype == np.uint64:
+        return False
+    return col.dtype.itemsize <= 4 or not len(col) or (int(col.min()) >= -(2**53) and int(col.max()) <= 2**53)
+
+
 def _parse(col: pd.Series, kind: str) -> _Parsed:
     if kind == "float":
         numeric, bad, empty = _parse_number(col)
         return _Parsed(numeric, bad, empty)
     if kind == "int":
+        if _plain_ints(col):  # already whole numbers without gaps: the column as it is, not a copy
+            return _Parsed(col.astype("int64"), _none(col), _none(col))
         numeric, bad, empty = _parse_number(col)
         values = numeric.to_numpy()
         with np.errstate(invalid="ignore"):
