@@ -268,7 +268,8 @@ def train(ws: Workspace, train_rows: pd.DataFrame, save_model: ModelWriter) -> t
     if path.exists():
         shutil.rmtree(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    example = train_rows.tail(5).drop(columns=[ws.config.data.target]).reset_index(drop=True)  # 5 rows, not a copy of all
+    # the last 5 rows, then the target left out (not a copy of every row without it)
+    example = train_rows.tail(5).drop(columns=[ws.config.data.target]).reset_index(drop=True)
     chosen.save(trained, str(path), input_example=example, extra_code_paths=workspace_code(ws) or None,
                 writer=save_model)
     write_learning_curve(ws, trained.history)
