@@ -22,7 +22,8 @@ row, each in its own process as a user runs it, and per cycle the table gives:
 Goals (issue 12), 2 cores: 10M training rows in <= 5 minutes a cycle and <= 6 GiB peak memory;
 overhead flat (<= 1 s at every size); storage added per cycle <= 1.2 x the new window's Parquet.
 
-Run: .venv/bin/python scripts/bench_scale.py [--train-rows 150000,1500000] [--keep DIR]
+Run: .venv/bin/python scripts/bench_scale.py [--train-rows 150000,1500000] [--cycles 3] [--keep DIR]
+(PYTHONPATH picks the source tree the ``modelcycle`` processes run, to compare two trees.)
 (10,000,000 training rows simulate about 12M rides first: several minutes and GBs of disk.)
 """
 
@@ -88,7 +89,7 @@ def window_parquet_bytes(warehouse: Path, window: str, scratch: Path) -> int:
     return size
 
 
-def one_size(train_rows: int, base: Path, env: dict[str, str]) -> list[dict[str, float | str]]:
+def one_size(train_rows: int, base: Path, env: dict[str, str], cycles: int = len(WINDOWS)) -> list[dict[str, float | str]]:
     from modelcycle.examples.taxifare import simulator
 
     per_month = max(1000, round(train_rows / (HISTORY_MONTHS + 0.7)))
@@ -103,7 +104,7 @@ def one_size(train_rows: int, base: Path, env: dict[str, str]) -> list[dict[str,
           f"{FIRST}..{WINDOWS[-1]} in {time.perf_counter() - started:.0f} s", flush=True)
     cache, remote = root / ".dvc" / "cache", root / ".modelcycle" / "dvc-remote"
     out = []
-    for window in WINDOWS:
+    for window in WINDOWS[:cycles]:
         before = du(cache), du(remote)
         timed = subprocess.run(["/usr/bin/time", "-f", "%M %e", modelcycle, "run", "--window", window],
                                cwd=root, env=env, capture_output=True, text=True)
@@ -137,6 +138,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-rows", default="150000,1500000", help="training rows per size, comma-separated")
     parser.add_argument("--keep", type=Path, help="make the workspaces here and keep them")
+    parser.add_argument("--cycles", type=int, default=len(WINDOWS), choices=range(1, len(WINDOWS) + 1),
+                        help="cycles per size (the first has no champion: 2 measure a full cycle)")
     args = parser.parse_args()
     env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="true",
                MLFLOW_DISABLE_TELEMETRY="true")
@@ -145,7 +148,7 @@ def main() -> None:
     rows = []
     try:
         for size in (int(s) for s in args.train_rows.split(",")):
-            rows += one_size(size, base, env)
+            rows += one_size(size, base, env, args.cycles)
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
@@ -153,7 +156,7 @@ def main() -> None:
     print(HEADER)
     for r in rows:
         print(row_text(r))
-    later = [r for r in rows if r["window"] != WINDOWS[0]]  # the first cycle has no champion
+    later = [r for r in rows if r["window"] != WINDOWS[0]] or rows  # the first cycle has no champion
     print(f"\ngoals: overhead <= {GOAL_OVERHEAD_S} s (max after the first cycle: "
           f"{max(float(r['overhead']) for r in later):.1f} s); storage per cycle <= {GOAL_STORAGE} x the window's "
           f"Parquet (max cache+ / window: {max(float(r['cache_mb']) / float(r['parquet_mb']) for r in later):.1f} x); "

@@ -87,7 +87,9 @@ class Cycle:
 
 @dataclass
 class Gathered:
-    raw: pd.DataFrame
+    #: the window's rows as fetched (what drift compares), not the history's: the full fetch is
+    #: let go once validated (None when no drift will be measured)
+    window_raw: pd.DataFrame | None
     clean: pd.DataFrame
     report: ValidationReport
     split: Any
@@ -164,8 +166,10 @@ def gather(cycle: Cycle, rows: Callable[[], pd.DataFrame]) -> Gathered:
                          "history": split.history_rows, "fresh_train": split.fresh_train_rows,
                          "holdout": len(split.holdout), "window_in": report.window_rows_in,
                          "window_valid": report.window_rows_out}
+    measures_drift = cycle.champion is not None and svc.ws.config.drift.enabled
+    window_raw = driftcheck.window_rows(svc.ws, raw, w) if measures_drift else None
     timer.lap("prepare")
-    return Gathered(raw, clean, report, split)
+    return Gathered(window_raw, clean, report, split)
 
 
 def compare(cycle: Cycle, got: Gathered) -> Compared:
@@ -181,7 +185,7 @@ def compare(cycle: Cycle, got: Gathered) -> Compared:
     trained_f = None if many else tasks.train_challenger_task.submit(svc, split.train)
     champion_f = tasks.evaluate_champion_task.submit(svc, cycle.champion, split.holdout)
     floor_f = tasks.noise_floor_task.submit(svc, split.holdout) if svc.ws.config.reference else None
-    drift_f = tasks.drift_task.submit(svc, cycle.champion, cycle.window, got.raw, got.clean)
+    drift_f = tasks.drift_task.submit(svc, cycle.champion, cycle.window, got.window_raw, got.clean)
     cycle.futures += [trained_f, champion_f, floor_f, drift_f]
     tracepoints.reach("cycle:training")
     assert cycle.run_id is not None

@@ -16,8 +16,12 @@ figures. In a cycle the reference is taken, cheapest first, from:
   training range less its oldest month: ``history_months`` of its ``history_months + 1``
   months, the same mix of rows but for one month, and nothing more is fetched. (When the
   champion was trained on this very window, a rerun, all of the cycle's clean rows are.)
-* **the source**, otherwise (a champion kept for months, one promoted by hand, no history
-  months): its range is fetched and validated as its cycle did, while the challenger trains.
+* **the cycle's rows and the months it lacks**, when the champion's range and the cycle's
+  overlap (a champion kept for a month or two): the overlap is the cycle's own clean rows (not
+  copied) and only the champion's older months are fetched and validated, so a year of history
+  is not read a second time while the challenger trains;
+* **the source**, otherwise (a champion kept longer than the history, one promoted by hand, no
+  history months): its range is fetched and validated as its cycle did, while the challenger trains.
 
 ``history_months`` is today's params.yaml value: a champion trained with another one is compared
 with a range a little longer or shorter than its own, which changes the figures little.
@@ -45,7 +49,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
@@ -101,20 +105,77 @@ def fetch_training_rows(ws: Workspace, source: Source, champion: ModelVersion) -
 
 
 def cycle_reference(ws: Workspace, source: Source, champion: ModelVersion, window: Window,
-                    clean: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+                    clean: pd.DataFrame) -> tuple[pd.DataFrame | _Joined, str]:
     """The champion's training rows for a cycle of ``window`` whose clean rows (history and
     window) are ``clean``, and where they came from in words (see the module)."""
     trained = champion_window(champion)
     if trained is not None and trained.label == window.label:
         return clean, f"this cycle's rows (v{champion.version} was trained on {window})"
     if trained is not None and trained.end == window.start and ws.params.data.history_months > 0:
-        history = clean[stamps(clean, ws.config.data.timestamp) < window.start]
+        history = _before(clean, stamps(clean, ws.config.data.timestamp) < window.start)
         if len(history):
             return history, f"this cycle's history rows (v{champion.version} was trained to {trained})"
+    if trained is not None:
+        overlapping = _overlapping(ws, source, champion, trained, window, clean)
+        if overlapping is not None:
+            return overlapping
     rows = fetch_training_rows(ws, source, champion)  # raises without a window tag
     assert trained is not None
     start, end = training_range(ws, trained)
     return rows, f"fetched {start:%Y-%m-%d}..{end:%Y-%m-%d} (v{champion.version}'s training range)"
+
+
+class _Joined:
+    """Frames one after the other, read a column at a time (what drift reads): the rows a cycle
+    holds already are not copied into a second frame of the champion's range."""
+
+    def __init__(self, parts: list[pd.DataFrame]) -> None:
+        self.parts = parts
+        self.columns = parts[0].columns
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def __getitem__(self, name: str) -> pd.Series:
+        return pd.concat([p[name] for p in self.parts], ignore_index=True)
+
+
+def _overlapping(ws: Workspace, source: Source, champion: ModelVersion, trained: Window, window: Window,
+                 clean: pd.DataFrame) -> tuple[pd.DataFrame | _Joined, str] | None:
+    """The champion's training rows when its range and this cycle's overlap: the cycle's clean
+    rows of the overlap, and only the months it lacks fetched and validated (its history is read
+    once per cycle, not a second time for drift); None when they do not overlap."""
+    start, end = training_range(ws, trained)
+    have = window.history_start(ws.params.data.history_months), window.end
+    lo, hi = max(start, have[0]), min(end, have[1])
+    if lo >= hi:
+        return None
+    at = stamps(clean, ws.config.data.timestamp)
+    first, stop = int((at < lo).sum()), int((at < hi).sum())
+    inside = (at >= lo) & (at < hi)
+    shared = clean.iloc[first:stop] if int(inside.sum()) == stop - first else clean[inside]
+    parts: list[pd.DataFrame] = []
+    fetched: list[str] = []
+    for a, b in ((start, min(end, have[0])), (max(start, have[1]), end)):
+        if a < b:
+            rows, _ = va.validate(source.fetch(a, b), ws.config.data, window_start=trained.start,
+                                  where=f"(the champion's training rows, {a:%Y-%m-%d}..{b:%Y-%m-%d})")
+            parts.append(rows)
+            fetched.append(f"{a:%Y-%m-%d}..{b:%Y-%m-%d}")
+    parts.insert(1 if start < have[0] else 0, shared)
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return None
+    said = (f"this cycle's rows of {lo:%Y-%m-%d}..{hi:%Y-%m-%d}"
+            + (f" and fetched {', '.join(fetched)}" if fetched else "") + f" (v{champion.version}'s training range)")
+    return (parts[0] if len(parts) == 1 else _Joined(parts)), said
+
+
+def _before(frame: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
+    """``frame[mask]``; a slice of ``frame`` (no copy) when the marked rows are its first ones,
+    as the history rows of a cycle's clean rows (sorted by time) are."""
+    n = int(mask.sum())
+    return frame.iloc[:n] if bool(mask.iloc[:n].all()) else frame[mask]
 
 
 def window_rows(ws: Workspace, raw: pd.DataFrame, window: Window) -> pd.DataFrame:
@@ -205,10 +266,11 @@ def reason(drifted: dict[str, float], target: str) -> str | None:
 
 
 def in_cycle(ws: Workspace, source: Source, champion: ModelVersion | None, window: Window,
-             raw: pd.DataFrame, clean: pd.DataFrame) -> CycleDrift | None:
+             raw: pd.DataFrame | None, clean: pd.DataFrame) -> CycleDrift | None:
     """A cycle's drift, never raising: None without a champion or with ``drift.enabled`` off; an
-    error is logged and kept in the result."""
-    if champion is None or not ws.config.drift.enabled:
+    error is logged and kept in the result. ``raw``: the rows as fetched (the window's are used;
+    the cycle passes those alone)."""
+    if champion is None or not ws.config.drift.enabled or raw is None:
         return None
     trained = champion_window(champion)
     out = CycleDrift(window=window.label, champion=champion.version, target=ws.config.data.target,
@@ -216,7 +278,8 @@ def in_cycle(ws: Workspace, source: Source, champion: ModelVersion | None, windo
     started = time.perf_counter()
     try:
         reference, out.reference = cycle_reference(ws, source, champion, window, clean)
-        out.report = measure(ws, reference, window_rows(ws, raw, window))
+        # a _Joined reference is read as drift reads a frame: its columns, one at a time
+        out.report = measure(ws, cast(pd.DataFrame, reference), window_rows(ws, raw, window))
     except Exception as exc:  # noqa: BLE001 - drift informs: it never fails a cycle
         out.error = exc.message if isinstance(exc, ModelcycleError) else f"{type(exc).__name__}: {exc}"
         log.warning("drift of %s against the champion v%s was not measured: %s", window, champion.version, out.error)

@@ -274,7 +274,8 @@ def save_trained(ws: Workspace, trained: tr.Trained, train_rows: pd.DataFrame, s
     if path.exists():
         shutil.rmtree(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    example = train_rows.drop(columns=[ws.config.data.target]).tail(5).reset_index(drop=True)
+    # the last 5 rows, then the target left out (not a copy of every row without it)
+    example = train_rows.tail(5).drop(columns=[ws.config.data.target]).reset_index(drop=True)
     chosen.save(trained, str(path), input_example=example, extra_code_paths=workspace_code(ws) or None,
                 writer=save_model)
     write_learning_curve(ws, trained.history)

@@ -101,7 +101,7 @@ def noise_floor_task(svc: Services, holdout: pd.DataFrame) -> Any:
 
 
 @task(name="drift", **TASK)
-def drift_task(svc: Services, champion: ModelVersion | None, window: Window, raw: pd.DataFrame,
+def drift_task(svc: Services, champion: ModelVersion | None, window: Window, raw: pd.DataFrame | None,
                clean: pd.DataFrame) -> driftcheck.CycleDrift | None:
     """The window's drift from the champion's training rows; never raises (see driftcheck)."""
     return driftcheck.in_cycle(svc.ws, svc.source, champion, window, raw, clean)

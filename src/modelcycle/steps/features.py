@@ -37,6 +37,36 @@ def bearing_deg(lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: ArrayLi
     return np.mod(np.degrees(np.arctan2(y, x)), 360.0)
 
 
+class FeatureBlock:
+    """The feature columns of ``rows`` rows written one by one into a single float64 block, which
+    :meth:`frame` hands over as a DataFrame without a copy.
+
+    A builder that collects its columns in a dict and returns ``pd.DataFrame(columns)`` holds its
+    features twice at the end (the arrays, and the frame's consolidated copy of them); this one
+    holds them once, in the column-major layout a DataFrame keeps and LightGBM reads as it is::
+
+        block = FeatureBlock(len(frame), ["distance_km", "hour"])
+        block["distance_km"] = haversine_km(...)
+        block["hour"] = ...
+        return block.frame(frame.index)
+    """
+
+    def __init__(self, rows: int, names: list[str]) -> None:
+        self.names = list(names)
+        self._at = {name: i for i, name in enumerate(self.names)}
+        self.values = np.full((len(self.names), rows), np.nan, dtype="float64")
+
+    def __setitem__(self, name: str, values: ArrayLike) -> None:
+        self.values[self._at[name]] = values
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.values[self._at[name]]
+
+    def frame(self, index: pd.Index | None = None) -> pd.DataFrame:
+        """The columns as a DataFrame sharing this block's memory (one float64 block)."""
+        return pd.DataFrame(self.values.T, columns=self.names, index=index, copy=False)
+
+
 def to_naive_timestamps(values: Any) -> pd.Series:
     """Parse timestamps to naive ``datetime64`` (UTC wall clock); unparsable values become NaT.
 

@@ -35,7 +35,7 @@ def encode_categories(frame: pd.DataFrame, categories: dict[str, list[Any]]) -> 
     becomes missing), so tree models that take categoricals see the same codes every time."""
     if not categories:
         return frame
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # the other columns are not copied: only the text ones are replaced
     for name, cats in categories.items():
         if name in frame.columns:
             values = frame[name].astype("string").astype(object).where(frame[name].notna(), None)

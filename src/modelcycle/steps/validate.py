@@ -135,11 +135,20 @@ def _parse_number(col: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     return numeric, numeric.isna() & ~empty, empty
 
 
+def _plain_ints(col: pd.Series) -> bool:
+    """A numpy integer column whose values a float64 holds exactly (what the float path gives)."""
+    if not (isinstance(col.dtype, np.dtype) and col.dtype.kind in "iu") or col.dtype == np.uint64:
+        return False
+    return col.dtype.itemsize <= 4 or not len(col) or (int(col.min()) >= -(2**53) and int(col.max()) <= 2**53)
+
+
 def _parse(col: pd.Series, kind: str) -> _Parsed:
     if kind == "float":
         numeric, bad, empty = _parse_number(col)
         return _Parsed(numeric, bad, empty)
     if kind == "int":
+        if _plain_ints(col):  # already whole numbers without gaps: the column as it is, not a copy
+            return _Parsed(col.astype("int64"), _none(col), _none(col))
         numeric, bad, empty = _parse_number(col)
         values = numeric.to_numpy()
         with np.errstate(invalid="ignore"):
@@ -379,6 +388,29 @@ def validate(frame: pd.DataFrame, data: DataConfig, *, window_start: datetime | 
     Rows at or after ``window_start`` are the window's; the rest are history. The target and
     the timestamp must never be empty. Rows are returned sorted by the timestamp.
     """
+    typed, keep, report = row_mask(frame, data, window_start=window_start, where=where)
+    return kept_rows(typed, keep, data), report
+
+
+def kept_rows(typed: pd.DataFrame, keep: pd.Series, data: DataConfig) -> pd.DataFrame:
+    """The rows ``keep`` marks, sorted by the timestamp (stable), indexed from 0: one copy of the
+    kept rows at most (none when every row is kept), and no sort when they arrive in order (a
+    source that reads in time order)."""
+    rows = typed if bool(keep.all()) else typed[keep]
+    if not rows[data.timestamp].is_monotonic_increasing:
+        rows = rows.sort_values(data.timestamp, kind="stable")
+    clean = rows.reset_index(drop=True)
+    for name, kind in data.columns.items():  # ints whose bad cells were set aside are whole again
+        if kind == "int" and clean[name].dtype == "float64" and not clean[name].isna().any():
+            clean[name] = clean[name].astype("int64")
+    return clean
+
+
+def row_mask(frame: pd.DataFrame, data: DataConfig, *, window_start: datetime | None = None,
+             where: str = "") -> tuple[pd.DataFrame, pd.Series, ValidationReport]:
+    """The checks of :func:`validate` without taking the rows: the declared columns with their
+    declared types (columns already of their type are the frame's own, not copies), the mask of
+    the rows to keep (on ``frame``'s index) and the report. Each rule is a vectorised mask."""
     typed, failures = _typed(frame, data.columns, where)
     keep = pd.Series(True, index=typed.index)
     dropped: dict[str, int] = {}
@@ -412,16 +444,15 @@ def validate(frame: pd.DataFrame, data: DataConfig, *, window_start: datetime | 
             drop(label, mask.reindex(typed.index, fill_value=False))
             if label in dropped:
                 examples.setdefault(label, shown)
-    if keep.any():
+    if bool(keep.all()):  # no copy of the rows to look for repeats among them
+        drop(DUPLICATE_ROW, typed.duplicated(keep="first"))
+    elif keep.any():
         repeated = pd.Series(False, index=typed.index)
         repeated[keep] = typed[keep].duplicated(keep="first").to_numpy()
         drop(DUPLICATE_ROW, repeated)
     ts = typed[data.timestamp]
     in_window = (ts >= pd.Timestamp(window_start)) if window_start is not None else pd.Series(True, index=typed.index)
-    clean = typed[keep].sort_values(data.timestamp, kind="stable").reset_index(drop=True)
-    for name, kind in data.columns.items():  # ints whose bad cells were set aside are whole again
-        if kind == "int" and clean[name].dtype == "float64" and not clean[name].isna().any():
-            clean[name] = clean[name].astype("int64")
+    rows_out = int(keep.sum())
     # rows the source read but could place in no window (their timestamp is not one): counted
     unplaced = dict(frame.attrs.get(UNPLACED) or {})
     for name, (rows, shown) in unplaced.items():
@@ -429,7 +460,7 @@ def validate(frame: pd.DataFrame, data: DataConfig, *, window_start: datetime | 
         dropped[label] = dropped.get(label, 0) + int(rows)
         examples.setdefault(label, list(shown))
     report = ValidationReport(
-        rows_in=len(typed) + sum(int(rows) for rows, _ in unplaced.values()), rows_out=len(clean),
+        rows_in=len(typed) + sum(int(rows) for rows, _ in unplaced.values()), rows_out=rows_out,
         window_rows_in=int(in_window.sum()), window_rows_out=int((in_window & keep).sum()),
         dropped=dropped, examples=examples)
     if data.task == "classification" and report.window_rows_out:
@@ -440,7 +471,7 @@ def validate(frame: pd.DataFrame, data: DataConfig, *, window_start: datetime | 
             f"every one of the {report.window_rows_in} rows {where} failed validation "
             f"(most often: {worst})",
             "look at the source for this window, or relax data.rules in modelcycle.yaml")
-    return clean, report
+    return typed, keep, report
 
 
 def _check_classes(report: ValidationReport, labels: pd.Series, data: DataConfig) -> None:

@@ -153,3 +153,37 @@ def test_a_cycle_that_measured_no_drift_leaves_no_older_figures_for_status(ws):
     run = registry.start_run(experiment="rides", run_name="cycle 2024-05")
     driftcheck.record(registry, run, ws, None)
     assert driftcheck.read_latest(ws) is None
+
+
+class TableSource(CountingSource):
+    """One fixed table of hourly rows (a range's rows are the same whatever else is asked)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = CountingSource().fetch(datetime(2024, 1, 1), datetime(2024, 12, 1))
+
+    def fetch(self, start: datetime, end: datetime) -> pd.DataFrame:
+        self.calls.append((start, end))
+        return self.table[(self.table["ts"] >= start) & (self.table["ts"] < end)].reset_index(drop=True)
+
+
+def test_a_champion_kept_since_an_older_month_takes_the_rows_the_cycle_holds_and_fetches_the_rest(ws):
+    from modelcycle.steps import validate as va
+
+    source = TableSource()
+    cycle = Window.parse("2024-06")
+    rows, _ = va.validate(source.fetch(datetime(2024, 4, 1), datetime(2024, 7, 1)), ws.config.data,
+                          window_start=cycle.start)   # the cycle's clean rows: 2 history months + the window
+    registry = MemoryRegistry()
+    champion(registry, "2024-04")   # trained on 2024-02..2024-05: 2024-04 is among the cycle's rows
+    mv = registry.get_alias("rides", CHAMPION)
+    assert mv is not None
+    source.calls.clear()
+    reference, said = driftcheck.cycle_reference(ws, source, mv, cycle, rows)
+    assert source.calls == [(datetime(2024, 2, 1), datetime(2024, 4, 1))]   # only the months the cycle lacks
+    assert "this cycle's rows of 2024-04-01..2024-05-01 and fetched 2024-02-01..2024-04-01" in said
+    whole = driftcheck.fetch_training_rows(ws, source, mv)   # what was fetched before: the whole range
+    assert len(reference) == len(whole)
+    for column in ("ts", "y", "x"):
+        pd.testing.assert_series_equal(reference[column], whole[column], check_names=False)
+    assert np.shares_memory(reference.parts[1]["x"].to_numpy(), rows["x"].to_numpy())   # held, not copied

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from modelcycle.steps.features import bearing_deg, haversine_km, to_naive_timestamps
+from modelcycle.steps.features import FeatureBlock, bearing_deg, haversine_km, to_naive_timestamps
 
 #: Raw columns the builder reads (any other column, such as ``fare_amount``, is ignored).
 INPUT_COLUMNS: list[str] = [
@@ -130,7 +130,7 @@ def taxi_features(frame: pd.DataFrame) -> pd.DataFrame:
     plat, plon = _column(frame, "pickup_latitude"), _column(frame, "pickup_longitude")
     dlat, dlon = _column(frame, "dropoff_latitude"), _column(frame, "dropoff_longitude")
 
-    out: dict[str, np.ndarray] = {}
+    out = FeatureBlock(len(frame), TAXI_FEATURES)  # the features held once, in the layout LightGBM reads
     with np.errstate(invalid="ignore"):
         out["distance_km"] = haversine_km(plat, plon, dlat, dlon)
         out["grid_distance_km"] = grid_distance_km(plat, plon, dlat, dlon)
@@ -175,4 +175,4 @@ def taxi_features(frame: pd.DataFrame) -> pd.DataFrame:
         out["pickup_cell"] = location_cell(plat, plon)
         out["dropoff_cell"] = location_cell(dlat, dlon)
 
-    return pd.DataFrame({name: out[name] for name in TAXI_FEATURES}, index=frame.index)
+    return out.frame(frame.index)
