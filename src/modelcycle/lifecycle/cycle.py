@@ -33,6 +33,7 @@ from modelcycle.lifecycle import act as acting
 from modelcycle.lifecycle import (
     announcement,
     checks,
+    datasets,
     driftcheck,
     effects,
     interrupts,
@@ -268,7 +269,7 @@ def act(cycle: Cycle, got: Gathered, cmp: Compared, decision: Decision) -> actin
                 f"holdout_{cmp.challenger.metric}": f"{cmp.challenger.value:.6g}"})
     tracepoints.reach("cycle:committed")
     result.git_commit, result.git_tag = snapshot.commit, snapshot.tag
-    result.data_hash = snapshot.hashes.get(stages.CLEAN)
+    result.data_hash = snapshot.hashes.get(datasets.layout(svc.ws).lineage)
     result.challenger_version, result.serving_version = version.version, serving
     result.unpushed = unpushed.warning(svc.ws)
     cycle.timer.lap("act")
