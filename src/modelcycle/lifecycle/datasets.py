@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -89,7 +90,7 @@ def layout(ws: Workspace) -> Layout:
 Writes = Any  # stages.BackgroundWrites (not imported: stages imports this module)
 
 
-def _run(job: Callable[[], None], writes: Writes | None, what: str) -> None:
+def _run(job: Callable[[], object], writes: Writes | None, what: str) -> None:
     def guarded() -> None:
         try:
             job()
@@ -139,8 +140,11 @@ def write_split(ws: Workspace, split: Split, window: Window, writes: Writes | No
                  "history_rows": split.history_rows, "fresh_rows": split.fresh_train_rows}
     for kind, frame in (("train", split.train), ("holdout", split.holdout)):
         path = ws.path(PARTITIONED.path(kind))
-        _run(lambda kind=kind, frame=frame, path=path:
-             _manifest(ws, kind, window, frame, len(frame), selection).write(path), writes, str(path))
+
+        def job(kind: str = kind, frame: pd.DataFrame = frame, path: Path = path) -> None:
+            _manifest(ws, kind, window, frame, len(frame), selection).write(path)
+
+        _run(job, writes, str(path))
 
 
 # -- reading ------------------------------------------------------------------------------------
