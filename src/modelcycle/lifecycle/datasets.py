@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from modelcycle.config import Window, Workspace
@@ -121,19 +122,22 @@ def _manifest(ws: Workspace, kind: str, window: Window, frame: pd.DataFrame, row
                     digest=parts.digest(frame), selection=selection)
 
 
-def write_clean(ws: Workspace, clean: pd.DataFrame, report: ValidationReport, window: Window,
+def write_clean(ws: Workspace, clean: pd.DataFrame, report: ValidationReport, kept: np.ndarray, window: Window,
                 writes: Writes | None = None) -> None:
-    """The validated rows -> ``data/clean.json``: the partitions, the rules' counts of dropped
-    rows, a digest of the rows."""
+    """The validated rows -> ``data/clean.json``: the partitions, the rows validation dropped
+    (``[start, stop)`` positions in the partitions read in order) and each rule's count, a digest
+    of the rows."""
     selection = {"validated_by": "data.columns and data.rules of modelcycle.yaml",
-                 "rows_in": report.rows_in, "dropped": dict(report.dropped)}
+                 "rows_in": report.rows_in, "dropped": dict(report.dropped),
+                 "dropped_rows": parts.ranges(~np.asarray(kept, dtype=bool))}
     path = ws.path(PARTITIONED.clean)
     _run(lambda: _manifest(ws, "clean", window, clean, len(clean), selection).write(path), writes, str(path))
 
 
 def write_split(ws: Workspace, split: Split, window: Window, writes: Writes | None = None) -> None:
-    """The split -> ``data/train.json`` and ``data/holdout.json``: the partitions, the boundary,
-    and a digest of each set's rows (computed off the cycle's path when ``writes`` is given)."""
+    """The split -> ``data/train.json`` and ``data/holdout.json``: the partitions, the rows
+    validation dropped (as ``data/clean.json`` says), the boundary, and a digest of each set's
+    rows (computed off the cycle's path when ``writes`` is given)."""
     fraction = ws.params.split.holdout_fraction
     selection = {"window_start": window.start.isoformat(), "window_end": window.end.isoformat(),
                  "cut": pd.Timestamp(split.cut).isoformat(), "holdout_fraction": fraction,
@@ -142,7 +146,9 @@ def write_split(ws: Workspace, split: Split, window: Window, writes: Writes | No
         path = ws.path(PARTITIONED.path(kind))
 
         def job(kind: str = kind, frame: pd.DataFrame = frame, path: Path = path) -> None:
-            _manifest(ws, kind, window, frame, len(frame), selection).write(path)
+            # the validation's selection, from data/clean.json (written before, by the same writer)
+            clean = Manifest.read(ws.path(PARTITIONED.clean), PARTITIONED.clean)
+            _manifest(ws, kind, window, frame, len(frame), {**clean.selection, **selection}).write(path)
 
         _run(job, writes, str(path))
 
@@ -186,8 +192,17 @@ def _select(ws: Workspace, raw: pd.DataFrame, manifest: Manifest, which: str) ->
     from modelcycle.steps import validate as va
 
     window = Window.parse(manifest.window)
-    clean, _report = va.validate(raw, ws.config.data, window_start=window.start,
-                                 where=f"(window {window}, rebuilt from {manifest.folder})")
+    clean, _report, kept = va.validate_rows(raw, ws.config.data, window_start=window.start,
+                                            where=f"(window {window}, rebuilt from {manifest.folder})")
+    recorded = manifest.selection.get("dropped_rows")
+    if recorded is not None and parts.ranges(~kept) != recorded:
+        from modelcycle.errors import VersioningError
+
+        raise VersioningError(
+            f"validation now drops other rows of {manifest.folder} than the cycle of {manifest.window} did "
+            f"({int((~kept).sum())} rows, the cycle {sum(b - a for a, b in recorded)})",
+            "the data contract (modelcycle.yaml data.columns, data.rules) changed since: check out the cycle's "
+            "tag whole (`git checkout <tag> && dvc checkout`) to rebuild its rows")
     if which == "clean":
         return clean
     fraction = float(manifest.selection.get("holdout_fraction", ws.params.split.holdout_fraction))

@@ -224,11 +224,11 @@ def validate(ws: Workspace, raw: pd.DataFrame, window: Window,
              writes: BackgroundWrites | None = None) -> tuple[pd.DataFrame, va.ValidationReport]:
     """Schema check and value rules -> data/clean.json (data/clean.parquet in a workspace of
     single files) + reports/validation.json."""
-    clean, report = va.validate(raw, ws.config.data, window_start=window.start,
-                                where=f"(window {window})")
+    clean, report, kept = va.validate_rows(raw, ws.config.data, window_start=window.start,
+                                           where=f"(window {window})")
     lay = datasets.layout(ws)
     if lay.partitioned:
-        datasets.write_clean(ws, clean, report, window, writes)
+        datasets.write_clean(ws, clean, report, kept, window, writes)
     else:
         _write_parquet(ws, clean, lay.clean, writes)
     write_json(ws, VALIDATION, report.to_dict())

@@ -373,11 +373,19 @@ def _rule_masks(col: pd.Series, name: str, rule: RuleConfig, kind: str) -> list[
 
 def validate(frame: pd.DataFrame, data: DataConfig, *, window_start: datetime | None = None,
              where: str = "") -> tuple[pd.DataFrame, ValidationReport]:
+    """:func:`validate_rows` without the kept rows' mask."""
+    clean, report, _kept = validate_rows(frame, data, window_start=window_start, where=where)
+    return clean, report
+
+
+def validate_rows(frame: pd.DataFrame, data: DataConfig, *, window_start: datetime | None = None,
+                  where: str = "") -> tuple[pd.DataFrame, ValidationReport, np.ndarray]:
     """Check the schema, drop rows whose cells are not of their declared type, that break a
     value rule or that repeat an earlier row, and report the counts.
 
     Rows at or after ``window_start`` are the window's; the rest are history. The target and
-    the timestamp must never be empty. Rows are returned sorted by the timestamp.
+    the timestamp must never be empty. Rows are returned sorted by the timestamp, with a boolean
+    mask of ``frame``'s rows, by position, true for the rows kept.
     """
     typed, failures = _typed(frame, data.columns, where)
     keep = pd.Series(True, index=typed.index)
@@ -440,7 +448,7 @@ def validate(frame: pd.DataFrame, data: DataConfig, *, window_start: datetime | 
             f"every one of the {report.window_rows_in} rows {where} failed validation "
             f"(most often: {worst})",
             "look at the source for this window, or relax data.rules in modelcycle.yaml")
-    return clean, report
+    return clean, report, keep.to_numpy(dtype=bool)
 
 
 def _check_classes(report: ValidationReport, labels: pd.Series, data: DataConfig) -> None:

@@ -61,6 +61,9 @@ def test_the_stages_write_month_partitions_and_manifests_that_rebuild_their_rows
     assert "3 of 900 rows dropped" in said and "data/clean.json" in said
     clean = Manifest.read(tmp_path / "data/clean.json", "data/clean.json")
     assert clean.rows == 897 and clean.selection["dropped"] == {"x is not a float": 2, "x < 0": 1}
+    raw = parts.read(tmp_path / "data/raw")
+    dropped = parts.positions(clean.selection["dropped_rows"], len(raw))
+    assert sorted(map(str, raw.loc[dropped, "x"])) == ["-1.0", "oops", "oops"]
     assert [p.name for p in clean.partitions] == ["2015-01.parquet", "2015-02.parquet", "2015-03.parquet"]
 
     stages.run_stage(ws, "prepare")
@@ -81,9 +84,17 @@ def test_a_rebuild_that_gives_other_rows_is_refused(tmp_path: Path) -> None:
     ws = make(tmp_path, TEMPLATE)
     for stage in ("fetch", "validate", "prepare"):
         stages.run_stage(ws, stage)
-    # the data contract changed since the cycle: its rows cannot be rebuilt as they were
-    (tmp_path / "modelcycle.yaml").write_text(CONFIG.replace("min: 0", "min: 5"))
+    manifest = tmp_path / "data/train.json"
+    recorded = manifest.read_text()
+    # rows that are not the ones recorded (here: another digest) are never given as the cycle's
+    manifest.write_text(recorded.replace(Manifest.read(manifest, "m").digest or "", "0" * 64))
     with pytest.raises(VersioningError, match="rebuilt from data/train.json .* are not the .* rows its cycle recorded"):
+        datasets.rows(ws, "train")
+    manifest.write_text(recorded)
+    assert len(datasets.rows(ws, "train")) == Manifest.read(manifest, "m").rows
+    # the data contract changed since the cycle: validation drops other rows than it did
+    (tmp_path / "modelcycle.yaml").write_text(CONFIG.replace("min: 0", "min: 5"))
+    with pytest.raises(VersioningError, match="validation now drops other rows of data/raw than the cycle"):
         datasets.rows(Workspace.load(tmp_path), "train")
 
 
