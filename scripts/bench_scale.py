@@ -21,7 +21,8 @@ row, each in its own process as a user runs it, and per cycle the table gives:
 - partition           the window's partition in the workspace (``data/raw/<window>.parquet``; none in
                       a workspace of single files, before partitions)
 - model               the challenger's files (``models/challenger``), which every cycle adds too
-- data +              cache + minus the model: what the cycle's rows added
+- data +              the part of cache + that is the cycle's data files (objects whose md5 is that of
+                      a file under ``data/``): what the rows added, the model and listings left out
 
 Goals (issue 12), 2 cores: 10M training rows in <= 5 minutes a cycle and <= 6 GiB peak memory;
 overhead flat (<= 1 s at every size); storage added per cycle <= 1.2 x the new window's Parquet.
@@ -61,6 +62,30 @@ def du(path: Path) -> int:
                 seen.add((st.st_dev, st.st_ino))
                 total += st.st_size
     return total
+
+
+def cache_objects(cache: Path) -> dict[str, int]:
+    """The DVC cache's objects (``files/md5/ab/cdef...``): md5 -> bytes."""
+    found = {}
+    for path in cache.rglob("*"):
+        if path.is_file():
+            found[path.parent.name + path.name.removesuffix(".dir")] = path.stat().st_size
+    return found
+
+
+def data_md5s(root: Path) -> set[str]:
+    """The md5 of every file under the workspace's ``data/`` (partitions or single files)."""
+    import hashlib
+
+    found = set()
+    for path in (root / "data").rglob("*"):
+        if path.is_file():
+            digest = hashlib.md5(usedforsecurity=False)
+            with path.open("rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    digest.update(block)
+            found.add(digest.hexdigest())
+    return found
 
 
 def metrics(root: Path, window: str) -> dict[str, float]:
@@ -108,7 +133,7 @@ def one_size(train_rows: int, base: Path, env: dict[str, str]) -> list[dict[str,
     cache, remote = root / ".dvc" / "cache", root / ".modelcycle" / "dvc-remote"
     out = []
     for window in WINDOWS:
-        before = du(cache), du(remote)
+        before, had = (du(cache), du(remote)), cache_objects(cache)
         timed = subprocess.run(["/usr/bin/time", "-f", "%M %e", modelcycle, "run", "--window", window],
                                cwd=root, env=env, capture_output=True, text=True)
         if timed.returncode != 0:
@@ -124,7 +149,9 @@ def one_size(train_rows: int, base: Path, env: dict[str, str]) -> list[dict[str,
                     "parquet_mb": window_parquet_bytes(warehouse, window, base) / 1e6,
                     "partition_mb": du(root / "data" / "raw" / f"{window}.parquet") / 1e6,
                     "model_mb": du(root / "models" / "challenger") / 1e6})
-        out[-1]["data_mb"] = float(out[-1]["cache_mb"]) - float(out[-1]["model_mb"])
+        data = data_md5s(root)
+        out[-1]["data_mb"] = sum(size for md5, size in cache_objects(cache).items()
+                                 if md5 in data and md5 not in had) / 1e6
         print("  " + row_text(out[-1]), flush=True)
     return out
 
