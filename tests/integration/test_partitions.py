@@ -112,3 +112,28 @@ def test_three_cycles_store_each_month_once_and_a_tag_restores_its_training_rows
     assert sorted_hash(restored) == trained_on[1]
     assert len(datasets.rows(ws, "holdout")) == Manifest.read(taxi_ws / "data/holdout.json", "h").rows
     assert not (taxi_ws / "data/raw/2015-03.parquet").exists()
+
+
+def test_a_workspace_of_single_files_cycles_on_and_doctor_moves_it_to_partitions(taxi_ws: Path, capsys) -> None:
+    from tests.integration.helpers import cli
+    from tests.pipeline_fixture import DVC_YAML as SINGLE_FILES
+
+    (taxi_ws / "dvc.yaml").write_text(SINGLE_FILES)  # as `init` wrote it before month partitions
+    git(taxi_ws, "commit", "-qam", "a workspace made before month partitions")
+    first = flows.run(taxi_ws, "2015-01")
+    assert first.git_tag and (taxi_ws / "data/train.parquet").is_file() and not (taxi_ws / "data/raw").exists()
+    trained_first = pd.read_parquet(taxi_ws / "data/train.parquet")
+
+    code, out, err = cli(capsys, "-w", str(taxi_ws), "doctor")
+    assert "dvc.yaml now stores each month's rows once" in out, out + err
+    second = flows.run(taxi_ws, "2015-02")
+    assert second.git_tag and (taxi_ws / "data/raw/2015-02.parquet").is_file()
+    assert git(taxi_ws, "status", "--porcelain", "--", "dvc.yaml", "data") == ""  # committed with the cycle
+    assert "data/raw.parquet" not in git(taxi_ws, "show", f"{second.git_tag}:dvc.yaml")
+    assert len(datasets.rows(Workspace.load(taxi_ws), "train")) == second.rows["train"]
+
+    git(taxi_ws, "checkout", "-q", first.git_tag)  # the earlier cycle: its single files come back
+    dvc(taxi_ws, "checkout", "--force")
+    ws = Workspace.load(taxi_ws)
+    assert datasets.layout(ws) == datasets.SINGLE_FILES
+    pd.testing.assert_frame_equal(datasets.rows(ws, "train"), trained_first)
