@@ -137,28 +137,51 @@ def arrange(frame: pd.DataFrame, timestamp: str) -> tuple[pd.DataFrame, list[tup
     ns = stamps.to_numpy(dtype="datetime64[ns]").view("int64")
     missing = stamps.isna().to_numpy()
     key = np.where(missing, np.iinfo("int64").max, ns)
-    order = np.lexsort((_row_hashes(frame), key))
-    if not np.array_equal(order, np.arange(len(frame))):
+    order = _order(frame, key)
+    if order is not None:
         frame = frame.take(order)
         key, missing = key[order], missing[order]
     if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0 or frame.index.step != 1:
         frame = frame.reset_index(drop=True)
     placed = int((~missing).sum())
-    months = np.zeros(len(frame), dtype="int64")
-    if placed:
-        sorted_stamps = pd.DatetimeIndex(key[:placed].view("datetime64[ns]"))
-        months[:placed] = sorted_stamps.year.to_numpy() * 12 + sorted_stamps.month.to_numpy() - 1
     spans: list[tuple[str, int, int]] = []
-    if placed:
-        bounds = np.flatnonzero(np.diff(months[:placed])) + 1
-        starts = [0, *bounds.tolist()]
-        stops = [*bounds.tolist(), placed]
-        for start, stop in zip(starts, stops, strict=True):
-            year, month = divmod(int(months[start]), 12)
-            spans.append((f"{year:04d}-{month + 1:02d}", start, stop))
+    if placed:  # the sorted stamps cut at each month's first instant
+        first, last = pd.Timestamp(int(key[0])), pd.Timestamp(int(key[placed - 1]))
+        starts = pd.date_range(first.to_period("M").to_timestamp(), last, freq="MS")
+        cuts = np.searchsorted(key[:placed], starts.as_unit("ns").asi8, side="left").tolist() + [placed]
+        for month, start, stop in zip(starts, cuts[:-1], cuts[1:], strict=True):
+            if stop > start:
+                spans.append((f"{month:%Y-%m}", int(start), int(stop)))
     if placed < len(frame):
         spans.append((UNPLACED, placed, len(frame)))
     return frame, spans
+
+
+def _order(frame: pd.DataFrame, key: np.ndarray) -> np.ndarray | None:
+    """The positions of ``frame``'s rows sorted by ``key`` then by the row's hash; None when
+    they already are. Only rows whose key another row shares are hashed (a source ordered by
+    time gives a sorted key: then only its ties are sorted)."""
+    n = len(key)
+    order: np.ndarray | None = None
+    if n > 1 and not bool((key[1:] >= key[:-1]).all()):
+        order = np.argsort(key, kind="stable")
+    ordered = key if order is None else key[order]
+    same = ordered[1:] == ordered[:-1]
+    if not same.any():
+        return order
+    in_tie = np.zeros(n, dtype=bool)
+    in_tie[1:] |= same
+    in_tie[:-1] |= same
+    at = np.flatnonzero(in_tie)
+    rows = at if order is None else order[at]
+    hashes = _row_hashes(frame.iloc[rows])
+    by = np.lexsort((hashes, ordered[at]))  # ties stay in their places, sorted by hash
+    if np.array_equal(by, np.arange(len(at))) and order is None:
+        return None
+    if order is None:
+        order = np.arange(n)
+    order[at] = rows[by]
+    return order
 
 
 def to_bytes(frame: pd.DataFrame) -> bytes:
@@ -197,7 +220,7 @@ def write(folder: Path, frame: pd.DataFrame, spans: Sequence[tuple[str, int, int
         _remember(path, md5, stop - start)
         found.append(Partition(path.name, md5, stop - start))
     names = {p.name for p in found}
-    for other in folder.glob("*.parquet"):
+    for other in [*folder.glob("*.parquet"), *folder.glob(".*.parquet.tmp")]:  # and a killed write's leftovers
         if other.name not in names:
             other.unlink()
     return found
