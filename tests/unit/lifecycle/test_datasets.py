@@ -120,3 +120,28 @@ def test_doctor_moves_a_single_files_dvc_yaml_to_partitions(tmp_path: Path) -> N
     assert setup.partition_pipeline(tmp_path) == []  # once
     ws = make(tmp_path / "ws", text)
     assert datasets.layout(ws) == datasets.PARTITIONED
+
+
+def test_modelcycle_rows_prints_or_writes_a_set_and_names_a_wrong_file_kind(tmp_path: Path, capsys) -> None:
+    from modelcycle.cli.main import main
+
+    def cli(*args: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exit_:
+            main(["-w", str(tmp_path), *args])
+        out = capsys.readouterr()
+        return int(exit_.value.code or 0), out.out, out.err
+
+    ws = make(tmp_path, TEMPLATE)
+    for stage in ("fetch", "validate", "prepare"):
+        stages.run_stage(ws, stage)
+    code, out, err = cli("rows", "holdout", "--out", str(tmp_path / "out" / "holdout.csv"))
+    assert code == 0, err
+    written = pd.read_csv(tmp_path / "out" / "holdout.csv")
+    assert len(written) == Manifest.read(tmp_path / "data/holdout.json", "h").rows
+    assert f"wrote the {len(written)} holdout rows (from data/holdout.json)" in " ".join(out.split())
+    code, out, err = cli("rows", "train", "--head", "3")
+    assert code == 0 and "train: " in out and "rows, 3 columns (from data/train.json)" in out, err
+    code, out, err = cli("rows", "train", "--out", str(tmp_path / "train.xlsx"))
+    assert code != 0 and "cannot write a .xlsx file" in err and "Traceback" not in err
+    code, out, err = cli("rows", "everything")
+    assert code != 0 and "there is no data set 'everything'" in err
