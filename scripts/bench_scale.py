@@ -64,6 +64,11 @@ def du(path: Path) -> int:
     return total
 
 
+def size_of(path: Path) -> int:
+    """A file's bytes (0 if missing)."""
+    return path.stat().st_size if path.is_file() else 0
+
+
 def cache_objects(cache: Path) -> dict[str, int]:
     """The DVC cache's objects (``files/md5/ab/cdef...``): md5 -> bytes."""
     found = {}
@@ -147,7 +152,7 @@ def one_size(train_rows: int, base: Path, env: dict[str, str]) -> list[dict[str,
                     "rss_gib": int(rss_kib) / 2**20, "cache_mb": (du(cache) - before[0]) / 1e6,
                     "remote_mb": (du(remote) - before[1]) / 1e6,
                     "parquet_mb": window_parquet_bytes(warehouse, window, base) / 1e6,
-                    "partition_mb": du(root / "data" / "raw" / f"{window}.parquet") / 1e6,
+                    "partition_mb": size_of(root / "data" / "raw" / f"{window}.parquet") / 1e6,
                     "model_mb": du(root / "models" / "challenger") / 1e6})
         data = data_md5s(root)
         out[-1]["data_mb"] = sum(size for md5, size in cache_objects(cache).items()
