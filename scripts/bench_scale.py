@@ -17,7 +17,12 @@ row, each in its own process as a user runs it, and per cycle the table gives:
 - peak RSS   of the ``modelcycle run`` process (``/usr/bin/time``'s maximum resident set size)
 - cache +, remote +   bytes the cycle added to the DVC cache and to the DVC remote
 - window parquet      the size of the window's own rows as Parquet (what storage per cycle
-                      should be proportional to)
+                      should be proportional to), as DuckDB writes it
+- partition           the window's partition in the workspace (``data/raw/<window>.parquet``; none in
+                      a workspace of single files, before partitions)
+- model               the challenger's files (``models/challenger``), which every cycle adds too
+- data +              the part of cache + that is the cycle's data files (objects whose md5 is that of
+                      a file under ``data/``): what the rows added, the model and listings left out
 
 Goals (issue 12), 2 cores: 10M training rows in <= 5 minutes a cycle and <= 6 GiB peak memory;
 overhead flat (<= 1 s at every size); storage added per cycle <= 1.2 x the new window's Parquet.
@@ -58,6 +63,35 @@ def du(path: Path) -> int:
                 seen.add((st.st_dev, st.st_ino))
                 total += st.st_size
     return total
+
+
+def size_of(path: Path) -> int:
+    """A file's bytes (0 if missing)."""
+    return path.stat().st_size if path.is_file() else 0
+
+
+def cache_objects(cache: Path) -> dict[str, int]:
+    """The DVC cache's objects (``files/md5/ab/cdef...``): md5 -> bytes."""
+    found = {}
+    for path in cache.rglob("*"):
+        if path.is_file():
+            found[path.parent.name + path.name.removesuffix(".dir")] = path.stat().st_size
+    return found
+
+
+def data_md5s(root: Path) -> set[str]:
+    """The md5 of every file under the workspace's ``data/`` (partitions or single files)."""
+    import hashlib
+
+    found = set()
+    for path in (root / "data").rglob("*"):
+        if path.is_file():
+            digest = hashlib.md5(usedforsecurity=False)
+            with path.open("rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    digest.update(block)
+            found.add(digest.hexdigest())
+    return found
 
 
 def metrics(root: Path, window: str) -> dict[str, float]:
@@ -105,7 +139,7 @@ def one_size(train_rows: int, base: Path, env: dict[str, str], cycles: int = len
     cache, remote = root / ".dvc" / "cache", root / ".modelcycle" / "dvc-remote"
     out = []
     for window in WINDOWS[:cycles]:
-        before = du(cache), du(remote)
+        before, had = (du(cache), du(remote)), cache_objects(cache)
         timed = subprocess.run(["/usr/bin/time", "-f", "%M %e", modelcycle, "run", "--window", window],
                                cwd=root, env=env, capture_output=True, text=True)
         if timed.returncode != 0:
@@ -118,20 +152,27 @@ def one_size(train_rows: int, base: Path, env: dict[str, str], cycles: int = len
                     "cycle": cycle, "compute": compute, "overhead": cycle - compute, "act": m.get("seconds_act", 0.0),
                     "rss_gib": int(rss_kib) / 2**20, "cache_mb": (du(cache) - before[0]) / 1e6,
                     "remote_mb": (du(remote) - before[1]) / 1e6,
-                    "parquet_mb": window_parquet_bytes(warehouse, window, base) / 1e6})
+                    "parquet_mb": window_parquet_bytes(warehouse, window, base) / 1e6,
+                    "partition_mb": size_of(root / "data" / "raw" / f"{window}.parquet") / 1e6,
+                    "model_mb": du(root / "models" / "challenger") / 1e6})
+        data = data_md5s(root)
+        out[-1]["data_mb"] = sum(size for md5, size in cache_objects(cache).items()
+                                 if md5 in data and md5 not in had) / 1e6
         print("  " + row_text(out[-1]), flush=True)
     return out
 
 
 HEADER = (f"{'train rows':>11} {'window':8} {'rows':>10} {'process s':>9} {'cycle s':>7} {'compute s':>9} {'overhead s':>10} "
-          f"{'act s':>6} {'peak GiB':>8} {'cache+ MB':>9} {'remote+ MB':>10} {'window MB':>9}")
+          f"{'act s':>6} {'peak GiB':>8} {'cache+ MB':>9} {'remote+ MB':>10} {'window MB':>9} {'partition MB':>12} "
+          f"{'model MB':>8} {'data+ MB':>8}")
 
 
 def row_text(r: dict[str, float | str]) -> str:
     return (f"{r['size']:>11,} {r['window']:8} {r['rows']:>10,.0f} {r['wall']:>9.1f} {r['cycle']:>7.1f} "
             f"{r['compute']:>9.1f} "
-            f"{r['overhead']:>10.1f} {r['act']:>6.2f} {r['rss_gib']:>8.2f} {r['cache_mb']:>9.1f} "
-            f"{r['remote_mb']:>10.1f} {r['parquet_mb']:>9.1f}")
+            f"{r['overhead']:>10.1f} {r['act']:>6.2f} {r['rss_gib']:>8.2f} {r['cache_mb']:>9.2f} "
+            f"{r['remote_mb']:>10.2f} {r['parquet_mb']:>9.2f} {r['partition_mb']:>12.2f} {r['model_mb']:>8.2f} "
+            f"{r['data_mb']:>8.2f}")
 
 
 def main() -> None:
@@ -159,7 +200,8 @@ def main() -> None:
     later = [r for r in rows if r["window"] != WINDOWS[0]] or rows  # the first cycle has no champion
     print(f"\ngoals: overhead <= {GOAL_OVERHEAD_S} s (max after the first cycle: "
           f"{max(float(r['overhead']) for r in later):.1f} s); storage per cycle <= {GOAL_STORAGE} x the window's "
-          f"Parquet (max cache+ / window: {max(float(r['cache_mb']) / float(r['parquet_mb']) for r in later):.1f} x); "
+          f"Parquet (max cache+ / window: {max(float(r['cache_mb']) / float(r['parquet_mb']) for r in later):.1f} x, "
+          f"without the model: {max(float(r['data_mb']) / float(r['parquet_mb']) for r in later):.2f} x); "
           f"10M rows <= {GOAL_SECONDS:.0f} s and <= {GOAL_RSS_GIB} GiB")
 
 

@@ -125,7 +125,9 @@ def test_corrupt_champion_artifact(with_champion, capsys):
 def test_predict_from_the_champion_and_bad_records(with_champion, capsys, tmp_path):
     import pandas as pd
 
-    rides = pd.read_parquet(with_champion / "data/holdout.parquet").head(5).drop(columns=["fare_amount"])
+    code, out, err = cli(capsys, "-w", str(with_champion), "rows", "holdout", "--out", str(tmp_path / "holdout.parquet"))
+    assert code == 0 and "holdout rows (from data/holdout.json)" in out, err
+    rides = pd.read_parquet(tmp_path / "holdout.parquet").head(5).drop(columns=["fare_amount"])
     rides.to_csv(tmp_path / "rides.csv", index=False)
     code, out, err = cli(capsys, "-w", str(with_champion), "predict", str(tmp_path / "rides.csv"),
                          "--alias", "Production")

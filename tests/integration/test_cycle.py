@@ -13,7 +13,7 @@ import pytest
 
 from modelcycle.config import Workspace
 from modelcycle.errors import ModelcycleError, RegistryError
-from modelcycle.lifecycle import flows, services
+from modelcycle.lifecycle import datasets, flows, services
 from modelcycle.lifecycle.stages import CLEAN, HOLDOUT, MODEL, RAW
 from modelcycle.registry.mlflow import MlflowRegistry
 from modelcycle.registry.workspace import open_registry
@@ -90,7 +90,7 @@ def test_first_cycle_promotes_versions_registers_and_tracks(taxi_ws: Path):
 
 def test_any_mlflow_client_predicts_raw_rides_from_the_champion(champion_ws: Path):
     taxi_ws = champion_ws  # after its first cycle, 2014-12: v1 is the champion
-    holdout = pd.read_parquet(taxi_ws / HOLDOUT).head(20)
+    holdout = datasets.rows(Workspace.load(taxi_ws), "holdout").head(20)
     raw = holdout.drop(columns=["fare_amount"])
     raw.to_json(taxi_ws / "rides.json", orient="records", date_format="iso")
     code = ("import mlflow, pandas as pd, json; "
@@ -204,7 +204,8 @@ def test_a_killed_cycle_is_repaired_by_the_next_run(champion_ws: Path):
     journal.set()
     # what the killed process had done: outputs rewritten, DVC + git commit, tag
     (taxi_ws / "params.yaml").write_text((taxi_ws / "params.yaml").read_text().replace("2014-12", "2015-01"))
-    pd.read_parquet(taxi_ws / HOLDOUT).head(100).to_parquet(taxi_ws / HOLDOUT)
+    month = next((taxi_ws / RAW).glob("*.parquet"))
+    pd.read_parquet(month).head(100).to_parquet(month)
     journal.intent("commit", tag="modelcycle/taxifare/2015-01")
     ver.commit(["fetch", "validate", "prepare", "train", "evaluate"], "half-done", tag="modelcycle/taxifare/2015-01")
     assert snapshot(taxi_ws) != before

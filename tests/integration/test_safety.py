@@ -188,9 +188,12 @@ def test_a_copied_workspace_is_its_own_and_survives_the_original(with_champion: 
     shutil.copytree(with_champion, copy, symlinks=True)
     shutil.rmtree(with_champion)
     rides = copy / "rides.csv"
-    import pandas as pd
 
-    pd.read_parquet(copy / "data/holdout.parquet").head(5).drop(columns=["fare_amount"]).to_csv(rides, index=False)
+    from modelcycle.config import Workspace
+    from modelcycle.lifecycle import datasets
+
+    holdout = datasets.rows(Workspace.load(copy), "holdout")
+    holdout.head(5).drop(columns=["fare_amount"]).to_csv(rides, index=False)
     code, out = cli(copy, "predict", str(rides))
     assert code == 0, out
     assert len([line for line in out.splitlines() if line.count(",") >= 6]) >= 6, out

@@ -117,6 +117,7 @@ def _register() -> None:
         push,
         report,
         rollback,
+        rows,
         run,
         serve,
         shadow_report,
@@ -126,7 +127,7 @@ def _register() -> None:
     )
 
     for module in (demo, init, run, backtest, status, history, predict, serve, shadow_report, promote, rollback,
-                   up, deploy, approve, step, doctor, config, report, push):
+                   up, deploy, approve, step, doctor, config, report, push, rows):
         module.register(app)
 
 

@@ -31,7 +31,7 @@ from prefect.transactions import transaction
 
 from modelcycle.errors import ModelcycleError, VersioningError
 from modelcycle.gate import Decision, Outcome, Policy, decide
-from modelcycle.lifecycle import effects, rolledback, stages, tasks, unpushed
+from modelcycle.lifecycle import datasets, effects, rolledback, stages, tasks, unpushed
 from modelcycle.lifecycle.automation import tag_base
 from modelcycle.lifecycle.journal import Journal
 from modelcycle.lifecycle.services import Services
@@ -141,7 +141,7 @@ def commit(svc: Services, journal: Journal, *, label: str, decision: Decision, m
         unpushed.record(svc.ws, label, snapshot)  # before the commit point: a crash after it keeps the record
         version = tasks.register_task(svc, journal, run_id, model_uri, {
             **lineage, "git_commit": snapshot.commit, "git_tag": snapshot.tag or "",
-            "dvc_data_hash": snapshot.hashes.get(stages.CLEAN, ""),
+            "dvc_data_hash": snapshot.hashes.get(datasets.layout(svc.ws).lineage, ""),
             "dvc_model_hash": snapshot.hashes.get(stages.MODEL, "")})
         tasks.challenger_alias_task(svc, journal, version.version, last=not promote, reason=reason)
         if promote:

@@ -34,6 +34,7 @@ from modelcycle.lifecycle import act as acting
 from modelcycle.lifecycle import (
     announcement,
     checks,
+    datasets,
     driftcheck,
     effects,
     fanout,
@@ -295,7 +296,7 @@ def act(cycle: Cycle, got: Gathered, cmp: Compared, decision: Decision) -> actin
                 f"holdout_{cmp.challenger.metric}": f"{cmp.challenger.value:.6g}"})
     tracepoints.reach("cycle:committed")
     result.git_commit, result.git_tag = snapshot.commit, snapshot.tag
-    result.data_hash = snapshot.hashes.get(stages.CLEAN)
+    result.data_hash = snapshot.hashes.get(datasets.layout(svc.ws).lineage)
     result.challenger_version, result.serving_version = version.version, serving
     result.unpushed = unpushed.warning(svc.ws, svc.versioning)
     cycle.timer.lap("act")

@@ -79,6 +79,7 @@ def examine(svc: Services, *, registry_check: Callable[[], str | None] | None = 
     add(_check("git", lambda: _git(svc)))
     add(_check("DVC", lambda: _data(svc)))
     add(_check("plots", lambda: _plots(svc)))
+    add(_check("data layout", lambda: _layout(svc)))
     if registry_ok:
         add(_check("champion", lambda: _champion(svc)))
 
@@ -132,6 +133,21 @@ def _plots(svc: Services) -> Finding:
         return Finding("plots", True, f"added to dvc.yaml what `dvc plots show` draws: {', '.join(added)} "
                        "(the next cycle commits it, or `git commit dvc.yaml`)")
     return Finding("plots", True, "dvc.yaml declares what `dvc plots show` draws")
+
+
+def _layout(svc: Services) -> Finding:
+    """Move a dvc.yaml of single Parquet files per stage (a workspace made before month
+    partitions) to the partitioned layout: each month's rows stored once."""
+    from modelcycle.versioning import setup
+
+    changed = setup.partition_pipeline(svc.ws.root)
+    if changed:
+        return Finding("data layout", True,
+                       f"dvc.yaml now stores each month's rows once (data/raw/) and the data sets as manifests "
+                       f"(stages {', '.join(changed)}); the next cycle commits it, or `git commit dvc.yaml`. "
+                       "data/raw.parquet, clean, train and holdout.parquet may be deleted: the earlier cycles' tags "
+                       "restore them with `dvc checkout`")
+    return Finding("data layout", True, "each month's rows are stored once (data/raw/)")
 
 
 def _champion(svc: Services) -> Finding:

@@ -22,6 +22,7 @@ import yaml
 
 from modelcycle.config import PARAMS_FILE, Window, Workspace
 from modelcycle.errors import ConfigError, EmptyWindowError, disk_cause
+from modelcycle.lifecycle import datasets
 from modelcycle.sources import Source
 from modelcycle.steps import evaluate as ev
 from modelcycle.steps import split as sp
@@ -34,10 +35,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RAW = "data/raw.parquet"
-CLEAN = "data/clean.parquet"
-TRAIN = "data/train.parquet"
-HOLDOUT = "data/holdout.parquet"
+#: The data outputs of a workspace made now (:mod:`modelcycle.lifecycle.datasets`: a month's rows
+#: once in ``data/raw/``, the sets as manifests); :func:`datasets.layout` says which a workspace has.
+RAW = datasets.PARTITIONED.raw
+CLEAN = datasets.PARTITIONED.clean
+TRAIN = datasets.PARTITIONED.train
+HOLDOUT = datasets.PARTITIONED.holdout
 MODEL = "models/challenger"
 VALIDATION = "reports/validation.json"
 METRICS = "reports/metrics.json"
@@ -98,12 +101,13 @@ def _write_parquet(ws: Workspace, frame: pd.DataFrame, rel: str, writes: Backgro
         write()
 
 
-def _read_parquet(ws: Workspace, rel: str, stage: str) -> pd.DataFrame:
-    path = ws.path(rel)
-    if not path.exists():
+def _read(ws: Workspace, which: str, stage: str) -> pd.DataFrame:
+    """The ``which`` rows (raw, clean, train, holdout) the ``stage`` reads, in the workspace's layout."""
+    rel = datasets.layout(ws).path(which)
+    if not ws.path(rel).exists():
         raise ConfigError(f"{rel} does not exist, so the '{stage}' stage has no input",
                           "run the stages before it first: `dvc repro` runs them in order")
-    return pd.read_parquet(path)
+    return datasets.rows(ws, which)
 
 
 def write_json(ws: Workspace, rel: str, payload: dict[str, Any]) -> None:
@@ -195,8 +199,9 @@ def fetch_range(ws: Workspace, window: Window) -> tuple[Any, Any]:
 
 def fetch(ws: Workspace, source: Source, window: Window,
           rows: Callable[[], pd.DataFrame] | None = None, writes: BackgroundWrites | None = None) -> pd.DataFrame:
-    """History + window rows from the source -> data/raw.parquet. ``rows`` returns the result of
-    a query already started (see :func:`fetch_range`)."""
+    """History + window rows from the source -> ``data/raw/<month>.parquet`` (or
+    ``data/raw.parquet`` in a workspace of single files). ``rows`` returns the result of a query
+    already started (see :func:`fetch_range`). Returns the rows in the order they are stored."""
     raw = rows() if rows is not None else source.fetch(*fetch_range(ws, window))
     ts = ws.config.data.timestamp
     in_window = 0
@@ -208,28 +213,41 @@ def fetch(ws: Workspace, source: Source, window: Window,
             f"{source.describe()} has no rows for window {window} "
             f"({window.start:%Y-%m-%d} to {window.end:%Y-%m-%d}, end excluded)",
             "pick a window the source covers; `modelcycle status` shows the last window run")
-    _write_parquet(ws, raw, RAW, writes)
+    lay = datasets.layout(ws)
+    if lay.partitioned:
+        return datasets.write_raw(ws, raw, writes)
+    _write_parquet(ws, raw, lay.raw, writes)
     return raw
 
 
 def validate(ws: Workspace, raw: pd.DataFrame, window: Window,
              writes: BackgroundWrites | None = None) -> tuple[pd.DataFrame, va.ValidationReport]:
-    """Schema check and value rules -> data/clean.parquet + reports/validation.json."""
-    clean, report = va.validate(raw, ws.config.data, window_start=window.start,
-                                where=f"(window {window})")
-    _write_parquet(ws, clean, CLEAN, writes)
+    """Schema check and value rules -> data/clean.json (data/clean.parquet in a workspace of
+    single files) + reports/validation.json."""
+    clean, report, kept = va.validate_rows(raw, ws.config.data, window_start=window.start,
+                                           where=f"(window {window})")
+    lay = datasets.layout(ws)
+    if lay.partitioned:
+        datasets.write_clean(ws, clean, report, kept, window, writes)
+    else:
+        _write_parquet(ws, clean, lay.clean, writes)
     write_json(ws, VALIDATION, report.to_dict())
     return clean, report
 
 
 def prepare(ws: Workspace, clean: pd.DataFrame, window: Window, writes: BackgroundWrites | None = None) -> sp.Split:
-    """Chronological split -> data/train.parquet + data/holdout.parquet."""
+    """Chronological split -> data/train.json + data/holdout.json (data/train.parquet +
+    data/holdout.parquet in a workspace of single files)."""
     split = sp.chronological(clean, timestamp=ws.config.data.timestamp, window_start=window.start,
                              window_end=window.end,
                              holdout_fraction=ws.params.split.holdout_fraction,
                              window_label=window.label)
-    _write_parquet(ws, split.train, TRAIN, writes)
-    _write_parquet(ws, split.holdout, HOLDOUT, writes)
+    lay = datasets.layout(ws)
+    if lay.partitioned:
+        datasets.write_split(ws, split, window, writes)
+    else:
+        _write_parquet(ws, split.train, lay.train, writes)
+        _write_parquet(ws, split.holdout, lay.holdout, writes)
     return split
 
 
@@ -362,25 +380,26 @@ def run_stage(ws: Workspace, stage: str) -> str:
     from modelcycle.sources import build_source
 
     window = params_window(ws)
+    lay = datasets.layout(ws)
     if stage == "fetch":
         raw = fetch(ws, build_source(ws.config, ws.root), window)
-        return f"fetched {len(raw)} rows ({window} and {ws.params.data.history_months} months before) -> {RAW}"
+        return f"fetched {len(raw)} rows ({window} and {ws.params.data.history_months} months before) -> {lay.raw}"
     if stage == "validate":
-        _, report = validate(ws, _read_parquet(ws, RAW, stage), window)
-        return f"{report.summary()} -> {CLEAN}"
+        _, report = validate(ws, _read(ws, "raw", stage), window)
+        return f"{report.summary()} -> {lay.clean}"
     if stage == "prepare":
-        split = prepare(ws, _read_parquet(ws, CLEAN, stage), window)
-        return f"{split.describe()} -> {TRAIN}, {HOLDOUT}"
+        split = prepare(ws, _read(ws, "clean", stage), window)
+        return f"{split.describe()} -> {lay.train}, {lay.holdout}"
     if stage == "train":
         registry = open_registry(ws)
-        trained = train(ws, _read_parquet(ws, TRAIN, stage), registry.save_model)
+        trained = train(ws, _read(ws, "train", stage), registry.save_model)
         return f"trained {model_label(ws)} on {trained.rows} rows in {trained.fit_seconds:.1f}s -> {MODEL}"
     if stage == "evaluate":
         from modelcycle.lifecycle import experiments
 
         registry = open_registry(experiments.home(ws))
         model = registry.load_model(str(ws.path(MODEL)))
-        holdout = _read_parquet(ws, HOLDOUT, stage)
+        holdout = _read(ws, "holdout", stage)
         scores = evaluate(ws, model, holdout)
         champion = experiments.champion_scores(ws, registry, holdout)
         write_predictions(ws, scores, champion)

@@ -13,11 +13,9 @@ Three kinds of problems, treated differently:
 * **values** (a row outside ``min``/``max``, not in ``allowed``, empty where ``not_null``, or an
   exact copy of an earlier row in every declared column, ``"duplicate row"``): the row is
   dropped, and every rule reports how many rows it dropped;
-* **images** (columns of type image, :mod:`modelcycle.steps.imagecheck`, which reads a cell as
-  training and prediction do): an empty cell (unless ``rules.<column>.not_null`` is false), a file
-  that is missing, cannot be read or is cut short, has bytes equal to an earlier row's (the first is kept), or
-  breaks the column's ``size``/``min_size``/``max_size``/``modes`` rule: the row is dropped and
-  counted per rule, with a few file names, as for values. A broken file never stops a cycle.
+* **images** (image columns, :mod:`modelcycle.steps.imagecheck`): an empty cell (unless not_null is
+  false), a missing, unreadable or cut-short file, bytes equal to an earlier row's, or a broken
+  size/min_size/max_size/modes rule: the row is dropped and counted per rule, with a few file names.
 
 A classification window is checked as a whole too: a class that ``rules.<target>.allowed`` lists
 and the window's valid rows lack (``empty_classes``), or a largest class more than
@@ -382,14 +380,21 @@ def _rule_masks(col: pd.Series, name: str, rule: RuleConfig, kind: str) -> list[
 
 def validate(frame: pd.DataFrame, data: DataConfig, *, window_start: datetime | None = None,
              where: str = "") -> tuple[pd.DataFrame, ValidationReport]:
+    """:func:`validate_rows` without the kept rows' mask."""
+    return validate_rows(frame, data, window_start=window_start, where=where)[:2]
+
+
+def validate_rows(frame: pd.DataFrame, data: DataConfig, *, window_start: datetime | None = None,
+                  where: str = "") -> tuple[pd.DataFrame, ValidationReport, np.ndarray]:
     """Check the schema, drop rows whose cells are not of their declared type, that break a
     value rule or that repeat an earlier row, and report the counts.
 
     Rows at or after ``window_start`` are the window's; the rest are history. The target and
-    the timestamp must never be empty. Rows are returned sorted by the timestamp.
+    the timestamp must never be empty. Rows are returned sorted by the timestamp, with a boolean
+    mask of ``frame``'s rows, by position, true for the rows kept.
     """
     typed, keep, report = row_mask(frame, data, window_start=window_start, where=where)
-    return kept_rows(typed, keep, data), report
+    return kept_rows(typed, keep, data), report, keep.to_numpy(dtype=bool)
 
 
 def kept_rows(typed: pd.DataFrame, keep: pd.Series, data: DataConfig) -> pd.DataFrame:

@@ -169,3 +169,59 @@ def add_plots(root: str | os.PathLike[str], task: str, epochs: bool) -> list[str
     except Exception as exc:
         raise _translate(exc, "adding plots to dvc.yaml", str(root)) from exc
     return [next(iter(entry)) for entry in missing]
+
+
+#: A dvc.yaml of single files (a workspace made before month partitions) -> the partitioned one:
+#: each old path and what takes its place (see :mod:`modelcycle.lifecycle.datasets`).
+SINGLE_TO_PARTITIONED = {"data/raw.parquet": "data/raw", "data/clean.parquet": "data/clean.json",
+                         "data/train.parquet": "data/train.json", "data/holdout.parquet": "data/holdout.json"}
+_MANIFESTS = {"data/clean.json", "data/train.json", "data/holdout.json"}
+
+
+def partition_pipeline(root: str | os.PathLike[str]) -> list[str]:
+    """Move a dvc.yaml that writes single Parquet files per stage to the month partitions: the
+    fetch stage writes ``data/raw`` (a folder), the others manifests that git keeps
+    (``cache: false``), and a stage reading a manifest also depends on ``data/raw``. The rest of
+    the file (comments, other stages, the user's own deps and outs) stays as it is (DVC's own
+    YAML editor). Returns the stages changed (none for a dvc.yaml already partitioned, or
+    absent). The next cycle commits dvc.yaml and writes the new outputs; the single files of
+    earlier cycles stay in the DVC cache (their tags restore them) and may be deleted from the
+    workspace."""
+    path = Path(root) / "dvc.yaml"
+    if not path.is_file() or "data/raw.parquet" not in path.read_text(encoding="utf-8"):
+        return []
+    from dvc.utils.serialize import modify_yaml
+
+    changed: list[str] = []
+
+    def renamed(entries: Any, *, outs: bool) -> tuple[list[Any], bool]:
+        found, touched = [], False
+        for entry in entries or []:
+            name = next(iter(entry)) if isinstance(entry, dict) else entry
+            new = SINGLE_TO_PARTITIONED.get(str(name))
+            if new is None:
+                found.append(entry)
+                continue
+            touched = True
+            found.append({new: {"cache": False}} if outs and new in _MANIFESTS else new)
+        return found, touched
+
+    try:
+        with modify_yaml(str(path)) as editing:
+            for name, stage in (editing.get("stages") or {}).items():
+                if not isinstance(stage, dict):
+                    continue
+                outs, touched_outs = renamed(stage.get("outs"), outs=True)
+                deps, touched_deps = renamed(stage.get("deps"), outs=False)
+                first = next((i for i, d in enumerate(deps) if d in _MANIFESTS), None)
+                if touched_deps and "data/raw" not in deps and first is not None:
+                    deps.insert(first, "data/raw")  # a manifest's rows are in the partitions
+                if touched_outs:
+                    stage["outs"] = outs
+                if touched_deps:
+                    stage["deps"] = deps
+                if touched_outs or touched_deps:
+                    changed.append(str(name))
+    except Exception as exc:
+        raise _translate(exc, "moving dvc.yaml to month partitions", str(root)) from exc
+    return changed

@@ -21,9 +21,9 @@ from modelcycle.sources import build_source
 from modelcycle.versioning.memory import MemoryVersioning
 
 OWNED = ["dvc.lock", "params.yaml", "dvc.yaml", "modelcycle.yaml", "data/.gitignore", "models/.gitignore",
+         "data/clean.json", "data/train.json", "data/holdout.json",
          "reports/metrics.json", "reports/validation.json", "reports/predictions.csv"]
-OUTPUTS = ["data/raw.parquet", "data/clean.parquet", "data/train.parquet", "data/holdout.parquet",
-           "models/challenger"]
+OUTPUTS = ["data/raw", "models/challenger"]
 
 
 @pytest.fixture(scope="module")

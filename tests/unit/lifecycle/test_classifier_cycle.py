@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelcycle.lifecycle import flows, services, stages
+from modelcycle.config import Workspace
+from modelcycle.lifecycle import datasets, flows, services, stages
 from modelcycle.lifecycle.workspace import create_from_source
 from tests.unit.lifecycle.conftest import Fakes
 
@@ -48,7 +49,7 @@ def test_a_classifier_cycle_writes_both_models_predictions_and_reports_the_flips
     with services.using(factory=fakes):
         first = flows.run(workspace, "2023-12")
         predictions = pd.read_csv(workspace / stages.PREDICTIONS, keep_default_na=False)
-        holdout = pd.read_parquet(workspace / stages.HOLDOUT)
+        holdout = datasets.rows(Workspace.load(workspace), "holdout")
         assert list(predictions.columns) == ["actual", "challenger", "champion"]
         assert list(predictions["actual"]) == list(holdout["band"])          # one row per held-out row
         assert set(predictions["challenger"]) <= {"high", "mid", "low"}
@@ -57,7 +58,7 @@ def test_a_classifier_cycle_writes_both_models_predictions_and_reports_the_flips
 
         second = flows.run(workspace, "2024-01")
     predictions = pd.read_csv(workspace / stages.PREDICTIONS, keep_default_na=False)
-    holdout = pd.read_parquet(workspace / stages.HOLDOUT)
+    holdout = datasets.rows(Workspace.load(workspace), "holdout")
     assert list(predictions["actual"]) == list(holdout["band"])
     assert set(predictions["champion"]) <= {"high", "mid", "low"} and len(predictions) == second.rows["holdout"]
 

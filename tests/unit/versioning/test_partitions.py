@@ -1,0 +1,107 @@
+"""Month partitions: the same rows give the same bytes, a manifest reads back as written, and the
+reader refuses a partition that is not the one the manifest names."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelcycle.errors import VersioningError
+from modelcycle.versioning import partitions as parts
+from modelcycle.versioning.partitions import Manifest, Partition
+
+
+def rides(n: int = 3000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2015-01-01")
+    stamps = start + pd.to_timedelta(rng.integers(0, 86_400 * 90, n) // 60 * 60, unit="s")  # minutes: ties
+    return pd.DataFrame({"pickup_datetime": stamps, "fare": rng.normal(10, 3, n).round(2),
+                         "passengers": rng.integers(1, 6, n), "zone": rng.choice(["north", "south", "east"], n)})
+
+
+def md5s(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.parquet"))}
+
+
+def test_the_same_rows_in_any_order_give_the_same_bytes(tmp_path: Path) -> None:
+    frame = rides()
+    assert frame["pickup_datetime"].duplicated().any()  # ties, broken by the rows' hash
+    arranged, spans = parts.arrange(frame, "pickup_datetime")
+    assert [label for label, _, _ in spans] == ["2015-01", "2015-02", "2015-03"]
+    parts.write(tmp_path / "a", arranged, spans)
+    shuffled, spans_b = parts.arrange(frame.sample(frac=1.0, random_state=3).reset_index(drop=True), "pickup_datetime")
+    parts.write(tmp_path / "b", shuffled, spans_b)
+    assert md5s(tmp_path / "a") == md5s(tmp_path / "b")
+    pd.testing.assert_frame_equal(arranged, shuffled)
+    assert arranged["pickup_datetime"].is_monotonic_increasing
+
+
+def test_a_month_whose_rows_did_not_change_keeps_its_file_and_a_changed_one_gets_new_bytes(tmp_path: Path) -> None:
+    frame = rides()
+    folder = tmp_path / "raw"
+    first = {p.name: p for p in parts.write(folder, *parts.arrange(frame, "pickup_datetime"))}
+    february = folder / "2015-02.parquet"
+    stamp = february.stat().st_mtime_ns
+    late = frame[frame["pickup_datetime"] < "2015-01-02"].assign(fare=lambda f: f["fare"] + 1)
+    later = pd.concat([frame[frame["pickup_datetime"] >= "2015-02-01"], late,
+                       frame[frame["pickup_datetime"] < "2015-02-01"]], ignore_index=True)
+    second = {p.name: p for p in parts.write(folder, *parts.arrange(later, "pickup_datetime"))}
+    assert second["2015-02.parquet"] == first["2015-02.parquet"]
+    assert second["2015-01.parquet"].md5 != first["2015-01.parquet"].md5
+    assert second["2015-01.parquet"].rows == first["2015-01.parquet"].rows + len(late)
+    assert february.stat().st_mtime_ns == stamp  # not rewritten: DVC need not hash it again
+    only_march = frame[frame["pickup_datetime"] >= "2015-03-01"]
+    parts.write(folder, *parts.arrange(only_march, "pickup_datetime"))
+    assert sorted(md5s(folder)) == ["2015-03.parquet"]  # the folder holds exactly this frame's months
+
+
+def test_rows_without_a_time_go_to_their_own_partition_last(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"at": ["2015-01-03 10:00", "not a time", "2014-12-31 23:59", None], "v": [1, 2, 3, 4]})
+    arranged, spans = parts.arrange(frame, "at")
+    assert [s[0] for s in spans] == ["2014-12", "2015-01", parts.UNPLACED]
+    assert list(arranged["v"])[:2] == [3, 1] and set(arranged["v"][2:]) == {2, 4}
+    found = parts.write(tmp_path, arranged, spans)
+    assert [p.name for p in found] == ["2014-12.parquet", "2015-01.parquet", "unplaced.parquet"]
+    assert [p.name for p in parts.listing(tmp_path)] == [p.name for p in found]
+
+
+def test_the_partitions_read_back_as_the_rows_written_and_a_changed_file_is_refused(tmp_path: Path) -> None:
+    frame, spans = parts.arrange(rides(), "pickup_datetime")
+    found = parts.write(tmp_path, frame, spans)
+    pd.testing.assert_frame_equal(parts.read(tmp_path, found), frame)
+    assert parts.digest(parts.read(tmp_path, found)) == parts.digest(frame)
+    (tmp_path / "2015-02.parquet").write_bytes(parts.to_bytes(frame.iloc[:10]))
+    with pytest.raises(VersioningError, match="2015-02.parquet is not the one the manifest names") as err:
+        parts.read(tmp_path, found, where="data/train.json")
+    assert "dvc checkout" in (err.value.hint or "")
+    (tmp_path / "2015-03.parquet").unlink()
+    with pytest.raises(VersioningError, match="2015-03.parquet is missing"):
+        parts.read(tmp_path, [found[2]], where="data/train.json")
+
+
+def test_a_manifest_reads_back_as_written_and_a_foreign_file_is_refused(tmp_path: Path) -> None:
+    manifest = Manifest(kind="train", window="2015-03", folder="data/raw",
+                        partitions=[Partition("2015-02.parquet", "a" * 32, 10), Partition("2015-03.parquet", "b" * 32, 5)],
+                        rows=14, digest="c" * 64, selection={"cut": "2015-03-22T10:00:00", "holdout_fraction": 0.3})
+    path = tmp_path / "data" / "train.json"
+    manifest.write(path)
+    assert Manifest.read(path, "data/train.json") == manifest
+    assert '"format": "modelcycle.manifest/1"' in path.read_text()
+    path.write_text('{"kind": "train"}')
+    with pytest.raises(VersioningError, match="data/train.json is not a modelcycle data manifest"):
+        Manifest.read(path, "data/train.json")
+    with pytest.raises(VersioningError, match="data/holdout.json does not exist"):
+        Manifest.read(tmp_path / "data" / "holdout.json", "data/holdout.json")
+
+
+def test_the_digest_sees_a_changed_value_and_the_row_order() -> None:
+    frame = rides(50)
+    assert parts.digest(frame) == parts.digest(frame.copy())
+    assert parts.digest(frame) != parts.digest(frame.assign(fare=frame["fare"].where(frame.index != 7, 0.0)))
+    assert parts.digest(frame) != parts.digest(frame.iloc[::-1])
+    assert parts.ranges(np.array([True, True, False, True])) == [[0, 2], [3, 4]]
+    assert list(parts.positions([[0, 2], [3, 4]], 5)) == [True, True, False, True, False]
