@@ -102,9 +102,9 @@ def _refuse_unfinished(ws: Workspace) -> None:
     journal = Journal.open(ws)
     if journal is not None:
         raise WorkspaceError(
-            f"the cycle {journal.window} of this workspace did not finish (its journal is {journal.path}); "
+            f"the {journal.kind} {journal.window} of this workspace did not finish (its journal is {journal.path}); "
             "its MLflow run would be left behind on the old store",
-            "let `modelcycle run` (or `modelcycle status`) finish or roll it back first, then migrate")
+            "repair it with `modelcycle doctor` (it finishes or rolls the cycle back), then migrate")
 
 
 def migrate(ws: Workspace, target: str, *, dry_run: bool = False, write_config: bool = False,

@@ -316,8 +316,8 @@ class StoreCopy:
             self.target.log_model_artifacts(copy.model_id, str(local))
         if run_id:
             self.target.log_outputs(run_id, [LoggedModelOutput(copy.model_id, step=0)])
-        status = str(getattr(model.status, "name", model.status) or "READY").split(".")[-1]
-        self.target.finalize_logged_model(copy.model_id, "READY" if status not in ("READY", "FAILED") else status)
+        failed = str(getattr(model.status, "name", model.status) or "").split(".")[-1] == "FAILED"
+        self.target.finalize_logged_model(copy.model_id, "FAILED" if failed else "READY")
         self.target.set_logged_model_tags(copy.model_id, {MIGRATED_FROM: model.model_id})
         self.target.delete_logged_model_tag(copy.model_id, MIGRATING)
         self.tally.models[model.model_id] = copy.model_id
