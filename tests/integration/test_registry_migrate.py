@@ -92,7 +92,15 @@ def test_a_model_is_copied_whole_with_its_numbers_and_only_once(tmp_path, templa
                               "versions": 2, "aliases": 2}
     assert [v.version for v in new.list_versions("fares")] == ["3", "1"]
 
+    # cycles go on on the new store: a later copy does not move its aliases back
+    v4 = new.register("fares", new.get_version("fares", "3").source, done.runs[parent])
+    new.set_alias("fares", "champion", v4.version)
+    later: list[str] = []
+    assert copier(old, new, later).run().total_copied() == 0
+    assert new.get_alias("fares", "champion").version == "4"
+    assert any("has newer versions on the target (4)" in line for line in later), later
+
     with pytest.raises(RegistryError) as err:
         copier(old, new, [], origin="another-ws::fares").run()
-    assert "already has a registered model 'fares' with 2 version(s) copied from another store" in err.value.message
+    assert "already has a registered model 'fares' with 3 version(s) copied from another store" in err.value.message
     assert "delete the server's model 'fares'" in (err.value.hint or "")

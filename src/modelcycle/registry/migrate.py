@@ -355,23 +355,25 @@ class StoreCopy:
             self.tally.add("versions", True)
             if not self.dry_run:
                 self._version(mv)
-        if self.dry_run:
-            self.tally.add("aliases", True, len(mine.aliases or {}))
+        newer = [n for n in theirs_versions if int(n) > max((int(v.version) for v in versions), default=0)]
+        if newer:  # cycles ran on the target since a former migration: its aliases are not moved back
+            self.say(f"model '{self.name}' has newer versions on the target ({', '.join(sorted(newer, key=int))}) "
+                     "than in the old store: its aliases and tags are left as the target has them")
             return
-        if theirs is not None:
-            current = dict(theirs.tags or {})
-            for key, value in tags.items():
-                if current.get(key) != value:
-                    self.target.set_registered_model_tag(self.name, key, value)
-            if (mine.description or "") != (theirs.description or ""):
-                self.target.update_registered_model(self.name, description=mine.description or "")
         present = dict(theirs.aliases or {}) if theirs is not None else {}
         for alias, version in (mine.aliases or {}).items():
-            if str(present.get(alias)) == str(version):
-                self.tally.add("aliases", False)
-            else:
-                self.tally.add("aliases", True)
+            same = str(present.get(alias)) == str(version)
+            self.tally.add("aliases", not same)
+            if not same and not self.dry_run:
                 self.target.set_registered_model_alias(self.name, alias, str(version))
+        if theirs is None or self.dry_run:
+            return
+        current = dict(theirs.tags or {})
+        for key, value in tags.items():
+            if current.get(key) != value:
+                self.target.set_registered_model_tag(self.name, key, value)
+        if (mine.description or "") != (theirs.description or ""):
+            self.target.update_registered_model(self.name, description=mine.description or "")
 
     def _version(self, mv: Any) -> None:
         """Create version ``mv`` on the target with the same number: versions created meanwhile
