@@ -141,6 +141,14 @@ def test_a_workspace_moves_to_a_team_server_with_its_history(champion_ws, mlflow
 
     code, out, err = cli(capsys, "-w", str(ws), "predict", str(ws / "data" / "holdout.parquet"))
     assert code == 0, err
+    champion, other = aliases_before["champion"], str(max(versions_before))
+    if other != champion:  # a human's moves on the server, with the history copied from the old store
+        code, _, err = cli(capsys, "-w", str(ws), "promote", "--version", other, "--reason", "after the move")
+        assert code == 0, err
+        assert str(new.get_model_version_by_alias("taxifare", "champion").version) == other
+        code, _, err = cli(capsys, "-w", str(ws), "rollback", "--reason", "back to the old champion")
+        assert code == 0, err
+        assert str(new.get_model_version_by_alias("taxifare", "champion").version) == champion
     code, _, err = cli(capsys, "-w", str(ws), "run", "--window", "2015-03")
     assert code == 0, err
     latest = max(int(v.version) for v in new.search_model_versions("name = 'taxifare'"))

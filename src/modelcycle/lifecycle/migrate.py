@@ -17,6 +17,7 @@ interrupted cycle is finished or rolled back on the old store first.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sqlite3
@@ -115,7 +116,9 @@ def migrate(ws: Workspace, target: str, *, dry_run: bool = False, write_config: 
     if target == source.rstrip("/") or (not _is_server(target) and "://" not in target):
         raise RegistryError(f"--to {redact(target)} is " + ("the store this workspace uses already" if target ==
                             source.rstrip("/") else "not a tracking URI"),
-                            "give the new tracking server's URL, e.g. --to http://team-mlflow:5000")
+                            "give the new tracking server's URL, e.g. --to http://team-mlflow:5000"
+                            + ("; MLFLOW_TRACKING_URI names the store in use: unset it to migrate the workspace's "
+                               "own store" if os.environ.get("MLFLOW_TRACKING_URI") else ""))
     check_target(ws, target)
     with lock.hold(ws.root, f"modelcycle backends migrate --to {redact(target)}", wait=False):
         _refuse_unfinished(ws)
