@@ -1,19 +1,14 @@
-"""A workspace moved to a team's MLflow server by its URL alone: the models go where the server
-keeps artifacts, and a plain MLflow client in another folder (another machine's view) loads the
+"""A workspace moved to a team's MLflow server by its URL alone (the server: ``mlflow_server`` of
+conftest.py): the models go where the server keeps artifacts, and a plain MLflow client in another folder (another machine's view) loads the
 champion; doctor warns about an experiment whose artifacts are a folder of one machine."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,50 +17,6 @@ from tests.integration.helpers import cli
 from tests.unit.cli.conftest import flat
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A real `mlflow server` with served artifacts on a free loopback port: its URL and the folder
-    where it keeps artifacts."""
-    from modelcycle import dbcache
-
-    home = tmp_path_factory.mktemp("team-mlflow")
-    artifacts = home / "served-artifacts"
-    db = home / "mlflow.db"
-    dbcache.seed("mlflow", db)  # migrated already when the cache has it (the server starts sooner)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    log = (home / "server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--backend-store-uri", f"sqlite:///{db}", "--artifacts-destination", str(artifacts),
-                             "--serve-artifacts", "--workers", "1"],
-                            cwd=home, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, (home / "server.log").read_text()
-            assert time.monotonic() < deadline, "the MLflow server did not answer in 120 s"
-            time.sleep(0.5)
-        yield url, artifacts
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        log.close()
 
 
 def point_at(ws: Path, url: str) -> None:

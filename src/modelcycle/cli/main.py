@@ -105,6 +105,7 @@ def _register() -> None:
         return
     from modelcycle.cli import (
         approve,
+        backends,
         backtest,
         config,
         demo,
@@ -127,7 +128,7 @@ def _register() -> None:
     )
 
     for module in (demo, init, run, backtest, status, history, predict, serve, shadow_report, promote, rollback,
-                   up, deploy, approve, step, doctor, config, report, push, rows):
+                   up, deploy, approve, step, doctor, config, report, push, rows, backends):
         module.register(app)
 
 

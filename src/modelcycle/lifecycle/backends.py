@@ -263,6 +263,31 @@ def check(ws: Workspace, which: Iterable[str] = ALL, *, timeout: float | None = 
     return reaches
 
 
+def probe_mlflow(ws: Workspace, uri: str, *, timeout: float | None = None) -> Reach:
+    """:func:`check` of one MLflow tracking URI that is not (yet) the workspace's: a server about
+    to be used (``modelcycle backends migrate --to``)."""
+    limit = timeout_seconds() if timeout is None else timeout
+    local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
+    probe = _mlflow_probe(ws, uri, limit)
+    found: list[str | UnreachableError] = []
+
+    def run() -> None:
+        try:
+            found.append(probe())
+        except UnreachableError as exc:
+            found.append(exc)
+        except Exception as exc:  # noqa: BLE001 - any failure to reach it is the finding
+            found.append(UnreachableError(f"{type(exc).__name__}: {exc}"))
+
+    t = threading.Thread(target=run, name="modelcycle-check-target", daemon=True)
+    t.start()
+    t.join(limit + 0.5)
+    got = found[0] if found else UnreachableError(f"no answer within {limit:g} s")
+    if isinstance(got, UnreachableError):
+        return Reach("mlflow", redact(uri), False, str(got), local=local)
+    return Reach("mlflow", redact(uri), True, got, local=local)
+
+
 def require(ws: Workspace, which: Iterable[str] = ALL, *, timeout: float | None = None) -> list[Reach]:
     """:func:`check`, ending the command with an error naming each backend that does not answer
     (MLflow: a RegistryError, Prefect: a WorkspaceError, the DVC remote: a VersioningError)."""

@@ -50,3 +50,24 @@ def test_mlflow_gives_up_on_a_server_that_went_away_in_seconds_not_minutes(cli, 
     cli("-w", ws, "run", "--window", "2015-03")
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3"  # 2 + 4 + 8 s of waits, not 4 minutes
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "30"
+
+
+def test_backends_check_says_each_backend_and_exits_1_when_one_is_down(cli, ws, refused, tmp_path, monkeypatch):
+    monkeypatch.setenv("MODELCYCLE_DVC_REMOTE", str(tmp_path))
+    started = time.monotonic()
+    ran = cli("-w", ws, "backends", "check")
+    assert time.monotonic() - started < 5
+    assert ran.code == 1, ran
+    assert f"MLflow down {refused} does not answer" in ran.said
+    assert "fix or unset $MLFLOW_TRACKING_URI" in ran.said
+    assert f"DVC remote ok the folder exists and is writable ({tmp_path})" in ran.said
+
+
+def test_migrating_to_a_server_that_refuses_is_one_paragraph(cli, ws, refused):
+    ran = cli("-w", ws, "backends", "migrate", "--to", refused)  # the store in use: the same URL
+    one_paragraph(ran, 6, f"--to {refused} is the store this workspace uses already")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{s.getsockname()[1]}"
+    ran = cli("-w", ws, "backends", "migrate", "--to", gone)
+    one_paragraph(ran, 6, f"MLflow {gone} does not answer", "fix the URL given to --to")

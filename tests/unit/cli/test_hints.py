@@ -17,7 +17,9 @@ def commands() -> dict[str, set[str]]:
     group = typer.main.get_command(main.app)
     out = {}
     for name, command in group.commands.items():
-        out[name] = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+        # a group of verbs (`modelcycle backends migrate --to`): the options of its verbs
+        verbs = [command, *getattr(command, "commands", {}).values()]
+        out[name] = {opt for verb in verbs for param in verb.params for opt in (*param.opts, *param.secondary_opts)}
     return out
 
 

@@ -1,0 +1,106 @@
+"""The copy of a model between two real MLflow stores (SQLite here; the server path is in
+test_backends_migrate.py): runs with their metric histories and parent, a logged model with its
+files, versions with their numbers (a deleted one leaves the same gap), aliases and the recorded
+moves pointing at the copies; a second copy copies nothing; another model of that name is refused."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from modelcycle.errors import RegistryError
+from modelcycle.registry import history
+from modelcycle.registry.migrate import MIGRATED_FROM, StoreCopy
+from modelcycle.registry.mlflow import MlflowRegistry
+
+pytestmark = pytest.mark.slow
+
+
+def store(folder: Path, template_db: Path) -> MlflowRegistry:
+    folder.mkdir()
+    shutil.copy(template_db, folder / "mlflow.db")
+    return MlflowRegistry(f"sqlite:///{folder / 'mlflow.db'}")
+
+
+def model_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "MLmodel").write_text("flavors: {}\n")
+    (folder / "weights.txt").write_text("42\n")
+    return folder
+
+
+def copier(old: MlflowRegistry, new: MlflowRegistry, lines: list[str], origin: str = "ws::fares") -> StoreCopy:
+    return StoreCopy(old._client, new._client, "fares", source_uri=old.tracking_uri, target_uri=new.tracking_uri,
+                     artifact_root=new.artifact_location, origin=origin, say=lines.append)
+
+
+def test_a_model_is_copied_whole_with_its_numbers_and_only_once(tmp_path, template_db):
+    old, new = store(tmp_path / "old", template_db), store(tmp_path / "new", template_db)
+    parent = old.start_run(experiment="fares", run_name="cycle 2024-01")
+    old.log_metric_steps(parent, [{"epoch": i, "loss": 1.0 / (i + 1)} for i in range(5)])
+    old.log_params(parent, {"lr": 0.1})
+    old.log_dict(parent, {"ok": True}, "validation.json")
+    uri = old.log_model_dir(parent, str(model_dir(tmp_path)))
+    old.end_run(parent, "FINISHED")
+    child = old.start_run(experiment="fares-experiments", run_name="trial", parent_run_id=parent)
+    old.end_run(child, "KILLED")
+    v1 = old.register("fares", uri, parent, tags={"mlflow_run_id": parent})
+    v2 = old.register("fares", uri, parent)
+    v3 = old.register("fares", uri, parent)
+    old.delete_version("fares", v2.version)
+    old.set_alias("fares", "champion", v1.version)
+    old.set_alias("fares", "challenger", v3.version)
+    history.record(old, "fares", history.Move("champion", None, "1", history.now(), "cycle", run_id=parent))
+    other = old.start_run(experiment="taxis", run_name="another model's")  # not this model's: stays
+    old.end_run(other)
+
+    lines: list[str] = []
+    done = copier(old, new, lines).run()
+    assert done.copied == {"experiments": 2, "runs": 2, "logged models": 1, "registered models": 1,
+                           "versions": 2, "aliases": 2}
+    assert "experiment 'fares': 1 run(s), 0 already there, 1 to copy" in lines
+    copy = done.runs[parent]
+    run = new.get_run(copy)
+    assert run.tags[MIGRATED_FROM] == parent and "modelcycle.migrating" not in run.tags
+    assert (run.status, run.name, run.params) == ("FINISHED", "cycle 2024-01", {"lr": "0.1"})
+    assert "validation.json" in run.artifacts
+    steps = new._client.get_metric_history(copy, "loss")
+    assert [(m.step, m.value) for m in steps] == [(i, 1.0 / (i + 1)) for i in range(5)]
+    assert new.get_run(done.runs[child]).parent_run_id == copy
+    assert new.get_run(done.runs[child]).status == "KILLED"
+    assert new._client.get_experiment_by_name("taxis") is None
+
+    versions = new.list_versions("fares")
+    assert [v.version for v in versions] == ["3", "1"]  # the gap of v2 kept
+    assert all(v.run_id == copy for v in versions)
+    assert new.get_version("fares", "1").tags["mlflow_run_id"] == copy
+    assert new.get_alias("fares", "champion").version == "1" and new.get_alias("fares", "challenger").version == "3"
+    assert history.moves(new, "fares")[-1].run_id == copy
+    model_id = done.models[uri.removeprefix("models:/")]
+    location = new._client.get_logged_model(model_id).artifact_location
+    assert new.get_version("fares", "1").source == location
+    stamped = Path(location.removeprefix("file://")) / "MLmodel"
+    assert f"model_id: {model_id}" in stamped.read_text() and (stamped.parent / "weights.txt").read_text() == "42\n"
+
+    again: list[str] = []
+    second = copier(old, new, again).run()
+    assert second.total_copied() == 0
+    assert second.present == {"experiments": 2, "runs": 2, "logged models": 1, "registered models": 1,
+                              "versions": 2, "aliases": 2}
+    assert [v.version for v in new.list_versions("fares")] == ["3", "1"]
+
+    # cycles go on on the new store: a later copy does not move its aliases back
+    v4 = new.register("fares", new.get_version("fares", "3").source, done.runs[parent])
+    new.set_alias("fares", "champion", v4.version)
+    later: list[str] = []
+    assert copier(old, new, later).run().total_copied() == 0
+    assert new.get_alias("fares", "champion").version == "4"
+    assert any("has newer versions on the target (4)" in line for line in later), later
+
+    with pytest.raises(RegistryError) as err:
+        copier(old, new, [], origin="another-ws::fares").run()
+    assert "already has a registered model 'fares' with 3 version(s) copied from another store" in err.value.message
+    assert "delete the server's model 'fares'" in (err.value.hint or "")
