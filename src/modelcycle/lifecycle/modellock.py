@@ -111,6 +111,17 @@ def waiting_message(model: str, holding: Holding | None) -> str:
     return f"waiting for {who} to finish the cycle of {model}"
 
 
+class _QuietRefusal(logging.Filter):
+    """Prefect's slot service logs an ERROR for every refused attempt when it may not retry by
+    itself; a refusal is how this lock learns to wait, and it says so in its own words."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "prefect._internal.concurrency" and "failed to process" in record.getMessage())
+
+
+_quiet = _QuietRefusal()
+
+
 class Server:
     """The few calls the lock makes to the Prefect server (tests give a fake)."""
 
@@ -122,6 +133,9 @@ class Server:
         from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
         from prefect.concurrency.sync import concurrency
 
+        quiet = logging.getLogger("prefect._internal.concurrency")
+        if _quiet not in quiet.filters:
+            quiet.addFilter(_quiet)
         holder = ConcurrencyLeaseHolder(type="flow_run", id=UUID(holder_id)) if holder_id else None
         slot = concurrency(name, occupy=1, max_retries=0, lease_duration=LEASE_SECONDS, strict=True,
                            holder=holder, raise_on_lease_renewal_failure=False)
@@ -199,7 +213,8 @@ def hold(model: str, run: str, *, say: Callable[[str], None], server: Server | N
         if slot is not None:
             break
         if not said:
-            say(waiting_message(model, server.read(variable)))
+            text = waiting_message(model, server.read(variable))
+            say(text)
             said = True
         time.sleep(POLL_SECONDS)
     with slot:
