@@ -156,6 +156,16 @@ def worker(
     console.print("worker stopped" + (f" ({stopped_by})" if stopped_by else ""))
 
 
+def _flowed(doc: str | None) -> str:
+    """A docstring as help text: each paragraph one line, which the terminal wraps (the help
+    keeps the line breaks of every paragraph after the first)."""
+    import inspect
+
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(doc or "").split("\n\n"))
+
+
 def register(app: typer.Typer) -> None:
-    app.command("deploy", short_help="Deploy the cycle to Prefect: on a schedule and on fresh data.")(deploy)
-    app.command("worker", short_help="Run the deployed cycles and watch the source for fresh data.")(worker)
+    app.command("deploy", help=_flowed(deploy.__doc__),
+                short_help="Deploy the cycle to Prefect: on a schedule and on fresh data.")(deploy)
+    app.command("worker", help=_flowed(worker.__doc__),
+                short_help="Run the deployed cycles and watch the source for fresh data.")(worker)
