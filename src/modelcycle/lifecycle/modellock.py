@@ -45,7 +45,8 @@ from uuid import UUID
 
 log = logging.getLogger(__name__)
 
-#: the slot's lease: a dead holder's slot is free again this long (plus the server's 15 s loop) after it died
+#: the slot's lease (the shortest Prefect allows): a dead holder's slot is free again this long, plus the
+#: server's 15 s repossessor loop, after it died
 LEASE_SECONDS = 60.0
 #: how often a waiting cycle asks for the slot again
 POLL_SECONDS = 1.0
