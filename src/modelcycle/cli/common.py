@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 
 from modelcycle.config import Workspace
 from modelcycle.console import err_console
@@ -89,6 +90,8 @@ def cycle_progress(total: int, title: str) -> Iterator[Progress]:
 
     def on_progress(window: str, text: str) -> None:
         progress.update(task_id, window=window, description=text)
+        if text.startswith("waiting for "):  # a wait stays on the screen (another machine's cycle of the model)
+            progress.console.print(f"{escape(window)}: {escape(text)}", soft_wrap=True)
 
     def on_event(event: Event) -> None:
         from modelcycle.cli.render import decision_line

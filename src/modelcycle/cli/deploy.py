@@ -45,7 +45,13 @@ def deploy(
     the schedule you give and whenever `modelcycle worker` sees a new window complete in the
     source. An escalation waits for a human in the Prefect UI (or `modelcycle approve`). Needs
     `modelcycle up` (or a team's server in backends.prefect_api_url); `modelcycle worker` runs
-    the deployed cycles."""
+    the deployed cycles.
+
+    The deployment names the workspace by its absolute path: a worker on another machine runs
+    the cycle on the workspace at that same path (a shared filesystem). Cycles of different
+    models run in parallel; two cycles of one model never do, on any machine: each holds the
+    server's concurrency limit modelcycle-<model> (one slot) for the whole cycle, and a cycle
+    that waits for another says so in its log."""
     from modelcycle.lifecycle import deployments
 
     ws = common.load_workspace(ctx)
@@ -87,12 +93,26 @@ def worker(
     watch_source: bool = typer.Option(True, "--watch/--no-watch", help="Watch the source for fresh data and "
                                       "drift (--no-watch: only run what the schedule and others start; one "
                                       "watcher per workspace is enough when several workers serve it)."),
+    name: str | None = typer.Option(None, "--name", help="The worker's name on the Prefect server "
+                                    "(default: <host>-<pid>, the host from MODELCYCLE_HOST or the hostname); "
+                                    "every worker serving the pool needs its own."),
 ) -> None:
     """Run the deployed cycles until stopped (Ctrl-C): Prefect's process worker for the work pool,
     and the data watcher, which looks at the source every few seconds (one max(timestamp)
     query) and announces a newly complete window with a Prefect event; the deployment's trigger
-    then starts its cycle."""
-    from modelcycle.lifecycle import interrupts, watch
+    then starts its cycle.
+
+    Several machines: start `modelcycle worker` on each, with the same PREFECT_API_URL (or
+    backends.prefect_api_url), the same MLflow tracking server and DVC remote, and the workspace
+    at the same absolute path (a shared filesystem: the deployment names it by its path). Each
+    worker takes runs from the same work pool; a run's log and its MLflow run (tag
+    modelcycle.host) say which machine and worker ran it. Cycles of different models run at
+    once; two cycles of one model wait for each other (the server's concurrency limit
+    modelcycle-<model>, besides the workspace's file lock). Watch the source from one worker
+    only (--no-watch on the others)."""
+    import os
+
+    from modelcycle.lifecycle import interrupts, modellock, watch
     from modelcycle.lifecycle.services import open_services
 
     ws = common.load_workspace(ctx)
@@ -101,7 +121,8 @@ def worker(
     every = check_seconds or ws.config.automation.check_seconds
     pool = ws.config.automation.work_pool
     log_path = ws.state_dir / "worker.log"
-    process = watch.start_worker(pool, log_path=log_path)
+    name = name or f"{modellock.machine()}-{os.getpid()}"
+    process = watch.start_worker(pool, log_path=log_path, name=name)
     stop = threading.Event()
     stopped_by = ""
     try:
@@ -112,7 +133,8 @@ def worker(
         svc = open_services(ws.root, committable=False)
         watching = (f"watching {escape(svc.source.describe())} every {every:g}s" if watch_source
                     else "not watching the source (--no-watch)")
-        console.print(f"serving work pool [bold]{pool}[/bold] at {escape(url)} (its log: {log_path})\n"
+        console.print(f"worker [bold]{escape(name)}[/bold] on {escape(modellock.machine())} serving work pool "
+                      f"[bold]{pool}[/bold] at {escape(url)} (its log: {log_path})\n"
                       f"{watching}; Ctrl-C stops", soft_wrap=True)
 
         def report(text: str) -> None:
@@ -134,6 +156,16 @@ def worker(
     console.print("worker stopped" + (f" ({stopped_by})" if stopped_by else ""))
 
 
+def _flowed(doc: str | None) -> str:
+    """A docstring as help text: each paragraph one line, which the terminal wraps (the help
+    keeps the line breaks of every paragraph after the first)."""
+    import inspect
+
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(doc or "").split("\n\n"))
+
+
 def register(app: typer.Typer) -> None:
-    app.command("deploy", short_help="Deploy the cycle to Prefect: on a schedule and on fresh data.")(deploy)
-    app.command("worker", short_help="Run the deployed cycles and watch the source for fresh data.")(worker)
+    app.command("deploy", help=_flowed(deploy.__doc__),
+                short_help="Deploy the cycle to Prefect: on a schedule and on fresh data.")(deploy)
+    app.command("worker", help=_flowed(worker.__doc__),
+                short_help="Run the deployed cycles and watch the source for fresh data.")(worker)

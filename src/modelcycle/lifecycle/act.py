@@ -60,27 +60,16 @@ class Acted:
 
 @contextlib.contextmanager
 def slot(svc: Services) -> Iterator[None]:
-    """On a team's Prefect server, one act block per model at a time across every machine: a
-    Prefect global concurrency limit (``modelcycle-act-<model>``, one slot, created when
-    missing; a dead holder's lease expires after a minute)."""
-    from modelcycle.lifecycle import runtime
+    """On a Prefect server that outlives the command, the act block runs inside the model's slot
+    (:mod:`~modelcycle.lifecycle.modellock`: ``modelcycle-<model>``, one slot across every
+    machine). The cycle's flow holds it already, for the whole cycle; this takes it (without a
+    call to the server) only where an act block would run outside one."""
+    from modelcycle.lifecycle import modellock, runtime
 
-    if not runtime.team_server():
+    if not runtime.long_lived_server():
         yield
         return
-    from prefect import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.concurrency.sync import concurrency
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-
-    name = f"modelcycle-act-{svc.name}"
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            with contextlib.suppress(ObjectAlreadyExists):
-                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-    with concurrency(name, occupy=1, lease_duration=60, strict=True):
+    with modellock.hold(svc.name, f"the act of {svc.name}", say=lambda text: log.warning("%s", text)):
         yield
 
 

@@ -40,6 +40,7 @@ from modelcycle.lifecycle import (
     fanout,
     interrupts,
     lock,
+    modellock,
     runtime,
     services,
     stages,
@@ -142,7 +143,7 @@ def open_run(cycle: Cycle) -> str:
     svc, label = cycle.svc, cycle.label
     cycle.run_id = svc.registry.start_run(experiment=svc.name, run_name=f"cycle {label}", tags={
         "modelcycle.window": label, "modelcycle.flow_run_id": cycle.result.flow_run_id or "",
-        "modelcycle.champion_before": cycle.result.champion_version or "",
+        "modelcycle.champion_before": cycle.result.champion_version or "", "modelcycle.host": modellock.machine(),
         CYCLE_TAG: cycle.journal.cycle, PROCESS_TAG: effects.process_id()})
     cycle.journal.set(run_id=cycle.run_id)
     cycle.result.mlflow_run_id = cycle.run_id

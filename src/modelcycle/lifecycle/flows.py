@@ -22,7 +22,7 @@ from modelcycle.config import Window, month_range
 from modelcycle.lifecycle import effects, heartbeat, interrupts, lock, rolledback
 from modelcycle.lifecycle.cycle import run_cycle
 from modelcycle.lifecycle.result import CycleResult
-from modelcycle.lifecycle.services import open_services
+from modelcycle.lifecycle.services import Services, open_services
 from modelcycle.notify import CycleOutcome
 
 __all__ = ["CycleResult", "backtest", "backtest_flow", "cycle_flow", "run"]
@@ -44,12 +44,35 @@ def cycle_flow(workspace: str, window: str | None = None) -> CycleResult:
     from modelcycle.lifecycle import automation
 
     svc = open_services(workspace)
-    with heartbeat.beating("modelcycle-cycle"), lock.hold(svc.ws.root, f"modelcycle cycle {window or 'next'}"):
+    with heartbeat.beating("modelcycle-cycle"), lock.hold(svc.ws.root, f"modelcycle cycle {window or 'next'}"), \
+            _model_slot(svc, window):
         if automation.deployment_id() is not None:
             return automation.run_deployed(svc, window)
         if window is None:
             svc.ws = svc.ws.reload_params()  # read under the lock: another cycle may have moved it
         return run_cycle(svc, Window.parse(window) if window else rolledback.next_window(svc.ws))
+
+
+def _model_slot(svc: Services, window: str | None) -> contextlib.AbstractContextManager[Any]:
+    """The model's slot on a long-lived Prefect server: one cycle of a model at a time, whichever
+    machine runs it (:mod:`~modelcycle.lifecycle.modellock`); nothing on a command's own server,
+    where the workspace's file lock is enough. A run says where it runs, in its Prefect log."""
+    from modelcycle.lifecycle import automation, modellock, runtime
+
+    if not runtime.long_lived_server():
+        return contextlib.nullcontext()
+    run = runtime.current_flow_run()
+    label = str(window or (run.name if run is not None else None) or "next")
+    worker = modellock.worker()
+    automation.prefect_progress(label, f"the cycle of {svc.name} runs on {modellock.machine()}"
+                                + (f" (worker {worker})" if worker else ""))
+
+    def say(text: str) -> None:
+        automation.prefect_progress(label, text)
+        if svc.progress is not None:
+            svc.say(label, text)
+
+    return modellock.hold(svc.name, label, say=say, flow_run_id=str(run.id) if run is not None else None)
 
 
 @flow(name="modelcycle-backtest", flow_run_name="{first}..{last}", validate_parameters=False)

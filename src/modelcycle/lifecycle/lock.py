@@ -8,6 +8,9 @@ leaves a stale lock behind. Beside it, ``.modelcycle/lock.json`` says who holds 
 command, since when), for the message a second command prints while it waits (or refuses, with
 ``--no-wait``).
 
+It holds on one machine: across machines (workers of one Prefect server sharing the workspace's
+folder) a cycle also holds its model's slot on the server (:mod:`~modelcycle.lifecycle.modellock`).
+
 The lock is re-entrant within a process: the CLI takes it before Prefect starts, and the flow
 it runs takes it again without waiting on itself.
 """

@@ -109,6 +109,14 @@ def team_server() -> bool:
     return _team_server
 
 
+def long_lived_server() -> bool:
+    """True when this process's flows talk to a Prefect server that outlives it (a team's,
+    ``modelcycle up``'s; every deployed run), where other machines' cycles may run too; False on
+    the local server a command starts."""
+    url = os.environ.get("PREFECT_API_URL")
+    return _team_server or (bool(url) and (_local is None or url != _local.api_url))
+
+
 def check_api(timeout: float = 5.0) -> None:
     """Reach the configured Prefect API's health endpoint; a WorkspaceError naming the URL if it
     does not answer within ``timeout`` seconds."""

@@ -241,9 +241,10 @@ def watch(svc: Services, stop: threading.Event, *, every: float,
 
 
 def start_worker(pool: str, *, log_path: Path, name: str | None = None) -> subprocess.Popen[bytes]:
-    """Prefect's process worker for ``pool``, in a child process of its own group."""
+    """Prefect's process worker for ``pool``, in a child process of its own group; named ``name``,
+    which the runs it starts inherit (``MODELCYCLE_WORKER``: their logs and MLflow runs say it)."""
     env = {**os.environ, "PREFECT_WORKER_QUERY_SECONDS": os.environ.get(
-        "PREFECT_WORKER_QUERY_SECONDS", str(WORKER_QUERY_SECONDS))}
+        "PREFECT_WORKER_QUERY_SECONDS", str(WORKER_QUERY_SECONDS)), **({"MODELCYCLE_WORKER": name} if name else {})}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     out = open(log_path, "ab")  # noqa: SIM115 - the child keeps writing to it
     try:

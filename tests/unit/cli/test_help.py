@@ -61,3 +61,13 @@ def test_version_prints_the_version_once(cli):
     ran = cli("--version")
     assert ran.code == 0
     assert ran.out == f"modelcycle {__version__}\n"  # main()'s look at the options printed nothing
+
+
+def test_worker_and_deploy_help_explain_several_machines(cli) -> None:
+    worker = cli("worker", "--help")
+    assert worker.code == 0
+    for words in ("Several machines", "the same PREFECT_API_URL", "the same MLflow tracking server and DVC remote",
+                  "the workspace at the same absolute path", "modelcycle-<model>", "--name", "<host>-<pid>"):
+        assert words in worker.said, words
+    deploy = cli("deploy", "--help")
+    assert "names the workspace by its absolute path" in deploy.said and "shared filesystem" in deploy.said

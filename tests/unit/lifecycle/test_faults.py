@@ -172,7 +172,7 @@ def test_journal_owner_alive_is_not_recovered(fakes: Fakes) -> None:
 
 def test_on_a_team_server_the_act_block_holds_a_prefect_concurrency_slot(fakes: Fakes, monkeypatch) -> None:
     """Workers on several machines share no file lock: one Prefect global concurrency slot per
-    model keeps two act blocks of one model apart."""
+    model, held for the whole cycle, keeps two cycles (and their act blocks) of one model apart."""
     from prefect import get_client
 
     from modelcycle.lifecycle import runtime
@@ -181,13 +181,13 @@ def test_on_a_team_server_the_act_block_holds_a_prefect_concurrency_slot(fakes: 
     held: list[int] = []
 
     def probe(point: str) -> None:
-        if point == "before:commit":
+        if point in ("cycle:fetched", "before:commit"):
             with get_client(sync_client=True) as client:
-                held.append(client.read_global_concurrency_limit_by_name("modelcycle-act-taxifare").active_slots)
+                held.append(client.read_global_concurrency_limit_by_name("modelcycle-taxifare").active_slots)
 
     with tracepoints.injecting(probe):
         assert flows.run(fakes.root, "2015-01").outcome in ("keep", "promote")
-    assert held == [1]
+    assert held == [1, 1]
     with get_client(sync_client=True) as client:
-        limit = client.read_global_concurrency_limit_by_name("modelcycle-act-taxifare")
+        limit = client.read_global_concurrency_limit_by_name("modelcycle-taxifare")
     assert limit.limit == 1 and limit.active_slots == 0

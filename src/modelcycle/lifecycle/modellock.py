@@ -1,0 +1,231 @@
+"""One cycle of a model at a time, across machines: a Prefect global concurrency limit.
+
+The workspace's lock (:mod:`modelcycle.lifecycle.lock`) is an OS file lock: it holds on one
+machine, and file locks on network filesystems are not to be trusted. When cycles talk to a
+Prefect server that outlives them (a team's, ``modelcycle up``'s: every deployed run), workers
+on several machines may start cycles of the same model at once; each cycle then also takes the
+one slot of the server's global concurrency limit ``modelcycle-<model>`` (created with limit 1
+on first use), after the file lock (always in that order, so two cycles never wait on each
+other crosswise).
+
+It is held for **the whole cycle**, not only its act: a cycle chooses its window from the last
+cycle's (``next``), scores the champion the previous cycle left, and decides against it; a
+cycle that took the slot only to act would have gathered a champion that may no longer be the
+champion, and two ``next`` runs could pick the same window. A cycle that escalates keeps the
+slot while it waits for a human, as it keeps the file lock.
+
+A crashed holder does not block forever: the slot is a **lease** of :data:`LEASE_SECONDS`,
+renewed by a thread of the holding process (at three quarters of its length); when the
+process dies, renewals stop and the server's repossessor frees the slot once the lease has
+expired (within ``LEASE_SECONDS`` plus its 15 s loop). ``slot_decay_per_second`` is not used:
+decay frees slots with time whether or not their holder still works (it is for rate limits),
+so a long cycle would lose its slot mid-act. ``strict`` acquisition is: a limit that cannot be
+found is created, never silently skipped.
+
+Who holds the slot is written to the Prefect variable ``modelcycle_holder_<model>`` (run, host,
+worker, since), for the message a waiting cycle gives: "waiting for 2015-01 on host-a to finish
+the cycle of taxifare".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, UTC
+from typing import Any
+from uuid import UUID
+
+log = logging.getLogger(__name__)
+
+#: the slot's lease (the shortest Prefect allows): a dead holder's slot is free again this long, plus the
+#: server's 15 s repossessor loop, after it died
+LEASE_SECONDS = 60.0
+#: how often a waiting cycle asks for the slot again
+POLL_SECONDS = 1.0
+#: the environment variable naming this machine as modelcycle reports it (default: the hostname)
+HOST_ENV = "MODELCYCLE_HOST"
+#: the environment variable naming the worker whose process runs this cycle (set by `modelcycle worker`)
+WORKER_ENV = "MODELCYCLE_WORKER"
+
+_held: dict[str, int] = {}
+_guard = threading.Lock()
+
+
+def machine() -> str:
+    """This machine's name: ``MODELCYCLE_HOST``, else the hostname."""
+    return os.environ.get(HOST_ENV) or socket.gethostname()
+
+
+def worker() -> str | None:
+    """The `modelcycle worker` that started this process's run, if one did."""
+    return os.environ.get(WORKER_ENV) or None
+
+
+def _slug(model: str, sep: str) -> str:
+    return re.sub(r"[^a-z0-9]+", sep, model.lower()).strip(sep) or "model"
+
+
+def limit_name(model: str) -> str:
+    """The global concurrency limit of ``model``'s cycles: ``modelcycle-<model>``."""
+    return f"modelcycle-{_slug(model, '-')}"
+
+
+def holder_variable(model: str) -> str:
+    """The Prefect variable saying who holds ``model``'s slot (variable names take ``_``)."""
+    return f"modelcycle_holder_{_slug(model, '_')}"
+
+
+@dataclass(frozen=True)
+class Holding:
+    """Who holds a model's slot."""
+
+    run: str
+    host: str
+    since: str  # ISO 8601, UTC
+    worker: str | None = None
+
+    def describe(self) -> str:
+        where = self.host + (f" (worker {self.worker})" if self.worker else "")
+        return f"{self.run} on {where}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"run": self.run, "host": self.host, "since": self.since, "worker": self.worker or ""}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Holding | None:
+        try:
+            return cls(str(data["run"]), str(data["host"]), str(data["since"]), str(data.get("worker") or "") or None)
+        except (KeyError, TypeError, AttributeError):
+            return None
+
+
+def waiting_message(model: str, holding: Holding | None) -> str:
+    who = holding.describe() if holding else "another cycle"
+    return f"waiting for {who} to finish the cycle of {model}"
+
+
+class _QuietRefusal(logging.Filter):
+    """Prefect's slot service logs an ERROR for every refused attempt when it may not retry by
+    itself; a refusal is how this lock learns to wait, and it says so in its own words."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "prefect._internal.concurrency" and "failed to process" in record.getMessage())
+
+
+_quiet = _QuietRefusal()
+
+
+class Server:
+    """The few calls the lock makes to the Prefect server (tests give a fake)."""
+
+    def acquire(self, name: str, holder_id: str | None) -> contextlib.AbstractContextManager[None] | None:
+        """The held slot (a context manager that keeps its lease and releases it), or None when
+        another holds it. Raises LookupError when the limit does not exist."""
+        import httpx
+        from prefect.client.schemas.objects import ConcurrencyLeaseHolder
+        from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
+        from prefect.concurrency.sync import concurrency
+
+        quiet = logging.getLogger("prefect._internal.concurrency")
+        if _quiet not in quiet.filters:
+            quiet.addFilter(_quiet)
+        holder = ConcurrencyLeaseHolder(type="flow_run", id=UUID(holder_id)) if holder_id else None
+        slot = concurrency(name, occupy=1, max_retries=0, lease_duration=LEASE_SECONDS, strict=True,
+                           holder=holder, raise_on_lease_renewal_failure=False)
+        try:
+            slot.__enter__()
+        except ConcurrencySlotAcquisitionError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423:
+                return None
+            if cause is None and "must be created" in str(exc):
+                raise LookupError(name) from exc
+            raise
+        return _Entered(slot)
+
+    def create(self, name: str) -> None:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+        from prefect.exceptions import ObjectAlreadyExists
+
+        with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+
+    def note(self, variable: str, holding: Holding) -> None:
+        from prefect.variables import Variable
+
+        Variable.set(variable, json.dumps(holding.to_json()), overwrite=True)
+
+    def read(self, variable: str) -> Holding | None:
+        from prefect.variables import Variable
+
+        text = Variable.get(variable, default=None)
+        try:
+            return Holding.from_json(json.loads(text)) if isinstance(text, str) else None
+        except ValueError:
+            return None
+
+
+class _Entered(contextlib.AbstractContextManager[None]):
+    """An entered context manager, exited once with the block."""
+
+    def __init__(self, entered: contextlib.AbstractContextManager[None]) -> None:
+        self._entered = entered
+
+    def __exit__(self, *exc: Any) -> None:
+        self._entered.__exit__(*exc)
+
+
+@contextlib.contextmanager
+def hold(model: str, run: str, *, say: Callable[[str], None], server: Server | None = None,
+         flow_run_id: str | None = None) -> Iterator[None]:
+    """Hold ``model``'s slot for the block, waiting for it (and saying so once) while another
+    cycle holds it. Re-entrant within a process (a backtest's months, the flow the command line
+    started)."""
+    name = limit_name(model)
+    with _guard:
+        depth = _held.get(name, 0)
+        if depth:
+            _held[name] = depth + 1
+    if depth:
+        try:
+            yield
+        finally:
+            with _guard:
+                _held[name] -= 1
+        return
+    server = server or Server()
+    variable = holder_variable(model)
+    said = False
+    while True:
+        try:
+            slot = server.acquire(name, flow_run_id)
+        except LookupError:
+            server.create(name)
+            continue
+        if slot is not None:
+            break
+        if not said:
+            text = waiting_message(model, server.read(variable))
+            say(text)
+            said = True
+        time.sleep(POLL_SECONDS)
+    with slot:
+        with _guard:
+            _held[name] = 1
+        try:
+            with contextlib.suppress(Exception):  # the note only feeds a waiting cycle's message
+                server.note(variable, Holding(run, machine(), datetime.now(UTC).isoformat(timespec="seconds"),
+                                              worker()))
+            yield
+        finally:
+            with _guard:
+                _held.pop(name, None)
