@@ -132,14 +132,17 @@ def test_a_workspace_moves_to_a_team_server_with_its_history(champion_ws, mlflow
     elsewhere = tmp_path / "another-machine"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {"MLFLOW_TRACKING_URI": url}
-    proc = subprocess.run([sys.executable, "-c", LOAD, str(ws / "data" / "holdout.parquet")], cwd=elsewhere,
+    holdout = tmp_path / "holdout.parquet"  # the held-out rows of the last cycle, as a user gets them
+    code, _out, err = cli(capsys, "-w", str(ws), "rows", "holdout", "--out", str(holdout))
+    assert code == 0, err
+    proc = subprocess.run([sys.executable, "-c", LOAD, str(holdout)], cwd=elsewhere,
                           env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     loaded = json.loads(proc.stdout.strip().splitlines()[-1])
     assert loaded["version"] == aliases_before["champion"]
     assert len(loaded["predictions"]) == 5 and all(0 < p < 500 for p in loaded["predictions"])
 
-    code, out, err = cli(capsys, "-w", str(ws), "predict", str(ws / "data" / "holdout.parquet"))
+    code, out, err = cli(capsys, "-w", str(ws), "predict", str(holdout))
     assert code == 0, err
     champion, other = aliases_before["champion"], str(max(versions_before))
     if other != champion:  # a human's moves on the server, with the history copied from the old store

@@ -63,7 +63,10 @@ def test_a_cycle_on_a_team_server_keeps_its_model_where_another_machine_loads_it
     elsewhere = tmp_path / "another-machine"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    proc = subprocess.run([sys.executable, "-c", LOAD, url, str(taxi_ws / "data" / "holdout.parquet")],
+    holdout = tmp_path / "holdout.parquet"  # the cycle's held-out rows, as a user gets them
+    code, _out, err = cli(capsys, "-w", str(taxi_ws), "rows", "holdout", "--out", str(holdout))
+    assert code == 0, err
+    proc = subprocess.run([sys.executable, "-c", LOAD, url, str(holdout)],
                           cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     loaded = json.loads(proc.stdout.strip().splitlines()[-1])
