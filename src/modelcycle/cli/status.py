@@ -199,7 +199,7 @@ def _unpushed(ws: Workspace) -> None:
     entries = unpushed.pending(ws)
     if not entries:
         return
-    console.print(f"[escalate]not pushed:[/escalate] {escape(unpushed.warning(ws) or '')}", soft_wrap=True)
+    console.print(f"[escalate]not pushed:[/escalate] {escape(unpushed.sentence(entries) or '')}", soft_wrap=True)
     for line in unpushed.describe(entries):
         console.print(escape(f"  {line}"), soft_wrap=True)
 

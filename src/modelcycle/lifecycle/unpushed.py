@@ -138,7 +138,11 @@ def retry(ws: Workspace, versioning: Versioning) -> Retried:
 
 def warning(ws: Workspace, versioning: Versioning | None = None) -> str | None:
     """One sentence on the cycles not pushed yet (None: every cycle is pushed)."""
-    entries = pending(ws, versioning)
+    return sentence(pending(ws, versioning))
+
+
+def sentence(entries: list[Unpushed]) -> str | None:
+    """One sentence on ``entries``, the cycles not pushed yet (None when there are none)."""
     if not entries:
         return None
     names = ", ".join(e.tag or e.commit[:10] for e in entries)
