@@ -18,17 +18,8 @@ from typer.testing import CliRunner
 
 from modelcycle.cli import common
 from modelcycle.cli.main import main
+from tests.unit.minimal import CONFIG
 
-CONFIG = """\
-name: rides
-source: {kind: files, url: "data/*.csv"}
-data:
-  timestamp: ts
-  target: y
-  columns: {ts: datetime, y: float, x: float}
-metric: mae
-gate: {threshold: 2.5}
-"""
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _BOX = re.compile("[\u2500-\u257f]")  # box drawing: panels and tables

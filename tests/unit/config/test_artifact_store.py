@@ -8,23 +8,12 @@ from pathlib import Path
 import pytest
 
 from modelcycle.config import Workspace
-
-CONFIG = """\
-name: rides
-source: {kind: files, url: "data/*.csv"}
-data:
-  timestamp: ts
-  target: y
-  columns: {ts: datetime, y: float, x: float}
-metric: mae
-gate: {threshold: 2.5}
-"""
+from tests.unit.minimal import CONFIG, no_backend_variables
 
 
 @pytest.fixture(autouse=True)
 def _no_backend_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PREFECT_API_URL", "MODELCYCLE_DVC_REMOTE"):
-        monkeypatch.delenv(name, raising=False)
+    no_backend_variables(monkeypatch)
 
 
 def workspace(tmp_path: Path, *lines: str) -> Workspace:

@@ -16,24 +16,12 @@ import pytest
 from modelcycle.config import Workspace
 from modelcycle.errors import RegistryError, VersioningError, WorkspaceError
 from modelcycle.lifecycle import backends
-
-CONFIG = """\
-name: rides
-source: {kind: files, url: "data/*.csv"}
-data:
-  timestamp: ts
-  target: y
-  columns: {ts: datetime, y: float, x: float}
-metric: mae
-gate: {threshold: 2.5}
-"""
+from tests.unit.minimal import CONFIG, no_backend_variables
 
 
 @pytest.fixture(autouse=True)
 def _no_backend_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PREFECT_API_URL", "MODELCYCLE_DVC_REMOTE",
-                 "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "MODELCYCLE_BACKENDS_TIMEOUT"):
-        monkeypatch.delenv(name, raising=False)
+    no_backend_variables(monkeypatch, "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "MODELCYCLE_BACKENDS_TIMEOUT")
 
 
 def workspace(tmp_path: Path, backends_yaml: str = "", *, made: bool = True) -> Workspace:

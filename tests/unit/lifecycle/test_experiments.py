@@ -14,17 +14,8 @@ from modelcycle.config import Workspace
 from modelcycle.lifecycle import experiments, stages
 from modelcycle.registry.memory import MemoryRegistry
 from modelcycle.steps.evaluate import Scores
+from tests.unit.minimal import CONFIG
 
-CONFIG = """\
-name: rides
-source: {kind: files, url: "data/*.csv"}
-data:
-  timestamp: ts
-  target: y
-  columns: {ts: datetime, y: float, x: float}
-metric: mae
-gate: {threshold: 2.5}
-"""
 PARAMS = """\
 # the user's comment
 window: 2015-02
