@@ -11,12 +11,9 @@ import fcntl
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -182,30 +179,18 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         port = int(s.getsockname()[1])
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    log = (home / "server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--backend-store-uri", f"sqlite:///{db}", "--artifacts-destination", str(artifacts),
-                             "--serve-artifacts", "--workers", "1"],
-                            cwd=home, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    from tests.team.servers import Proc, wait_http
+
+    with (home / "server.log").open("wb") as log:
+        server = Proc("mlflow", subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+             "--backend-store-uri", f"sqlite:///{db}", "--artifacts-destination", str(artifacts),
+             "--serve-artifacts", "--workers", "1"],
+            cwd=home, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True),
+            home / "server.log")
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, (home / "server.log").read_text()
-            assert time.monotonic() < deadline, "the MLflow server did not answer in 120 s"
-            time.sleep(0.5)
+        wait_http(server, f"{url}/health", 120)
         yield url, artifacts
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        log.close()
+        server.stop()

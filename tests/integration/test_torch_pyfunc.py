@@ -9,12 +9,10 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -27,6 +25,7 @@ from PIL import Image
 from modelcycle.registry.mlflow import MlflowRegistry
 from modelcycle.steps.train import Trained, TrainSpec
 from modelcycle.steps.trainers import trainer_for
+from tests.team.servers import Proc, wait_http
 
 torch = pytest.importorskip("torch", reason="the torch extra is not installed: pip install 'modelcycle[torch]'")
 
@@ -223,21 +222,12 @@ def test_mlflow_models_serve_predicts_base64_and_paths_as_the_loaded_model_does(
     port = free_port()
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
-        server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager",
-                                   "local", "-h", "127.0.0.1", "-p", str(port)], cwd=tmp_path, env=env,
-                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        server = Proc("mlflow models serve", subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local", "-h",
+             "127.0.0.1", "-p", str(port)], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True), log)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert server.poll() is None, f"the server stopped: {log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"no answer on /ping in 90 s: {log.read_text()[-3000:]}"
-            time.sleep(0.5)
+        wait_http(server, f"http://127.0.0.1:{port}/ping", 90)
         split = {"columns": ["image"], "data": [[c] for c in cells]}
         status, labels = post(f"http://127.0.0.1:{port}/invocations", {"dataframe_split": split})
         assert status == 200, labels
@@ -253,12 +243,7 @@ def test_mlflow_models_serve_predicts_base64_and_paths_as_the_loaded_model_does(
                                {"dataframe_split": split, "params": {"output": "probs"}})
         assert status == 400 and "the param output='probs' is not known" in refused["message"], refused
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=20)
+        server.stop()
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.tracking_uri)
     model = mlflow.pyfunc.load_model(uri)

@@ -118,7 +118,9 @@ class Proc:
             self.process.wait(timeout=5)
 
 
-def _wait_http(proc: Proc, url: str, timeout: float) -> None:
+def wait_http(proc: Proc, url: str, timeout: float) -> None:
+    """Until ``url`` answers 200; a RuntimeError with the end of the process's log if the process
+    ends first or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.process.poll() is not None:
@@ -202,7 +204,7 @@ class TeamServers:
             t0 = time.monotonic()
             pg = self._start_postgres()
             s3 = self._start_s3()
-            _wait_http(s3, f"{self.s3_endpoint}/moto-api/", 30)
+            wait_http(s3, f"{self.s3_endpoint}/moto-api/", 30)
             self._make_bucket()
             self._wait_postgres(pg)
             self._make_databases()
@@ -218,8 +220,8 @@ class TeamServers:
     def ready(self) -> TeamServers:
         """Wait until MLflow and Prefect answer (their start-up: MLflow 15-25 s, Prefect ~10 s)."""
         try:
-            _wait_http(self._prefect, f"{self.prefect_api_url}/health", 180)
-            _wait_http(self._mlflow, f"{self.mlflow_url}/health", 180)
+            wait_http(self._prefect, f"{self.prefect_api_url}/health", 180)
+            wait_http(self._mlflow, f"{self.mlflow_url}/health", 180)
         except BaseException:
             self.stop()
             raise
