@@ -231,7 +231,13 @@ def check(ws: Workspace, which: Iterable[str] = ALL, *, timeout: float | None = 
     """Ask each configured backend of ``which`` once, at the same time; a :class:`Reach` per
     backend within about ``timeout`` seconds (default :func:`timeout_seconds`), whatever they do."""
     limit = timeout_seconds() if timeout is None else timeout
-    probes = _probes(ws, which, limit)
+    return _ask(ws, _probes(ws, which, limit), limit)
+
+
+def _ask(ws: Workspace, probes: list[tuple[str, str, Callable[[], str], bool]], limit: float, *,
+         hints: bool = True) -> list[Reach]:
+    """Run ``probes`` at the same time (the network ones in daemon threads) and wait at most
+    ``limit`` (+0.5) seconds for them; a :class:`Reach` per probe."""
     results: dict[int, str | UnreachableError] = {}
 
     def run(i: int, probe: Callable[[], str]) -> None:
@@ -257,7 +263,7 @@ def check(ws: Workspace, which: Iterable[str] = ALL, *, timeout: float | None = 
     for i, (name, url, _probe, remote) in enumerate(probes):
         got = results.get(i, UnreachableError(f"no answer within {limit:g} s"))
         if isinstance(got, UnreachableError):
-            reaches.append(Reach(name, url, False, str(got), _hint(name, ws), local=not remote))
+            reaches.append(Reach(name, url, False, str(got), _hint(name, ws) if hints else None, local=not remote))
         else:
             reaches.append(Reach(name, url, True, got, local=not remote))
     return reaches
@@ -268,24 +274,7 @@ def probe_mlflow(ws: Workspace, uri: str, *, timeout: float | None = None) -> Re
     to be used (``modelcycle backends migrate --to``)."""
     limit = timeout_seconds() if timeout is None else timeout
     local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
-    probe = _mlflow_probe(ws, uri, limit)
-    found: list[str | UnreachableError] = []
-
-    def run() -> None:
-        try:
-            found.append(probe())
-        except UnreachableError as exc:
-            found.append(exc)
-        except Exception as exc:  # noqa: BLE001 - any failure to reach it is the finding
-            found.append(UnreachableError(f"{type(exc).__name__}: {exc}"))
-
-    t = threading.Thread(target=run, name="modelcycle-check-target", daemon=True)
-    t.start()
-    t.join(limit + 0.5)
-    got = found[0] if found else UnreachableError(f"no answer within {limit:g} s")
-    if isinstance(got, UnreachableError):
-        return Reach("mlflow", redact(uri), False, str(got), local=local)
-    return Reach("mlflow", redact(uri), True, got, local=local)
+    return _ask(ws, [("mlflow", redact(uri), _mlflow_probe(ws, uri, limit), not local)], limit, hints=False)[0]
 
 
 def require(ws: Workspace, which: Iterable[str] = ALL, *, timeout: float | None = None) -> list[Reach]:
