@@ -111,7 +111,8 @@ def write_raw(ws: Workspace, raw: pd.DataFrame, writes: Writes | None = None) ->
     arranged, spans = parts.arrange(raw, ws.config.data.timestamp)
     arranged.attrs.update(raw.attrs)
     folder = ws.path(PARTITIONED.raw)
-    _run(lambda: parts.write(folder, arranged, spans), writes, str(folder))
+    memo = ws.state_dir / "partitions.json"
+    _run(lambda: parts.write(folder, arranged, spans, memo), writes, str(folder))
     return arranged
 
 

@@ -59,6 +59,7 @@ from modelcycle.registry.base import CHAMPION, ModelVersion
 from modelcycle.sources import Source
 from modelcycle.steps import drift as dr
 from modelcycle.steps import validate as va
+from modelcycle.versioning.partitions import stamps
 
 if TYPE_CHECKING:
     from modelcycle.registry.base import Registry
@@ -69,11 +70,6 @@ log = logging.getLogger(__name__)
 LATEST = ".modelcycle/drift.json"
 #: The columns a reason names before "and N more".
 NAMED = 4
-
-
-def stamps(frame: pd.DataFrame, column: str) -> pd.Series:
-    """A timestamp column as naive datetimes (unreadable cells NaT), as the fetch stage reads it."""
-    return pd.to_datetime(frame[column], errors="coerce", utc=True).dt.tz_localize(None)
 
 
 def champion_window(champion: ModelVersion) -> Window | None:

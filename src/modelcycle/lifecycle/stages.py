@@ -29,6 +29,7 @@ from modelcycle.steps import split as sp
 from modelcycle.steps import train as tr
 from modelcycle.steps.trainers import Scorable, Trainer, trainer_for
 from modelcycle.steps import validate as va
+from modelcycle.versioning import partitions as parts
 
 if TYPE_CHECKING:
     from modelcycle.registry.base import ModelWriter
@@ -206,8 +207,7 @@ def fetch(ws: Workspace, source: Source, window: Window,
     ts = ws.config.data.timestamp
     in_window = 0
     if len(raw):
-        stamps = pd.to_datetime(raw[ts], errors="coerce", utc=True).dt.tz_localize(None)
-        in_window = int((stamps >= pd.Timestamp(window.start)).sum())
+        in_window = int((parts.stamps(raw, ts) >= pd.Timestamp(window.start)).sum())
     if not in_window:
         raise EmptyWindowError(
             f"{source.describe()} has no rows for window {window} "

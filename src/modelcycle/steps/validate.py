@@ -41,7 +41,7 @@ import pandas as pd
 
 from modelcycle.config.models import DataConfig, RuleConfig
 from modelcycle.errors import EmptyWindowError, SchemaError
-from modelcycle.steps import imagecheck
+from modelcycle.steps import imagecheck, repeats
 
 _EXAMPLES = 3
 
@@ -449,12 +449,11 @@ def row_mask(frame: pd.DataFrame, data: DataConfig, *, window_start: datetime | 
             drop(label, mask.reindex(typed.index, fill_value=False))
             if label in dropped:
                 examples.setdefault(label, shown)
-    if bool(keep.all()):  # no copy of the rows to look for repeats among them
-        drop(DUPLICATE_ROW, typed.duplicated(keep="first"))
-    elif keep.any():
-        repeated = pd.Series(False, index=typed.index)
-        repeated[keep] = typed[keep].duplicated(keep="first").to_numpy()
-        drop(DUPLICATE_ROW, repeated)
+    if keep.any():  # among the kept rows (no copy of them when all are kept)
+        alive = keep.to_numpy()
+        again = np.zeros(len(typed), dtype=bool)
+        again[alive] = repeats.repeated(typed if alive.all() else typed[alive])
+        drop(DUPLICATE_ROW, pd.Series(again, index=typed.index))
     ts = typed[data.timestamp]
     in_window = (ts >= pd.Timestamp(window_start)) if window_start is not None else pd.Series(True, index=typed.index)
     rows_out = int(keep.sum())

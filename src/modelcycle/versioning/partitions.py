@@ -114,10 +114,13 @@ class Manifest:
 # -- canonical order and bytes ------------------------------------------------------------------
 
 
-def _stamps(frame: pd.DataFrame, timestamp: str) -> pd.Series:
-    """The timestamp column as naive UTC datetimes (NaT where it is not a time)."""
-    stamps = pd.to_datetime(frame[timestamp], errors="coerce", utc=True)
-    return stamps.dt.tz_localize(None)
+def stamps(frame: pd.DataFrame, timestamp: str) -> pd.Series:
+    """The timestamp column as naive UTC datetimes (NaT where it is not a time); the column
+    itself when it already is (no conversion of every row)."""
+    column = frame[timestamp]
+    if isinstance(column.dtype, np.dtype) and column.dtype.kind == "M":
+        return column
+    return pd.to_datetime(column, errors="coerce", utc=True).dt.tz_localize(None)
 
 
 def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
@@ -133,9 +136,9 @@ def arrange(frame: pd.DataFrame, timestamp: str) -> tuple[pd.DataFrame, list[tup
     """``frame`` in the partitions' canonical order (by timestamp, rows without one last, ties
     by a hash of the row), index 0..n-1, and its months: ``(label, start, stop)`` row ranges.
     A frame already in that order is returned as it is (no copy)."""
-    stamps = _stamps(frame, timestamp)
-    ns = stamps.to_numpy(dtype="datetime64[ns]").view("int64")
-    missing = stamps.isna().to_numpy()
+    when = stamps(frame, timestamp)
+    ns = when.to_numpy(dtype="datetime64[ns]").view("int64")
+    missing = when.isna().to_numpy()
     key = np.where(missing, np.iinfo("int64").max, ns)
     order = _order(frame, key)
     if order is not None:
@@ -201,17 +204,90 @@ def to_bytes(frame: pd.DataFrame) -> bytes:
 # -- the folder ---------------------------------------------------------------------------------
 
 
-def write(folder: Path, frame: pd.DataFrame, spans: Sequence[tuple[str, int, int]]) -> list[Partition]:
+def fingerprint(frame: pd.DataFrame) -> str:
+    """What a partition's bytes are made from: its columns, their types, every value in order
+    (the bytes of NumPy columns, a hash of each value otherwise) and the writer's settings. Two
+    frames with the same fingerprint are written as the same bytes; computing it costs a tenth
+    of writing them."""
+    import pyarrow as pa
+
+    h = hashlib.sha256()
+    h.update(json.dumps([pa.__version__, ROW_GROUP_ROWS, COMPRESSION, COMPRESSION_LEVEL, len(frame),
+                         [[str(c), str(t)] for c, t in frame.dtypes.items()]]).encode())
+    for name in frame.columns:
+        column = frame[name]
+        if isinstance(column.dtype, np.dtype) and column.dtype.kind in "biufmM":
+            values = np.ascontiguousarray(column.to_numpy())
+            h.update((values.view(f"u{values.dtype.itemsize}") if values.dtype.kind in "mM" else values).data)
+        else:  # objects, text, categories, nullable numbers: a hash of each value and where it is empty
+            h.update(pd.util.hash_pandas_object(column, index=False).to_numpy().tobytes())
+            h.update(np.packbits(column.isna().to_numpy()).tobytes())
+    return h.hexdigest()
+
+
+class Memo:
+    """The fingerprint of each partition a cycle wrote, with the file's md5, size and time, kept
+    outside the versioned folder (``.modelcycle/partitions.json``): a month whose rows have the
+    same fingerprint as when its file was written, and whose file is still that file, is not
+    encoded again. Lost or wrong, it only costs the encoding."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.entries: dict[str, dict[str, Any]] = {}
+        if path is not None and path.is_file():
+            try:
+                loaded = json.loads(path.read_text(encoding="utf-8"))
+                self.entries = {str(k): dict(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+            except (OSError, ValueError, TypeError, AttributeError):
+                self.entries = {}
+
+    def same(self, path: Path, mark: str) -> Partition | None:
+        """The partition ``path`` holds if it was written from rows with fingerprint ``mark``."""
+        entry = self.entries.get(str(path))
+        if not entry or entry.get("fingerprint") != mark or not path.is_file():
+            return None
+        st = path.stat()
+        if [entry.get("size"), entry.get("mtime_ns"), entry.get("inode")] != [st.st_size, st.st_mtime_ns, st.st_ino]:
+            return None
+        return Partition(path.name, str(entry["md5"]), int(entry["rows"]))
+
+    def note(self, path: Path, mark: str, part: Partition) -> None:
+        st = path.stat()
+        self.entries[str(path)] = {"fingerprint": mark, "md5": part.md5, "rows": part.rows,
+                                   "size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
+
+    def save(self, folder: Path) -> None:
+        if self.path is None:
+            return
+        inside = str(folder) + os.sep
+        kept = {k: v for k, v in self.entries.items() if not k.startswith(inside) or Path(k).is_file()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps(kept, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+def write(folder: Path, frame: pd.DataFrame, spans: Sequence[tuple[str, int, int]],
+          memo: Path | None = None) -> list[Partition]:
     """Write ``frame`` (in the order :func:`arrange` gives, with its ``spans``) to ``folder``, one
     ``<label>.parquet`` per span; a file whose bytes are already there is not rewritten (DVC then
     need not hash it again), and any other ``.parquet`` in the folder is removed: the folder holds
-    exactly this frame's partitions."""
+    exactly this frame's partitions. With ``memo`` (a file outside ``folder``), a month whose rows
+    are those its file was written from is not even encoded again (see :class:`Memo`)."""
     folder.mkdir(parents=True, exist_ok=True)
+    memory = Memo(memo)
     found: list[Partition] = []
     for label, start, stop in spans:
-        data = to_bytes(frame.iloc[start:stop])
-        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        rows = frame.iloc[start:stop]
         path = folder / f"{label}.parquet"
+        mark = fingerprint(rows) if memo is not None else ""
+        known = memory.same(path, mark) if memo is not None else None
+        if known is not None and known.rows == stop - start:
+            _remember(path, known.md5, known.rows)
+            found.append(known)
+            continue
+        data = to_bytes(rows)
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
         same = path.is_file() and path.stat().st_size == len(data) and _md5_of(path) == md5
         if not same:
             tmp = path.with_name(f".{path.name}.tmp")
@@ -219,10 +295,13 @@ def write(folder: Path, frame: pd.DataFrame, spans: Sequence[tuple[str, int, int
             os.replace(tmp, path)
         _remember(path, md5, stop - start)
         found.append(Partition(path.name, md5, stop - start))
+        if memo is not None:
+            memory.note(path, mark, found[-1])
     names = {p.name for p in found}
     for other in [*folder.glob("*.parquet"), *folder.glob(".*.parquet.tmp")]:  # and a killed write's leftovers
         if other.name not in names:
             other.unlink()
+    memory.save(folder)
     return found
 
 

@@ -105,3 +105,63 @@ def test_the_digest_sees_a_changed_value_and_the_row_order() -> None:
     assert parts.digest(frame) != parts.digest(frame.iloc[::-1])
     assert parts.ranges(np.array([True, True, False, True])) == [[0, 2], [3, 4]]
     assert list(parts.positions([[0, 2], [3, 4]], 5)) == [True, True, False, True, False]
+
+
+def _counting_encoder(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    encoded: list[int] = []
+    real = parts.to_bytes
+
+    def counted(frame: pd.DataFrame) -> bytes:
+        encoded.append(len(frame))
+        return real(frame)
+
+    monkeypatch.setattr(parts, "to_bytes", counted)
+    return encoded
+
+
+def test_a_month_whose_rows_are_those_its_file_was_written_from_is_not_encoded_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, memo = tmp_path / "raw", tmp_path / "state" / "partitions.json"
+    frame = rides()
+    first = parts.write(folder, *parts.arrange(frame, "pickup_datetime"), memo)
+    written = md5s(folder)
+    encoded = _counting_encoder(monkeypatch)
+    again = parts.write(folder, *parts.arrange(frame.sample(frac=1.0, random_state=1), "pickup_datetime"), memo)
+    assert encoded == [] and again == first and md5s(folder) == written
+    # one changed value in February: only February is encoded, and gets other bytes
+    changed = frame.copy()
+    at = changed.index[changed["pickup_datetime"].dt.month == 2][0]
+    changed.loc[at, "fare"] += 0.01
+    third = {p.name: p for p in parts.write(folder, *parts.arrange(changed, "pickup_datetime"), memo)}
+    assert len(encoded) == 1 and third["2015-02.parquet"].md5 != written["2015-02.parquet"]
+    assert {n: p.md5 for n, p in third.items() if n != "2015-02.parquet"} == {
+        n: m for n, m in written.items() if n != "2015-02.parquet"}
+
+
+def test_a_file_replaced_since_it_was_written_is_encoded_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, memo = tmp_path / "raw", tmp_path / "partitions.json"
+    frame, spans = parts.arrange(rides(), "pickup_datetime")
+    parts.write(folder, frame, spans, memo)
+    written = md5s(folder)
+    march = folder / "2015-03.parquet"
+    march.write_bytes(parts.to_bytes(frame.iloc[:5]))  # another cycle's March, checked out by DVC
+    encoded = _counting_encoder(monkeypatch)
+    parts.write(folder, frame, spans, memo)
+    assert len(encoded) == 1 and md5s(folder) == written
+    memo.write_text("{not json", encoding="utf-8")  # a damaged memo costs the encoding, nothing else
+    encoded.clear()
+    assert [p.md5 for p in parts.write(folder, frame, spans, memo)] == list(written.values())
+    assert len(encoded) == 3
+
+
+def test_the_fingerprint_sees_what_changes_the_bytes() -> None:
+    base = pd.DataFrame({"x": [0.0, 1.0, np.nan], "n": [1, 2, 3], "s": ["a", None, "b"],
+                         "t": pd.to_datetime(["2015-01-01", None, "2015-01-02"])})
+    mark = parts.fingerprint(base)
+    assert parts.fingerprint(base.copy()) == mark
+    assert parts.fingerprint(base.assign(x=[-0.0, 1.0, np.nan])) != mark  # another sign bit, other bytes
+    assert parts.fingerprint(base.assign(n=[1.0, 2.0, 3.0])) != mark  # another type
+    assert parts.fingerprint(base.assign(s=["a", "b", None])) != mark  # the empty cell moved
+    assert parts.fingerprint(base.rename(columns={"x": "y"})) != mark
+    assert parts.fingerprint(base.iloc[::-1]) != mark  # the order is part of the bytes
+    assert parts.fingerprint(base.iloc[:2]) != mark
