@@ -18,7 +18,6 @@ import logging
 import signal
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -78,6 +77,7 @@ class Cycle:
     run_id: str | None = None
     writes: stages.BackgroundWrites | None = None
     futures: list[Any] = field(default_factory=list)  # background work to await before a rollback
+    swept: Callable[[], str | None] = lambda: None  # waits for the sweep of dead processes' runs
 
     @property
     def label(self) -> str:
@@ -121,7 +121,7 @@ def begin(svc: Services, window: Window) -> Cycle:
     timer = Timer()
     result = CycleResult(window=window.label, outcome=CycleOutcome.FAILED, reasons=[], metric=svc.ws.config.metric,
                          flow_run_id=_flow_run_id())
-    result.repaired = effects.recover(svc)
+    result.repaired = effects.recover(svc, sweep=False)
     if result.repaired:
         log.warning("repaired before the cycle: %s", result.repaired)
     services.refuse_literal_secrets(svc.ws)  # again: the file may have changed since it was opened
@@ -135,7 +135,8 @@ def begin(svc: Services, window: Window) -> Cycle:
                             command=holder.command if holder else f"cycle {window.label}",
                             flow_run_id=result.flow_run_id)
     timer.lap("setup")
-    return Cycle(svc, window, result, journal, state0, champion, checks.champion_problem(svc, champion), timer)
+    return Cycle(svc, window, result, journal, state0, champion, checks.champion_problem(svc, champion), timer,
+                 swept=effects.sweep_beside(svc))
 
 
 def open_run(cycle: Cycle) -> str:
@@ -454,15 +455,6 @@ def announce(svc: Services, result: CycleResult) -> list[str]:
         return [str(exc)]
 
 
-def _start_query(svc: Services, window: Window) -> Future[pd.DataFrame]:
-    """Run the source query (it only reads) while the cycle captures the versioned state."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelcycle-fetch")
-    try:
-        return pool.submit(svc.source.fetch, *stages.fetch_range(svc.ws, window))
-    finally:
-        pool.shutdown(wait=False)
-
-
 @contextlib.contextmanager
 def _tracking(cycle: Cycle) -> Iterator[None]:
     """The run's system metrics and the stage outputs' background writes, for the phases."""
@@ -475,7 +467,7 @@ def _tracking(cycle: Cycle) -> Iterator[None]:
 def run_cycle(svc: Services, window: Window) -> CycleResult:
     """One cycle for ``window``. Raises after rolling back what it changed. The caller holds the
     workspace lock."""
-    query = _start_query(svc, window)
+    query = stages.start_query(svc.ws, svc.source, window)  # it only reads: beside the setup
     cycle = begin(svc, window)
     try:
         tracepoints.reach("cycle:started")
@@ -491,6 +483,8 @@ def run_cycle(svc: Services, window: Window) -> CycleResult:
             raise
         fail(cycle, exc)
         raise
+    finally:
+        cycle.swept()
     record(cycle, got, cmp, acted)
     cycle.timer.add("total", cycle.timer.total())
     cycle.result.timings = dict(cycle.timer.laps)

@@ -13,6 +13,7 @@ import json
 import re
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,8 +56,6 @@ class BackgroundWrites:
     ``close()`` (also on an error) makes sure every write is on disk."""
 
     def __init__(self) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelcycle-writes")
         self._pending: list[Any] = []
 
@@ -196,6 +195,15 @@ def train_spec(ws: Workspace) -> tr.TrainSpec:
 def fetch_range(ws: Workspace, window: Window) -> tuple[Any, Any]:
     """The time range a cycle reads: its history months and the window, end excluded."""
     return window.history_start(ws.params.data.history_months), window.end
+
+
+def start_query(ws: Workspace, source: Source, window: Window) -> Future[pd.DataFrame]:
+    """The source's query for :func:`fetch_range`, started in a thread (it only reads)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelcycle-fetch")
+    try:
+        return pool.submit(source.fetch, *fetch_range(ws, window))
+    finally:
+        pool.shutdown(wait=False)
 
 
 def fetch(ws: Workspace, source: Source, window: Window,
