@@ -467,13 +467,13 @@ def _tracking(cycle: Cycle) -> Iterator[None]:
 def run_cycle(svc: Services, window: Window) -> CycleResult:
     """One cycle for ``window``. Raises after rolling back what it changed. The caller holds the
     workspace lock."""
-    query = stages.start_query(svc.ws, svc.source, window)  # it only reads: beside the setup
+    query = stages.Query(svc.ws, svc.source, window)  # it only reads: beside the setup
     cycle = begin(svc, window)
     try:
         tracepoints.reach("cycle:started")
         open_run(cycle)
         with _tracking(cycle):
-            got = gather(cycle, query.result)
+            got = gather(cycle, query)
             cmp = compare(cycle, got)
             decision = judge(cycle, got, cmp)
             acted = act(cycle, got, cmp, decision)

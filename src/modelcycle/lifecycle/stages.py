@@ -197,13 +197,23 @@ def fetch_range(ws: Workspace, window: Window) -> tuple[Any, Any]:
     return window.history_start(ws.params.data.history_months), window.end
 
 
-def start_query(ws: Workspace, source: Source, window: Window) -> Future[pd.DataFrame]:
-    """The source's query for :func:`fetch_range`, started in a thread (it only reads)."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelcycle-fetch")
-    try:
-        return pool.submit(source.fetch, *fetch_range(ws, window))
-    finally:
-        pool.shutdown(wait=False)
+class Query:
+    """The source's query for :func:`fetch_range`, started in a thread (it only reads); calling
+    it waits for the rows and hands them over once: nothing here keeps them after that (the
+    fetch stage puts them in the partitions' order, and the rows as they came are let go)."""
+
+    def __init__(self, ws: Workspace, source: Source, window: Window) -> None:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelcycle-fetch")
+        try:
+            self._future: Future[pd.DataFrame] | None = pool.submit(source.fetch, *fetch_range(ws, window))
+        finally:
+            pool.shutdown(wait=False)
+
+    def __call__(self) -> pd.DataFrame:
+        future, self._future = self._future, None
+        if future is None:
+            raise RuntimeError("the query's rows were handed over already")
+        return future.result()
 
 
 def fetch(ws: Workspace, source: Source, window: Window,
