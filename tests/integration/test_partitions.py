@@ -137,3 +137,28 @@ def test_a_workspace_of_single_files_cycles_on_and_doctor_moves_it_to_partitions
     ws = Workspace.load(taxi_ws)
     assert datasets.layout(ws) == datasets.SINGLE_FILES
     pd.testing.assert_frame_equal(datasets.rows(ws, "train"), trained_first)
+
+
+def test_the_rows_a_cycle_trains_on_do_not_depend_on_the_order_the_source_gave_them(taxi_ws: Path) -> None:
+    """A database may return rows with equal timestamps in another order each time: the fetch
+    stage puts them in the partitions' order, so validation, the split and training see the
+    same rows in the same order (and the same model comes out of the same window)."""
+    from modelcycle.config import Window
+    from modelcycle.sources import build_source
+
+    ws = Workspace.load(taxi_ws)
+    window = Window.parse("2015-01")
+    ws = stages.set_window(ws, window)
+    source = build_source(ws.config, ws.root)
+    fetched = source.fetch(*stages.fetch_range(ws, window))
+    ties = fetched.iloc[:50].assign(fare_amount=lambda f: f["fare_amount"] + 1.0)  # same times, other rows
+    ties[ws.config.data.timestamp] = fetched[ws.config.data.timestamp].iloc[0]
+    given = pd.concat([fetched, ties], ignore_index=True)
+    trained = []
+    for seed in (1, 2):
+        shuffled = given.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+        raw = stages.fetch(ws, source, window, rows=lambda shuffled=shuffled: shuffled)
+        clean, _ = stages.validate(ws, raw, window)
+        trained.append(stages.prepare(ws, clean, window).train)
+    pd.testing.assert_frame_equal(trained[0], trained[1])
+    assert len(trained[0]) > len(ties)
