@@ -39,7 +39,7 @@ def _num(value: float | None, digits: int = 3) -> str:
 
 
 #: the widest a host is shown in a table column (status, history)
-HOST_WIDTH = 20
+HOST_WIDTH = 16
 
 
 def host_text(host: str | None, width: int | None = None) -> str:

@@ -32,7 +32,7 @@ def status(
     reg = open_registry(ws)
     name = ws.config.name
     console.print(f"[bold]{name}[/bold]  workspace [path]{ws.root}[/path]")
-    table = Table(header_style="bold", show_edge=False)
+    table = Table(header_style="bold", show_edge=False, pad_edge=False)
     for col in ("alias", "version", "window", "commit", "data md5", "decision", "host", "MLflow run"):
         table.add_column(col, no_wrap=True)
     try:

@@ -98,7 +98,7 @@ def test_a_worker_without_a_name_logs_under_its_host_and_process(cli, ws, starte
     (None, 20, "—"), ("", 20, "—"), ("  ", 20, "—"),  # a cycle from before runs named their host
     ("host-a", 20, "host-a"),
     ("ip-10-0-3-7.eu-west-1.compute.internal", 20, "ip-10-0-3-7"),  # a long name: its first label
-    ("a-very-long-machine-name-without-dots", 20, "a-very-long-machine…"),
+    ("a-very-long-machine-name-without-dots", 16, "a-very-long-mac…"),
     ("host\nb", 20, "host b"),  # a tag value is one line in a table
     ("ip-10-0-3-7.eu-west-1.compute.internal", None, "ip-10-0-3-7.eu-west-1.compute.internal"),
 ])
