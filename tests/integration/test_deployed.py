@@ -181,7 +181,9 @@ def test_schedule_idempotent_runs_and_fresh_data(cli_champion_ws: Path, tmp_path
             code, out = longlived.stop_worker(worker)
         assert code == 0, out
         assert "worker stopped" in out and "2015-02 is complete: announced" in out
-        assert "stopped!" in (ws / ".modelcycle" / "worker.log").read_text()  # Prefect's worker ended too
+        logs = list((ws.resolve() / ".modelcycle" / "workers").glob("*.log"))  # the worker's own log, named after it
+        assert len(logs) == 1 and f"(its log: {logs[0]})" in out, (logs, out)
+        assert "stopped!" in logs[0].read_text()  # Prefect's worker ended too
 
         done = longlived.cli(url, ws, "deploy", "--delete")
         assert done.returncode == 0 and "deleted" in done.stdout

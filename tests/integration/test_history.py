@@ -9,8 +9,9 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from modelcycle.cli.render import HOST_WIDTH, host_text
 from modelcycle.config import Workspace
-from modelcycle.lifecycle import flows
+from modelcycle.lifecycle import flows, modellock
 from modelcycle.registry import history
 from modelcycle.registry.mlflow import MlflowRegistry
 from modelcycle.registry.workspace import open_registry
@@ -46,6 +47,15 @@ def test_history_after_a_cycle_promote_rollback_and_a_move_made_outside(cli_cham
     assert flows.run(ws, "2015-03").outcome == "promote"
     assert [(m["before"], m["after"], m["window"]) for m in moves_json(ws, "--alias", "champion")][-1] == \
         ("1", "2", "2015-03")
+
+    # each cycle's moves say on which machine it ran (its MLflow run's modelcycle.host), as status does
+    here = modellock.machine()
+    assert {m["host"] for m in moves_json(ws) if m["by"] == "cycle"} == {here}
+    assert reg.get_run(moves_json(ws)[-1]["run_id"]).tags["modelcycle.host"] == here
+    shown = run_cli("-w", ws, "status")
+    assert shown.code == 0, shown
+    assert "champion v2 2015-03" in shown.said and host_text(here, HOST_WIDTH) in shown.said.split("champion v2")[1]
+    assert "2015-03 ▲ promote" in shown.said and f"on {here}" in shown.said.split("recent decisions")[1]
 
     # a human's promote, then a rollback
     ran = run_cli("-w", ws, "promote", "--version", "1", "--reason", "the fare change looks off")

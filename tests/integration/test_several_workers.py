@@ -13,6 +13,7 @@ deployed one and one typed on a third machine, run one after the other."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -58,16 +59,16 @@ class Machine:
 
 
 def cycles(ws: Path) -> dict[str, dict[str, Any]]:
-    """The cycles' MLflow runs of a workspace by window: when each ran (ms), and on which host."""
+    """The cycles' MLflow runs of a workspace by window: when each ran (ms), on which host, its id."""
     con = sqlite3.connect(ws / ".modelcycle" / "mlflow.db")
     try:
         rows = con.execute(
-            "SELECT w.value, r.start_time, r.end_time, h.value FROM runs r "
+            "SELECT w.value, r.start_time, r.end_time, h.value, r.run_uuid FROM runs r "
             "JOIN tags w ON w.run_uuid = r.run_uuid AND w.key = 'modelcycle.window' "
             "LEFT JOIN tags h ON h.run_uuid = r.run_uuid AND h.key = 'modelcycle.host'").fetchall()
     finally:
         con.close()
-    return {w: {"start": s, "end": e, "host": h} for w, s, e, h in rows}
+    return {w: {"start": s, "end": e, "host": h, "run": r} for w, s, e, h, r in rows}
 
 
 def when(text: str) -> datetime:
@@ -145,9 +146,16 @@ def test_two_machines_two_models_one_lock(cli_champion_ws: Path, cli_champion_te
             api.wait(deployed_run, ("COMPLETED",), timeout=150)
         finally:
             stopped = [longlived.stop_worker(w) for w in workers]
-        for (code, said), machine in zip(stopped, (a, b), strict=True):
+        logs = []
+        for (code, said), machine, proc, ws in zip(stopped, (a, b), workers, (taxi, fares), strict=True):
             assert code == 0, said
             assert f"worker {machine.name}-" in said and "serving work pool modelcycle" in said, said
+            # each worker writes its own log, named after it, and says where
+            log = ws.resolve() / ".modelcycle" / "workers" / f"{machine.name}-{proc.pid}.log"
+            assert log.is_file() and log.stat().st_size > 0 and f"(its log: {log})" in said, said
+            assert not (ws / ".modelcycle" / "worker.log").exists()
+            logs.append(log)
+        assert logs[0] != logs[1]
 
         # one after the other: the cycles (their MLflow runs, the act inside) do not overlap
         got = cycles(taxi)
@@ -155,6 +163,13 @@ def test_two_machines_two_models_one_lock(cli_champion_ws: Path, cli_champion_te
         print(f"one model: cycles {first['start']}..{first['end']} and {second['start']}..{second['end']} (ms)")
         assert first["end"] <= second["start"], got
         assert got["2015-03"]["host"] == "host-c" and got["2015-02"]["host"] in ("host-a", "host-b")
+        # `history` shows each cycle's move with the host its run carries
+        shown = longlived.cli(url, taxi, "history", "--json")
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        host_of = {c["run"]: c["host"] for c in got.values()}
+        cycled = [m for m in json.loads(shown.stdout) if m["run_id"] in host_of]
+        assert cycled and all(m["host"] == host_of[m["run_id"]] for m in cycled), cycled
+        assert {m["host"] for m in cycled} & {"host-a", "host-b", "host-c"}, cycled
         # the one that waited said for whom, in its Prefect log
         said = typed_log()
         assert re.search(r"2015-03: waiting for 2015-02 on host-[ab] \(worker host-[ab]-\d+\) to finish the cycle "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import typer
 from rich.markup import escape
@@ -12,6 +13,8 @@ from modelcycle.config import Workspace
 from modelcycle.console import console, err_console
 from modelcycle.errors import WorkspaceError
 
+#: the folder of the workers' logs, in the workspace's state folder (.modelcycle)
+WORKER_LOGS = "workers"
 NEEDS_SERVER = ("start the workspace's servers with `modelcycle up`, or point backends.prefect_api_url "
                 "(or PREFECT_API_URL) at a running Prefect server")
 
@@ -109,7 +112,8 @@ def worker(
     modelcycle.host) say which machine and worker ran it. Cycles of different models run at
     once; two cycles of one model wait for each other (the server's concurrency limit
     modelcycle-<model>, besides the workspace's file lock). Watch the source from one worker
-    only (--no-watch on the others)."""
+    only (--no-watch on the others). Each worker keeps its own log, named after it:
+    .modelcycle/workers/<name>.log (the worker says where when it starts)."""
     import os
 
     from modelcycle.lifecycle import interrupts, modellock, watch
@@ -120,8 +124,8 @@ def worker(
     url = connect_prefect(ws, verbose=common.options(ctx).verbose, what="a worker")
     every = check_seconds or ws.config.automation.check_seconds
     pool = ws.config.automation.work_pool
-    log_path = ws.state_dir / "worker.log"
     name = name or f"{modellock.machine()}-{os.getpid()}"
+    log_path = worker_log(ws, name)
     process = watch.start_worker(pool, log_path=log_path, name=name)
     stop = threading.Event()
     stopped_by = ""
@@ -134,7 +138,7 @@ def worker(
         watching = (f"watching {escape(svc.source.describe())} every {every:g}s" if watch_source
                     else "not watching the source (--no-watch)")
         console.print(f"worker [bold]{escape(name)}[/bold] on {escape(modellock.machine())} serving work pool "
-                      f"[bold]{pool}[/bold] at {escape(url)} (its log: {log_path})\n"
+                      f"[bold]{pool}[/bold] at {escape(url)} (its log: {escape(str(log_path))})\n"
                       f"{watching}; Ctrl-C stops", soft_wrap=True)
 
         def report(text: str) -> None:
@@ -154,6 +158,20 @@ def worker(
         with err_console.status("stopping the worker"):
             watch.stop_worker(process)
     console.print("worker stopped" + (f" ({stopped_by})" if stopped_by else ""))
+
+
+def worker_log(ws: Workspace, name: str) -> Path:
+    """The log of the worker ``name``: ``.modelcycle/workers/<name>.log``, one per worker, so that
+    workers sharing a workspace (several machines on a shared filesystem) never write into one
+    file. A name that is not safe as a file name has its other characters replaced by ``_`` and
+    a short digest of the name added (two such names keep two files)."""
+    import hashlib
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[:80]
+    if safe != name:
+        safe = f"{safe or 'worker'}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return ws.state_dir / WORKER_LOGS / f"{safe}.log"
 
 
 def _flowed(doc: str | None) -> str:

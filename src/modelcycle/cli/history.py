@@ -12,6 +12,7 @@ from rich.table import Table
 
 from modelcycle.cli import common
 from modelcycle.console import console, err_console
+from modelcycle.errors import ModelcycleError
 
 
 def history(
@@ -20,16 +21,18 @@ def history(
     limit: int = typer.Option(20, "--limit", min=1, help="Show the last N moves."),
     as_json: bool = typer.Option(False, "--json", help="Print the moves as a JSON list (oldest first) for "
                                  "scripts: alias, before, after, time, by, who, reason, window, flow_run_id, "
-                                 "run_id."),
+                                 "run_id, host (the machine a cycle's move ran on; null when unknown)."),
 ) -> None:
     """Show the history of the champion and challenger aliases, newest last: when each moved, from
-    which version to which, and by what (a cycle, with its window, Prefect flow run and MLflow run;
-    a human's `promote` or `rollback`, with who and why; the undo of a cycle that was rolled back;
-    or a move made outside modelcycle, in the MLflow UI or API, found and recorded now). The
+    which version to which, and by what (a cycle, with the machine it ran on, its window, Prefect
+    flow run and MLflow run; a human's `promote` or `rollback`, with who and why; the undo of a
+    cycle that was rolled back; or a move made outside modelcycle, in the MLflow UI or API, found
+    and recorded now). The
     history is kept in the registry, where any MLflow user sees it: a tag of the registered model
     per move (modelcycle.move.TIME.ALIAS.ID), and champion_since, champion_by and champion_reason
     on each version."""
     from modelcycle.registry import history as moves_of
+    from modelcycle.registry import hosts as hosts_of
     from modelcycle.registry.base import canonical_alias
     from modelcycle.registry.workspace import open_registry
 
@@ -42,8 +45,13 @@ def history(
     note = _detect(ws, reg, name)
     moves = [m for m in moves_of.moves(reg, name) if wanted is None or m.alias == wanted]
     total, shown = len(moves), moves[-limit:]
+    try:
+        hosts = hosts_of.of_runs(reg, name, [m.run_id for m in shown])
+    except ModelcycleError:  # the moves are what history is for: shown without their hosts
+        hosts = {}
     if as_json:
-        sys.stdout.write(json.dumps([m.to_dict() for m in shown], indent=2) + "\n")
+        listed = [{**m.to_dict(), "host": hosts.get(m.run_id or "")} for m in shown]
+        sys.stdout.write(json.dumps(listed, indent=2) + "\n")
         if note:
             err_console.print(f"[muted]{escape(note)}[/muted]", soft_wrap=True)
         return
@@ -54,7 +62,7 @@ def history(
                       "each move; a move made in the MLflow UI is recorded when modelcycle next looks[/hint]",
                       soft_wrap=True)
     else:
-        console.print(_table(shown, f"{name}: {what}"))
+        console.print(_table(shown, f"{name}: {what}", hosts))
         if total > len(shown):
             console.print(f"[muted]the last {len(shown)} of {total} moves (--limit N shows more)[/muted]")
     if note:
@@ -102,7 +110,10 @@ def _why(move: Any) -> str:
 _BY_STYLE = {"cycle": "keep", "human": "promote", "rollback": "escalate", "outside": "error", "undo": "muted"}
 
 
-def _table(moves: list[Any], title: str) -> Table:
+def _table(moves: list[Any], title: str, hosts: dict[str, str]) -> Table:
+    """One row per move; ``hosts``: the machine each cycle's run ran on, by run id (a dash for a
+    cycle's run without one; nothing for a move made by no cycle: a human's, one from outside)."""
+    from modelcycle.cli.render import HOST_WIDTH, host_text
     from modelcycle.registry.history import named
 
     table = Table(title=title, header_style="bold", title_style="bold", pad_edge=False)
@@ -111,11 +122,12 @@ def _table(moves: list[Any], title: str) -> Table:
     table.add_column("from", justify="right", no_wrap=True)
     table.add_column("to", justify="right", no_wrap=True)
     table.add_column("by", no_wrap=True)
+    table.add_column("host", no_wrap=True)
     table.add_column("who / why")
     for m in moves:
         table.add_row(_time(m.time), m.alias, named(m.before, "—"), named(m.after, "—"),
                       f"[{_BY_STYLE.get(m.by, '')}]{escape(m.by)}[/]" if m.by in _BY_STYLE else escape(m.by),
-                      escape(_why(m)))
+                      escape(host_text(hosts.get(m.run_id), HOST_WIDTH)) if m.run_id else "", escape(_why(m)))
     return table
 
 

@@ -38,7 +38,27 @@ def _num(value: float | None, digits: int = 3) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}f}"
 
 
-def decision_line(event: Event) -> Text:
+#: the widest a host is shown in a table column (status, history)
+HOST_WIDTH = 16
+
+
+def host_text(host: str | None, width: int | None = None) -> str:
+    """A machine's name as the tables show it: a dash when unknown (a cycle recorded before
+    modelcycle tagged its run with the host); within ``width``, a long name is cut to its first
+    label (``ip-10-0-3-7.eu-west-1.compute.internal``: ``ip-10-0-3-7``), then with an ellipsis."""
+    name = " ".join((host or "").split())
+    if not name:
+        return "—"
+    if width is None or len(name) <= width:
+        return name
+    first = name.split(".", 1)[0]
+    if first and len(first) <= width:
+        return first
+    return name[: max(width - 1, 1)] + "…"
+
+
+def decision_line(event: Event, host: str | None = None) -> Text:
+    """One decision of the log as ``status`` shows it; ``host``: the machine its cycle ran on."""
     line = Text()
     kind = str(event.kind)
     if kind in ("approval", "rollback", "outside"):  # a move of an alias, not a cycle's decision
@@ -56,6 +76,8 @@ def decision_line(event: Event) -> Text:
     if event.champion_score is not None or event.challenger_score is not None:
         line.append(f"  champion {metric} {_num(event.champion_score)}"
                     f"  challenger {_num(event.challenger_score)}", style="muted")
+    if host:
+        line.append(f"  on {host_text(host)}", style="muted")
     if event.reasons:
         line.append("\n   " + "\n   ".join(event.reasons), style="muted")
     links = link_lines(event, http_only=True)  # pages a browser opens; ids and hints stay in the log

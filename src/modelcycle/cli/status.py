@@ -22,8 +22,8 @@ def status(
     last: int = typer.Option(8, "--last", min=1, help="How many recent decisions to show."),
 ) -> None:
     """Show the champion and challenger versions with their lineage (window, git commit, DVC data
-    hash, MLflow run, Prefect flow run), the source and backends in use (passwords shown as ***),
-    and the latest decisions."""
+    hash, the machine whose cycle made them, MLflow run), the source and backends in use
+    (passwords shown as ***), and the latest decisions, each with the machine its cycle ran on."""
     from modelcycle.lifecycle import backends, journal, lock
     from modelcycle.registry.base import CHALLENGER, CHAMPION
     from modelcycle.registry.workspace import open_registry
@@ -32,8 +32,8 @@ def status(
     reg = open_registry(ws)
     name = ws.config.name
     console.print(f"[bold]{name}[/bold]  workspace [path]{ws.root}[/path]")
-    table = Table(header_style="bold", show_edge=False)
-    for col in ("alias", "version", "window", "commit", "data md5", "decision", "MLflow run"):
+    table = Table(header_style="bold", show_edge=False, pad_edge=False)
+    for col in ("alias", "version", "window", "commit", "data md5", "decision", "host", "MLflow run"):
         table.add_column(col, no_wrap=True)
     try:
         backends.require(ws, ("mlflow",))  # fails in seconds, not after MLflow's minutes of retries
@@ -42,13 +42,19 @@ def status(
     except ModelcycleError:
         _backends(ws)  # where it looked, before the error says what went wrong
         raise
+    from modelcycle.cli.render import HOST_WIDTH, host_text
+
+    events = _recent(ws, last)
+    hosts = _hosts(reg, name, [mv.run_id for mv in aliases.values() if mv] + [e.run_id for e in events])
     for alias, mv in aliases.items():
         if mv is None:
-            table.add_row(alias, "—", "", "", "", "", "")
+            table.add_row(alias, "—", "", "", "", "", "", "")
             continue
         t = mv.tags
         table.add_row(alias, f"v{mv.version}", t.get("window", ""), t.get("git_commit", "")[:8],
-                      t.get("dvc_data_hash", "")[:8], t.get("decision", ""), (mv.run_id or "")[:8])
+                      t.get("dvc_data_hash", "")[:8], t.get("decision", ""),
+                      escape(host_text(hosts.get(mv.run_id or ""), HOST_WIDTH)),
+                      (mv.run_id or "")[:8])
     console.print(table)
     if aliases[CHAMPION] is None:
         console.print("[hint]no champion yet: run `modelcycle run --window YYYY-MM` once, or "
@@ -63,18 +69,37 @@ def status(
     elif journal.Journal.path_of(ws).exists():
         console.print("[escalate]a cycle stopped midway; the next run repairs it, or run "
                       "`modelcycle doctor` now[/escalate]")
-    log = ws.path(ws.config.notify.file) if ws.config.notify.file else None
-    if log and log.exists():
-        lines = log.read_text(encoding="utf-8").splitlines()[-last:]
-        if lines:
-            from modelcycle.cli.render import decision_line
+    if events:
+        from modelcycle.cli.render import decision_line
 
-            console.print("\n[bold]recent decisions[/bold]")
-            for line in lines:
-                try:
-                    console.print(decision_line(Event.from_dict(json.loads(line))))
-                except ValueError:
-                    continue
+        console.print("\n[bold]recent decisions[/bold]")
+        for event in events:
+            console.print(decision_line(event, hosts.get(event.run_id or "")))
+
+
+def _recent(ws: Workspace, last: int) -> list[Event]:
+    """The last ``last`` lines of the decision log (notify.file) that read as events."""
+    log = ws.path(ws.config.notify.file) if ws.config.notify.file else None
+    if not log or not log.exists():
+        return []
+    events = []
+    for line in log.read_text(encoding="utf-8").splitlines()[-last:]:
+        try:
+            events.append(Event.from_dict(json.loads(line)))
+        except (ValueError, TypeError, AttributeError):
+            continue
+    return events
+
+
+def _hosts(reg: Any, name: str, run_ids: list[str | None]) -> dict[str, str]:
+    """The machine each of these cycles ran on (their runs' modelcycle.host tag); none when the
+    runs cannot be read: status shows what it can."""
+    from modelcycle.registry import hosts
+
+    try:
+        return hosts.of_runs(reg, name, run_ids)
+    except ModelcycleError:
+        return {}
 
 
 def drift_lines(summary: dict[str, Any]) -> list[str]:

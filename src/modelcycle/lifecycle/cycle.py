@@ -53,6 +53,7 @@ from modelcycle.lifecycle.result import CycleResult, Timer
 from modelcycle.lifecycle.tasks import ChampionEval
 from modelcycle.notify import CycleOutcome
 from modelcycle.registry.base import CHAMPION, ModelVersion
+from modelcycle.registry.hosts import HOST_TAG
 from modelcycle.sources import tracked_paths
 from modelcycle.steps.evaluate import Scores
 from modelcycle.steps.train import Trained
@@ -144,7 +145,7 @@ def open_run(cycle: Cycle) -> str:
     svc, label = cycle.svc, cycle.label
     cycle.run_id = svc.registry.start_run(experiment=svc.name, run_name=f"cycle {label}", tags={
         "modelcycle.window": label, "modelcycle.flow_run_id": cycle.result.flow_run_id or "",
-        "modelcycle.champion_before": cycle.result.champion_version or "", "modelcycle.host": modellock.machine(),
+        "modelcycle.champion_before": cycle.result.champion_version or "", HOST_TAG: modellock.machine(),
         CYCLE_TAG: cycle.journal.cycle, PROCESS_TAG: effects.process_id()})
     cycle.journal.set(run_id=cycle.run_id)
     cycle.result.mlflow_run_id = cycle.run_id

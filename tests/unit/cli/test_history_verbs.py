@@ -13,6 +13,7 @@ import pytest
 
 from modelcycle.errors import RegistryError
 from modelcycle.registry import history
+from modelcycle.registry.base import RunRecord
 from modelcycle.registry.memory import MemoryRegistry
 
 from .conftest import one_paragraph
@@ -28,11 +29,19 @@ class Registry(MemoryRegistry):
 
 @pytest.fixture
 def registry(monkeypatch) -> Registry:
-    """rides: v1 made champion by the 2015-01 cycle, v2 by 2015-02's, v3 the challenger."""
+    """rides: v1 made champion by the 2015-01 cycle, v2 by 2015-02's, v3 the challenger. The 2015-01
+    cycle ran before runs were tagged with their host; 2015-02's ran on host-a, 2015-03's on a
+    machine with a long name."""
     from modelcycle.lifecycle import services
     from modelcycle.registry import workspace as registry_workspace
 
     reg = Registry()
+    runs = {"2015-01": "1a8b7c6d5e4f", "2015-02": "9a8b7c6d5e4f", "2015-03": "3a8b7c6d5e4f"}
+    hosts = {"2015-02": {"modelcycle.host": "host-a"},
+             "2015-03": {"modelcycle.host": "ip-10-0-3-7.eu-west-1.compute.internal"}}
+    for window, run_id in runs.items():
+        reg.runs[run_id] = RunRecord(run_id=run_id, experiment="rides", name=f"cycle {window}",
+                                     status="FINISHED", tags={"modelcycle.window": window, **hosts.get(window, {})})
     for n in (1, 2, 3):
         reg.register("rides", f"memory://v{n}", None, tags={"window": f"2015-0{n}"})
     moves = [("champion", None, "1", "2015-01"), ("challenger", "1", "2", "2015-02"),
@@ -41,7 +50,7 @@ def registry(monkeypatch) -> Registry:
         reg.set_alias("rides", alias, after)
         history.record(reg, "rides", history.Move(alias, before, after, f"{window}-28T06:00:00+00:00", "cycle",
                                                   reason="promote; better", window=window,
-                                                  flow_run_id="0f1e2d3c-aaaa-bbbb", run_id="9a8b7c6d5e4f"))
+                                                  flow_run_id="0f1e2d3c-aaaa-bbbb", run_id=runs[window]))
     reg.set_model_tags("rides", {"modelcycle.champion": "2"})
     monkeypatch.setattr(registry_workspace, "open_registry", lambda ws: reg)
     reg.sent = []
@@ -59,10 +68,22 @@ def test_history_shows_every_move_newest_last_with_its_cycle(cli, ws, registry):
     assert ran.code == 0, ran
     rows = [line for line in ran.out.splitlines() if "2015-0" in line and "UTC" not in line]
     assert len(rows) == 4
-    assert "2015-02-28 06:00:00 champion v1 v2 cycle promote; better; window 2015-02; flow run 0f1e2d3c; " \
+    assert "2015-02-28 06:00:00 champion v1 v2 cycle host-a promote; better; window 2015-02; flow run 0f1e2d3c; " \
            "MLflow run 9a8b7c6d" in ran.said
     assert ran.said.index("2015-01-28") < ran.said.index("2015-03-28")  # newest last
-    assert "time (UTC) alias from to by who / why" in ran.said
+    assert "time (UTC) alias from to by host who / why" in ran.said
+
+
+def test_history_says_on_which_machine_each_cycle_ran(cli, ws, registry):
+    ran = cli("-w", ws, "history")
+    assert ran.code == 0, ran
+    # a cycle from before runs carried their host: a dash; a long host name: its first label
+    assert "2015-01-28 06:00:00 champion — v1 cycle — promote; better; window 2015-01" in ran.said
+    assert "2015-03-28 06:00:00 challenger v2 v3 cycle ip-10-0-3-7 promote; better" in ran.said
+    assert "eu-west-1" not in ran.said
+    # a human's move was made by no cycle: no host at all
+    assert cli("-w", ws, "rollback", "--reason", "fares look wrong").code == 0
+    assert "champion v2 v1 rollback ana; fares look wrong" in cli("-w", ws, "history", "--limit", "1").said
 
 
 def test_history_json_is_a_list_for_scripts(cli, ws, registry):
@@ -72,7 +93,20 @@ def test_history_json_is_a_list_for_scripts(cli, ws, registry):
     assert [(m["before"], m["after"], m["by"]) for m in moves] == [(None, "1", "cycle"), ("1", "2", "cycle")]
     assert moves[-1] == {"alias": "champion", "before": "1", "after": "2", "time": "2015-02-28T06:00:00+00:00",
                          "by": "cycle", "who": None, "reason": "promote; better", "window": "2015-02",
-                         "flow_run_id": "0f1e2d3c-aaaa-bbbb", "run_id": "9a8b7c6d5e4f"}
+                         "flow_run_id": "0f1e2d3c-aaaa-bbbb", "run_id": "9a8b7c6d5e4f", "host": "host-a"}
+    everything = json.loads(cli("-w", ws, "history", "--json").out)
+    assert [m["host"] for m in everything] == [None, "host-a", "host-a", "ip-10-0-3-7.eu-west-1.compute.internal"]
+
+
+def test_history_shows_the_moves_when_the_runs_cannot_be_read(cli, ws, registry, monkeypatch):
+    def down(experiment, tags, status=None):
+        raise RegistryError("the MLflow server at http://mlflow:5000 does not answer", "start it")
+
+    monkeypatch.setattr(registry, "find_runs", down)
+    ran = cli("-w", ws, "history", "--json")
+    assert ran.code == 0, ran
+    assert [m["host"] for m in json.loads(ran.out)] == [None] * 4
+    assert "champion v1 v2 cycle — promote; better" in cli("-w", ws, "history").said
 
 
 def test_history_limit_shows_the_last_moves_and_says_so(cli, ws, registry):

@@ -87,6 +87,41 @@ def test_status_shows_the_last_decisions_from_the_notifications_log(cli, ws, reg
     assert "2015-03 ◆ escalate" in ran.said
 
 
+def test_status_says_on_which_machine_each_cycle_ran(cli, ws, registry):
+    old = registry.start_run(experiment="rides", run_name="cycle 2015-02")  # before runs named their host
+    new = registry.start_run(experiment="rides", run_name="cycle 2015-03",
+                             tags={"modelcycle.window": "2015-03", "modelcycle.host": "worker-b.example.internal"})
+    v3 = registry.register("rides", "memory://v3", new, tags={"window": "2015-03", "decision": "escalate"})
+    registry.set_alias("rides", "challenger", v3.version)
+    log = ws / ".modelcycle" / "notifications.log"
+    log.parent.mkdir()
+    events = [{"window": "2015-02", "outcome": "keep", "run_id": old},
+              {"window": "2015-03", "outcome": "escalate", "run_id": new},
+              {"kind": "approval", "window": "2015-03", "outcome": "promote", "reasons": ["ana promoted v3"]}]
+    log.write_text("".join(json.dumps(e) + "\n" for e in events))
+    ran = cli("-w", ws, "status")
+    assert ran.code == 0, ran
+    assert "alias version window commit data md5 decision host MLflow run" in ran.said
+    assert "champion v1 2015-01 abcdef01 99887766 promote — " in ran.said  # no run: a dash
+    assert f"challenger v3 2015-03 escalate worker-b {new[:8]}" in ran.said  # the table keeps its width
+    recent = ran.said.split("recent decisions")[1]
+    assert "2015-03 ◆ escalate on worker-b.example.internal" in recent  # the last cycle, and where it ran
+    assert "2015-02 ● keep" in recent and "keep on" not in recent  # its run has no host tag
+
+
+def test_status_shows_the_versions_when_their_runs_cannot_be_read(cli, ws, registry, monkeypatch):
+    def down(experiment, tags, status=None):
+        raise RegistryError("cannot search the runs of experiment 'rides'", "check the server")
+
+    run = registry.start_run(experiment="rides", run_name="cycle 2015-03", tags={"modelcycle.host": "host-b"})
+    registry.register("rides", "memory://v3", run)
+    registry.set_alias("rides", "challenger", "3")
+    monkeypatch.setattr(registry, "find_runs", down)
+    ran = cli("-w", ws, "status")
+    assert ran.code == 0, ran
+    assert f"challenger v3 — {run[:8]}" in ran.said
+
+
 def test_status_says_where_it_looked_when_the_registry_does_not_answer(cli, ws, registry):
     registry.down = RegistryError("the MLflow server at http://mlflow:5000 does not answer",
                                   "start it, or point MLFLOW_TRACKING_URI elsewhere")
