@@ -449,10 +449,8 @@ def row_mask(frame: pd.DataFrame, data: DataConfig, *, window_start: datetime | 
             drop(label, mask.reindex(typed.index, fill_value=False))
             if label in dropped:
                 examples.setdefault(label, shown)
-    if keep.any():  # among the kept rows (no copy of them when all are kept)
-        alive = keep.to_numpy()
-        again = np.zeros(len(typed), dtype=bool)
-        again[alive] = repeats.repeated(typed if alive.all() else typed[alive])
+    if keep.any():  # among the kept rows (no copy of them)
+        again = repeats.repeated(typed, keep.to_numpy(), order_by=data.timestamp)
         drop(DUPLICATE_ROW, pd.Series(again, index=typed.index))
     ts = typed[data.timestamp]
     in_window = (ts >= pd.Timestamp(window_start)) if window_start is not None else pd.Series(True, index=typed.index)
