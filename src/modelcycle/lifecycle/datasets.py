@@ -30,6 +30,7 @@ import pandas as pd
 
 from modelcycle.config import Window, Workspace
 from modelcycle.errors import ConfigError, disk_cause
+from modelcycle.sources.base import ORDERED
 from modelcycle.versioning import partitions as parts
 from modelcycle.versioning.partitions import Manifest
 
@@ -108,7 +109,7 @@ def _run(job: Callable[[], object], writes: Writes | None, what: str) -> None:
 def write_raw(ws: Workspace, raw: pd.DataFrame, writes: Writes | None = None) -> pd.DataFrame:
     """The fetched rows -> ``data/raw/<month>.parquet``; returns them in the partitions' order
     (what validation then reads, so that a rebuild from the files gives the same rows)."""
-    arranged, spans = parts.arrange(raw, ws.config.data.timestamp)
+    arranged, spans = parts.arrange(raw, ws.config.data.timestamp, ordered=bool(raw.attrs.get(ORDERED)))
     arranged.attrs.update(raw.attrs)
     folder = ws.path(PARTITIONED.raw)
     memo = ws.state_dir / "partitions.json"

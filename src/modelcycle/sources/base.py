@@ -11,6 +11,11 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
+#: A fetched frame's ``attrs`` key: true when the source gave its rows in an order that depends
+#: only on the rows (by the timestamp, then by a hash of the whole row, as DuckDB sorts them), so
+#: the same rows fetched twice come in the same order and need no sorting here.
+ORDERED = "modelcycle_ordered"
+
 
 class Source(Protocol):
     """A table with a timestamp column, read one time range at a time."""

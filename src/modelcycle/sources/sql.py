@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from modelcycle.errors import ModelcycleError, SchemaError, SourceError
+from modelcycle.sources.base import ORDERED
 
 if TYPE_CHECKING:
     import duckdb
@@ -168,7 +169,9 @@ class DuckDBSource:
         # TRY_CAST: a timestamp that is not one places its row in no window, instead of
         # stopping every window
         key = f"TRY_CAST({ts} AS TIMESTAMP)"
-        sql = f"SELECT * FROM {self._relation()} WHERE {key} >= ? AND {key} < ? ORDER BY {ts}"
+        # rows with equal timestamps in an order of their own (a hash of the row), not the order
+        # DuckDB's threads happen to finish in: the same rows come back in the same order
+        sql = f"SELECT * FROM {self._relation()} WHERE {key} >= ? AND {key} < ? ORDER BY {key}, hash(*COLUMNS(*))"
 
         def fail(f: DuckDBFailure) -> SourceError:
             where = f"querying {self.describe()} for {start:%Y-%m-%d}..{end:%Y-%m-%d} failed: {f.text}"
@@ -178,7 +181,9 @@ class DuckDBSource:
             return SourceError(where, f"check source.table / source.query in modelcycle.yaml, and that "
                                       f"'{self.timestamp}' is a timestamp column")
 
-        return run_duckdb(self._connect, sql, [start, end], fail=fail)
+        rows = run_duckdb(self._connect, sql, [start, end], fail=fail)
+        rows.attrs[ORDERED] = True
+        return rows
 
     def latest(self) -> datetime | None:
         """The newest timestamp: one ``max()`` over the table's zone maps."""

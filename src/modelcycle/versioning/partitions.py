@@ -5,10 +5,11 @@ frame again in every cycle (and the validated, training and held-out copies of i
 fetched rows go to a folder of **partitions**, one Parquet file per calendar month of the
 timestamp (``data/raw/2015-03.parquet``; rows without a usable timestamp in
 ``unplaced.parquet``). A partition's bytes depend only on its rows: they are put in a canonical
-order (timestamp, then a hash of the whole row) and written with fixed Parquet settings and no
-time in the metadata. DVC, which stores files by their md5, then keeps one copy of a month
-across all the cycles that read it; a cycle adds the new month's file, and a new file for a month
-whose rows changed (late rows), while the tags of earlier cycles keep pointing at the old one.
+order (timestamp, then a hash of the whole row: DuckDB's when a DuckDB source sorted them so,
+pandas' otherwise) and written with fixed Parquet settings and no time in the metadata. DVC,
+which stores files by their md5, then keeps one copy of a month across all the cycles that read
+it; a cycle adds the new month's file, and a new file for a month whose rows changed (late
+rows), while the tags of earlier cycles keep pointing at the old one.
 
 A cycle's clean, training and held-out sets are **manifests** (:class:`Manifest`, small JSON files
 git keeps): the partitions they come from (file, md5, rows), what selected their rows (the
@@ -132,15 +133,20 @@ def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
         return np.zeros(len(frame), dtype="uint64")
 
 
-def arrange(frame: pd.DataFrame, timestamp: str) -> tuple[pd.DataFrame, list[tuple[str, int, int]]]:
+def arrange(frame: pd.DataFrame, timestamp: str, *,
+            ordered: bool = False) -> tuple[pd.DataFrame, list[tuple[str, int, int]]]:
     """``frame`` in the partitions' canonical order (by timestamp, rows without one last, ties
     by a hash of the row), index 0..n-1, and its months: ``(label, start, stop)`` row ranges.
-    A frame already in that order is returned as it is (no copy)."""
+    A frame already in that order is returned as it is (no copy). ``ordered``: the source sorted
+    the rows by their timestamp and equal timestamps by a hash of its own (DuckDB's); when the
+    timestamps are indeed in order, that order is kept (the same rows always come in it) and the
+    frame is neither hashed nor copied."""
     when = stamps(frame, timestamp)
     ns = when.to_numpy(dtype="datetime64[ns]").view("int64")
     missing = when.isna().to_numpy()
     key = np.where(missing, np.iinfo("int64").max, ns)
-    order = _order(frame, key)
+    in_order = ordered and bool((key[1:] >= key[:-1]).all())
+    order = None if in_order else _order(frame, key)
     if order is not None:
         frame = frame.take(order)
         key, missing = key[order], missing[order]

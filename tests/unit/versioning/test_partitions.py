@@ -165,3 +165,35 @@ def test_the_fingerprint_sees_what_changes_the_bytes() -> None:
     assert parts.fingerprint(base.rename(columns={"x": "y"})) != mark
     assert parts.fingerprint(base.iloc[::-1]) != mark  # the order is part of the bytes
     assert parts.fingerprint(base.iloc[:2]) != mark
+
+
+def test_rows_a_duckdb_source_sorted_come_in_the_same_order_whatever_order_they_were_stored_in(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from modelcycle.sources.base import ORDERED
+    from modelcycle.sources.sql import DuckDBSource
+
+    duckdb = pytest.importorskip("duckdb")
+    frame = rides(5000)
+    assert frame["pickup_datetime"].duplicated().any()
+    found = []
+    for seed in (1, 2):
+        path = tmp_path / f"w{seed}.duckdb"
+        shuffled = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+        con = duckdb.connect(str(path))
+        con.register("shuffled", shuffled)
+        con.execute("CREATE TABLE rides AS SELECT * FROM shuffled")
+        con.close()
+        fetched = DuckDBSource(path, timestamp="pickup_datetime", table="rides").fetch(
+            datetime(2015, 1, 1), datetime(2015, 4, 1))
+        assert fetched.attrs[ORDERED] is True
+        arranged, spans = parts.arrange(fetched, "pickup_datetime", ordered=True)
+        assert arranged is fetched  # taken as the source ordered it: no sort, no copy
+        parts.write(tmp_path / f"raw{seed}", arranged, spans)
+        found.append(arranged)
+    pd.testing.assert_frame_equal(found[0], found[1])
+    assert md5s(tmp_path / "raw1") == md5s(tmp_path / "raw2")
+    # rows out of time order are sorted whatever the source says
+    backwards = found[0].iloc[::-1].reset_index(drop=True)
+    again, _ = parts.arrange(backwards, "pickup_datetime", ordered=True)
+    assert again["pickup_datetime"].is_monotonic_increasing
