@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from modelcycle.errors import SchemaError, SourceError
+from modelcycle.sources.base import ORDERED
 from modelcycle.sources.sql import DuckDBFailure, run_duckdb
 from modelcycle.steps.validate import UNPLACED
 
@@ -124,7 +125,7 @@ class FileSource:
         unplaced = f"({key} IS NULL AND NULLIF(TRIM(CAST({ts} AS VARCHAR)), '') IS NOT NULL)"
         sql = (f"SELECT {columns}, CASE WHEN {unplaced} THEN CAST({ts} AS VARCHAR) END AS {_UNPLACED} "
                f"FROM {self._reader(self.files(), text=text)} "
-               f"WHERE ({key} >= $start AND {key} < $end) OR {unplaced} ORDER BY {key}")
+               f"WHERE ({key} >= $start AND {key} < $end) OR {unplaced} ORDER BY {key}, hash(*COLUMNS(*))")
 
         def fail(f: DuckDBFailure) -> SourceError:
             hint = ("fix or remove that line (a field holding the delimiter needs quotes)" if f.line is not None
@@ -139,7 +140,10 @@ class FileSource:
             shown = [str(v) for v in frame.loc[bad, _UNPLACED].unique()[:3]]
             frame = frame[~bad].reset_index(drop=True)
             frame.attrs[UNPLACED] = {self.timestamp: (int(bad.sum()), shown)}
-        return frame.drop(columns=[_UNPLACED])
+        rows = frame.drop(columns=[_UNPLACED])
+        rows.attrs.update(frame.attrs)
+        rows.attrs[ORDERED] = True  # equal timestamps by DuckDB's hash of the row
+        return rows
 
 
     def latest(self) -> datetime | None:

@@ -90,11 +90,34 @@ class DuckDBFailure:
         return cls(first)
 
 
+def _plain(kind: Any, nulls: int) -> bool:
+    """Whether Arrow turns a column of this type into the pandas column DuckDB's ``.df()`` makes
+    (floats, naive times and text; integers and booleans without nulls, which ``.df()`` makes
+    nullable)."""
+    import pyarrow as pa
+
+    if pa.types.is_floating(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return True
+    if pa.types.is_timestamp(kind):
+        return kind.tz is None
+    return (pa.types.is_integer(kind) or pa.types.is_boolean(kind)) and nulls == 0
+
+
+def as_frame(con: Any, table: Any) -> pd.DataFrame:
+    """An Arrow table of DuckDB's as the frame DuckDB's ``.df()`` makes of it. When every column
+    is :func:`_plain`, Arrow converts it column by column, most without a copy (``.df()`` copies
+    every number into one block: 1.7 s of 3 s for 10M rows); otherwise DuckDB converts it."""
+    if all(_plain(field.type, table.column(i).null_count) for i, field in enumerate(table.schema)):
+        return table.to_pandas(split_blocks=True, self_destruct=True)
+    return con.from_arrow(table).df()
+
+
 def run_duckdb(connect: Callable[[], Any], sql: str, params: Any = None, *,
                setup: Sequence[str] = (), fail: Callable[[DuckDBFailure], ModelcycleError]) -> pd.DataFrame:
-    """``sql``'s rows as a frame, on a connection from ``connect()`` that is closed and dropped
-    whatever happens; a DuckDB error becomes ``fail(DuckDBFailure)``, raised with no reference
-    to DuckDB's exception or connection."""
+    """``sql``'s rows as a frame (as DuckDB's ``.df()`` makes it, see :func:`as_frame`), on a
+    connection from ``connect()`` that is closed and dropped whatever happens; a DuckDB error
+    becomes ``fail(DuckDBFailure)``, raised with no reference to DuckDB's exception or
+    connection."""
     import duckdb
 
     con = connect()
@@ -102,7 +125,7 @@ def run_duckdb(connect: Callable[[], Any], sql: str, params: Any = None, *,
     try:
         for statement in setup:
             con.execute(statement)
-        return con.execute(sql, params).df()
+        return as_frame(con, con.sql(sql, params=params).to_arrow_table())
     except duckdb.Error as exc:
         failure = DuckDBFailure.of(exc)
     finally:
