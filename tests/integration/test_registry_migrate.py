@@ -59,8 +59,8 @@ def test_a_model_is_copied_whole_with_its_numbers_and_only_once(tmp_path, templa
 
     lines: list[str] = []
     done = copier(old, new, lines).run()
-    assert done.copied == {"experiments": 2, "runs": 2, "logged models": 1, "registered models": 1,
-                           "versions": 2, "aliases": 2}
+    assert done.copied == {"experiments": 2, "runs": 2, "logged models": 1, "model links": 1,
+                           "registered models": 1, "versions": 2, "aliases": 2}
     assert "experiment 'fares': 1 run(s), 0 already there, 1 to copy" in lines
     copy = done.runs[parent]
     run = new.get_run(copy)
@@ -88,8 +88,8 @@ def test_a_model_is_copied_whole_with_its_numbers_and_only_once(tmp_path, templa
     again: list[str] = []
     second = copier(old, new, again).run()
     assert second.total_copied() == 0
-    assert second.present == {"experiments": 2, "runs": 2, "logged models": 1, "registered models": 1,
-                              "versions": 2, "aliases": 2}
+    assert second.present == {"experiments": 2, "runs": 2, "logged models": 1, "model links": 1,
+                              "registered models": 1, "versions": 2, "aliases": 2}
     assert [v.version for v in new.list_versions("fares")] == ["3", "1"]
 
     # cycles go on on the new store: a later copy does not move its aliases back
@@ -104,3 +104,76 @@ def test_a_model_is_copied_whole_with_its_numbers_and_only_once(tmp_path, templa
         copier(old, new, [], origin="another-ws::fares").run()
     assert "already has a registered model 'fares' with 3 version(s) copied from another store" in err.value.message
     assert "delete the server's model 'fares'" in (err.value.hint or "")
+
+
+def test_dataset_inputs_model_links_and_model_metrics_of_plain_mlflow_runs_are_copied(tmp_path, template_db):
+    import pandas as pd
+    from mlflow.data import from_pandas
+    from mlflow.entities import DatasetInput, InputTag, LoggedModelInput, LoggedModelOutput, Metric
+
+    old, new = store(tmp_path / "old", template_db), store(tmp_path / "new", template_db)
+    client = old._client  # what a plain MLflow user calls, no modelcycle in between
+    exp = client.create_experiment("fares", artifact_location=(tmp_path / "old" / "art").as_uri())
+    frame = pd.DataFrame({"distance": [1.5, 3.0, 7.25], "fare": [6.0, 9.5, 21.0]})
+    train = from_pandas(frame, source="s3://team/fares/2024-01.parquet", name="fares-2024-01", targets="fare")
+    test = from_pandas(frame.tail(1), source="s3://team/fares/2024-02.parquet", name="fares-2024-02")
+    trained = client.create_run(exp, run_name="train").info.run_id
+    client.log_inputs(trained, [
+        DatasetInput(train._to_mlflow_entity(), [InputTag("mlflow.data.context", "training")]),
+        DatasetInput(test._to_mlflow_entity(), [InputTag("mlflow.data.context", "evaluation"), InputTag("k", "v")])])
+    model = client.create_logged_model(exp, name="gbm", source_run_id=trained).model_id
+    client.log_outputs(trained, [LoggedModelOutput(model, step=7)])
+    client.log_batch(trained, metrics=[Metric("rmse", 2.5, 1_000, 7, model_id=model, dataset_name=train.name,
+                                              dataset_digest=train.digest),
+                                       Metric("rmse", 2.25, 2_000, 8, model_id=model)], synchronous=True)
+    client.finalize_logged_model(model, "READY")
+    client.set_terminated(trained)
+    checked = client.create_run(client.create_experiment("fares-experiments"), run_name="evaluate").info.run_id
+    client.log_inputs(checked, models=[LoggedModelInput(model)])
+    client.log_metric(checked, "rmse", 3.0, timestamp=3_000, step=0, model_id=model, dataset_name=test.name,
+                      dataset_digest=test.digest, synchronous=True)
+    client.set_terminated(checked)
+
+    before = (tmp_path / "old" / "mlflow.db").read_bytes()
+    done = copier(old, new, []).run()
+    assert {k: done.copied.get(k) for k in ("runs", "dataset inputs", "model links", "model metrics")} == {
+        "runs": 2, "dataset inputs": 2, "model links": 2, "model metrics": 3}
+
+    def inputs(reg: MlflowRegistry, run_id: str) -> list[tuple]:
+        return sorted((d.dataset.name, d.dataset.digest, d.dataset.source_type, d.dataset.source, d.dataset.schema,
+                       d.dataset.profile, sorted((t.key, t.value) for t in d.tags))
+                      for d in reg._client.get_run(run_id).inputs.dataset_inputs)
+
+    copy_trained, copy_checked, copy_model = done.runs[trained], done.runs[checked], done.models[model]
+    assert inputs(new, copy_trained) == inputs(old, trained)
+    assert [d[-1] for d in inputs(new, copy_trained)] == [[("mlflow.data.context", "training")],
+                                                          [("k", "v"), ("mlflow.data.context", "evaluation")]]
+    target = new._client
+    assert [(o.model_id, o.step) for o in target.get_run(copy_trained).outputs.model_outputs] == [(copy_model, 7)]
+    assert [m.model_id for m in target.get_run(copy_checked).inputs.model_inputs] == [copy_model]
+    assert target.get_run(copy_checked).outputs.model_outputs == []
+
+    def model_metrics(reg: MlflowRegistry, model_id: str, runs: dict[str, str]) -> list[tuple]:
+        return sorted((m.key, m.value, m.step, m.timestamp, runs.get(m.run_id, m.run_id), m.dataset_name,
+                       m.dataset_digest) for m in reg._client.get_logged_model(model_id).metrics)
+
+    assert model_metrics(new, copy_model, {}) == model_metrics(old, model, done.runs)
+    assert model_metrics(new, copy_model, {})[0] == ("rmse", 2.25, 8, 2_000, copy_trained, None, None)
+    # the run's own history has each point once (a model metric is also a point of its run)
+    assert [(m.step, m.value) for m in target.get_metric_history(copy_trained, "rmse")] == [(7, 2.5), (8, 2.25)]
+    assert [(m.step, m.value) for m in target.get_metric_history(copy_checked, "rmse")] == [(0, 3.0)]
+
+    again = copier(old, new, []).run()
+    assert again.total_copied() == 0
+    assert {k: again.present.get(k) for k in ("dataset inputs", "model links", "model metrics")} == {
+        "dataset inputs": 2, "model links": 2, "model metrics": 3}
+    assert len(target.get_run(copy_trained).outputs.model_outputs) == 1
+    assert len(target.get_logged_model(copy_model).metrics) == 3
+    assert (tmp_path / "old" / "mlflow.db").read_bytes() == before  # the old store is only read
+
+    # logged in the old store after a copy (or missed by an older modelcycle): the next copy adds just that
+    extra = from_pandas(frame.head(1), source="s3://team/fares/holdout.parquet", name="fares-holdout")
+    client.log_inputs(checked, [DatasetInput(extra._to_mlflow_entity(), [InputTag("mlflow.data.context", "test")])])
+    later = copier(old, new, []).run()
+    assert later.copied == {"dataset inputs": 1}
+    assert inputs(new, copy_checked) == inputs(old, checked)

@@ -49,8 +49,9 @@ def migrate(
     (.modelcycle/mlflow.db and .modelcycle/mlartifacts) untouched until you remove it.
 
     Copied: the model's experiments (NAME and NAME-..., e.g. NAME-experiments); every run with its
-    name, status, times, params, tags, each metric's full history and its artifacts; the MLflow 3
-    logged models with their files; the registered model with its description and tags, every
+    name, status, times, params, tags, each metric's full history, its artifacts and its dataset
+    inputs (mlflow.log_input); the MLflow 3 logged models with their files and metrics, and which
+    runs they came from and fed; the registered model with its description and tags, every
     version with the same number, tags and description; the aliases (champion, challenger...).
     On a server, new experiments keep their artifacts where the server says (served artifacts),
     unless backends.mlflow_artifacts names an artifact store.
@@ -66,6 +67,7 @@ def migrate(
     backends.mlflow_tracking_uri (or pass --write-config). Remove .modelcycle/mlflow.db and
     .modelcycle/mlartifacts only once you are content."""
     from modelcycle.lifecycle import migrate as migration
+    from modelcycle.registry import lineage
 
     ws = common.load_workspace(ctx)
     said = "would copy" if dry_run else "copying"
@@ -74,7 +76,7 @@ def migrate(
     done = migration.migrate(ws, to, dry_run=dry_run, write_config=write_config,
                              say=lambda line: console.print(escape(line), soft_wrap=True, highlight=False))
     tally = done.tally
-    kinds = ("experiments", "runs", "logged models", "registered models", "versions", "aliases")
+    kinds = ("experiments", "runs", "logged models", *lineage.KINDS, "registered models", "versions", "aliases")
     copied = ", ".join(f"{tally.copied[k]} {k}" for k in kinds if tally.copied.get(k)) or "nothing"
     present = ", ".join(f"{tally.present[k]} {k}" for k in kinds if tally.present.get(k))
     verb = "would copy" if dry_run else "copied"

@@ -7,7 +7,9 @@ What is copied, from a source client to a target client (both explicit ``MlflowC
 * every run: name, status, start and end times, params, tags, each metric's full history (steps
   and timestamps, in ``log_batch`` chunks), its artifacts; parent runs are pointed at the copies;
 * MLflow 3 logged models (``models:/m-...``): created again with their artifacts (``MLmodel``
-  re-stamped with the new ids), linked to the copied run, finalized with their status;
+  re-stamped with the new ids), params and tags, finalized with their status;
+* what ties runs to datasets and logged models (:mod:`modelcycle.registry.lineage`): each run's
+  dataset inputs with their tags, its model inputs and outputs, each logged model's metrics;
 * the registered model (description, tags), every version in order with the same number (a
   version deleted in the source leaves the same gap: a placeholder is created and deleted), its
   tags and description, pointing at the copied run and logged model; the aliases.
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelcycle.errors import RegistryError
 from modelcycle.registry.history import MOVE_PREFIX
+from modelcycle.registry.lineage import LineageCopy, dataset_inputs, log_datasets, missing_datasets
 from modelcycle.registry.stores import experiment_folder, redact_uri
 from modelcycle.registry.translate import is_missing, translate
 
@@ -157,6 +160,8 @@ class StoreCopy:
         self.tally = Tally()
         self._parents: dict[str, str] = {}  # new run id -> old parent id
         self._locations: dict[str, str] = {}  # old logged model artifact location -> old model id
+        self._source_runs: set[str] = set()  # every run of the model's experiments in the source
+        self._source_models: list[Any] = []  # every logged model of them
 
     # -- the whole copy ---------------------------------------------------------------------
 
@@ -167,8 +172,14 @@ class StoreCopy:
             for exp in model_experiments(self.source, self.name):
                 self._experiment(exp)
             self._fix_parents()
+            LineageCopy(self.source, self.target, self.tally.runs, self.tally.models, self._source_runs,
+                        self._source_models, count=self._count, say=self.say, dry_run=self.dry_run).run()
             self._registry()
         return self.tally
+
+    def _count(self, kind: str, copied: bool, n: int) -> None:
+        if n:
+            self.tally.add(kind, copied, n)
 
     def _refuse_foreign_model(self) -> None:
         theirs = self._target_model()
@@ -218,8 +229,16 @@ class StoreCopy:
                     self.target.set_experiment_tag(exp_id, key, value)
         done = self._copied_runs(exp_id) if exp_id else {}
         runs = runs_of(self.source, exp.experiment_id)
+        self._source_runs.update(r.info.run_id for r in runs)
         todo = [r for r in runs if r.info.run_id not in done]
-        self.tally.runs.update({old: new for old, new in done.items()})
+        self.tally.runs.update({old: there.info.run_id for old, there in done.items()})
+        for run in runs:  # dataset inputs a former copy lacks (made before they were copied)
+            there = done.get(run.info.run_id)
+            datasets = missing_datasets(run, there)
+            self._count("dataset inputs", False, len(dataset_inputs(run)) - len(datasets))
+            self._count("dataset inputs", True, len(datasets))
+            if there is not None and datasets and not self.dry_run:
+                log_datasets(self.target, there.info.run_id, datasets)
         self.tally.add("runs", False, len(runs) - len(todo))
         self.say(f"experiment '{exp.name}': {len(runs)} run(s), {len(runs) - len(todo)} already there, "
                  f"{len(todo)} to copy")
@@ -232,17 +251,17 @@ class StoreCopy:
                 self.say(f"  {i}/{len(todo)} runs of '{exp.name}' copied")
         self._logged_models(exp, exp_id)
 
-    def _copied_runs(self, exp_id: str) -> dict[str, str]:
-        """old id -> new id of the runs a former migration copied into ``exp_id``; partial copies
+    def _copied_runs(self, exp_id: str) -> dict[str, Any]:
+        """old id -> the copy, of the runs a former migration copied into ``exp_id``; partial copies
         (a migration interrupted in the middle of a run) are deleted, to be copied again."""
         from mlflow.entities import ViewType
 
-        done: dict[str, str] = {}
+        done: dict[str, Any] = {}
         for run in _pages(lambda t: self.target.search_runs([exp_id], run_view_type=ViewType.ACTIVE_ONLY,
                                                             max_results=1000, page_token=t)):
             tags = run.data.tags
             if tags.get(MIGRATED_FROM):
-                done[tags[MIGRATED_FROM]] = run.info.run_id
+                done[tags[MIGRATED_FROM]] = run
             elif tags.get(MIGRATING) and not self.dry_run:
                 self.target.delete_run(run.info.run_id)
         return done
@@ -263,6 +282,7 @@ class StoreCopy:
                   for key in run.data.metrics for m in self.source.get_metric_history(old, key)]
         for chunk in _chunks(points, MAX_METRICS_PER_BATCH):
             self.target.log_batch(new, metrics=chunk, synchronous=True)
+        log_datasets(self.target, new, missing_datasets(run, None))
         if self.source.list_artifacts(old):
             with tempfile.TemporaryDirectory(prefix="modelcycle-migrate-") as tmp:
                 local = self.source.download_artifacts(old, "", tmp)
@@ -283,11 +303,14 @@ class StoreCopy:
 
     def _logged_models(self, exp: Any, exp_id: str | None) -> None:
         models = list(_pages(lambda t: self.source.search_logged_models([exp.experiment_id], page_token=t)))
+        self._source_models.extend(models)
         done: dict[str, Any] = {}
         if exp_id:
             for m in _pages(lambda t: self.target.search_logged_models([exp_id], page_token=t)):
                 if (m.tags or {}).get(MIGRATED_FROM):
                     done[m.tags[MIGRATED_FROM]] = m
+                elif (m.tags or {}).get(MIGRATING) and not self.dry_run:  # a partial copy: made again
+                    self.target.delete_logged_model(m.model_id)
         for model in sorted(models, key=lambda m: (m.creation_timestamp or 0, m.model_id)):
             self._locations[model.artifact_location.rstrip("/")] = model.model_id
             if model.model_id in done:
@@ -301,7 +324,6 @@ class StoreCopy:
 
     def _logged_model(self, model: Any, exp_id: str) -> None:
         from mlflow.artifacts import download_artifacts
-        from mlflow.entities import LoggedModelOutput
 
         run_id = self.tally.runs.get(model.source_run_id) if model.source_run_id else None
         tags = {k: v for k, v in (model.tags or {}).items() if not k.startswith("mlflow.")}
@@ -309,13 +331,12 @@ class StoreCopy:
         copy = self.target.create_logged_model(exp_id, name=model.name, source_run_id=run_id,
                                                tags={**tags, MIGRATING: model.model_id}, params=params or None,
                                                model_type=model.model_type)
-        with tempfile.TemporaryDirectory(prefix="modelcycle-migrate-") as tmp:
-            local = Path(download_artifacts(artifact_uri=model.artifact_location, dst_path=tmp,
-                                            tracking_uri=self.source_uri))
-            restamp(local, copy.model_id, run_id, copy.artifact_location)
-            self.target.log_model_artifacts(copy.model_id, str(local))
-        if run_id:
-            self.target.log_outputs(run_id, [LoggedModelOutput(copy.model_id, step=0)])
+        if self.source.list_logged_model_artifacts(model.model_id):  # a model may have no files
+            with tempfile.TemporaryDirectory(prefix="modelcycle-migrate-") as tmp:
+                local = Path(download_artifacts(artifact_uri=model.artifact_location, dst_path=tmp,
+                                                tracking_uri=self.source_uri))
+                restamp(local, copy.model_id, run_id, copy.artifact_location)
+                self.target.log_model_artifacts(copy.model_id, str(local))
         failed = str(getattr(model.status, "name", model.status) or "").split(".")[-1] == "FAILED"
         self.target.finalize_logged_model(copy.model_id, "FAILED" if failed else "READY")
         self.target.set_logged_model_tags(copy.model_id, {MIGRATED_FROM: model.model_id})
