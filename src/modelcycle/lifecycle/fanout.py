@@ -8,6 +8,11 @@ scheduler at ``dask_address``). A Dask worker gets the trainer's kind, the
 and fits with one thread (LightGBM and BLAS) so that workers on one machine do not fight over
 its cores. The gate (:func:`modelcycle.gate.choose`) then picks one; every candidate is logged
 as a nested MLflow run of the cycle's run (:func:`log_runs`).
+
+Outside a cycle, dvc.yaml's train stage (``modelcycle step train``: ``dvc repro``, ``dvc exp
+run``) trains the candidates one after the other in its own process and lets the gate choose
+the same way (:func:`step_train`). Before a cycle starts, :func:`modelcycle.lifecycle.runners.preflight`
+checks that a configured Dask scheduler answers.
 """
 
 from __future__ import annotations
