@@ -87,15 +87,19 @@ def decision_line(event: Event, host: str | None = None) -> Text:
 
 
 def results_table(results: list[Any], *, truth: dict[str, Any] | None = None) -> Table:
-    """One row per cycle: rows, both scores on the same held-out rows, the floor, the decision."""
+    """One row per cycle: rows, both scores on the same held-out rows, the chosen candidate (when
+    params.yaml lists candidates), the floor, the decision."""
     metric = next((r.metric for r in results if r.metric), "metric").upper()
     has_floor = any(r.noise_floor for r in results)
+    has_candidates = any(getattr(r, "candidate", None) for r in results)  # params.yaml candidates: the chosen one
     table = Table(title=f"{metric} on each window's held-out rows", header_style="bold", title_style="bold",
                   pad_edge=False, collapse_padding=True)
     table.add_column("window", no_wrap=True)
     table.add_column("rows", justify="right", no_wrap=True)
     table.add_column("champion", justify="right", no_wrap=True)
     table.add_column("challenger", justify="right", no_wrap=True)
+    if has_candidates:
+        table.add_column("candidate", no_wrap=True)
     if has_floor:
         table.add_column("floor", justify="right", no_wrap=True)
         table.add_column("÷floor", justify="right", no_wrap=True)
@@ -110,6 +114,8 @@ def results_table(results: list[Any], *, truth: dict[str, Any] | None = None) ->
         champ = ("" if not r.champion_version else f"v{r.champion_version} ") + _num(r.champion_score)
         chall = ("" if not r.challenger_version else f"v{r.challenger_version} ") + _num(r.challenger_score)
         cells: list[Any] = [r.window, shown_rows, champ, chall]
+        if has_candidates:
+            cells.append(getattr(r, "candidate", None) or "—")
         if has_floor:
             ratio = (r.challenger_score / r.noise_floor) if (r.noise_floor and r.challenger_score) else None
             cells += [_num(r.noise_floor), _num(ratio, 2)]

@@ -22,13 +22,14 @@ def run(
     model (DVC + git), register the challenger in MLflow and move the aliases, all in one
     transaction that rolls back on any failure. Then notify."""
     from modelcycle.config import Window
-    from modelcycle.lifecycle import rolledback, services
+    from modelcycle.lifecycle import rolledback, runners, services
 
     ws = common.load_workspace(ctx)
     if window is not None:
         Window.parse(window)  # a typo fails before anything starts
     services.refuse_literal_secrets(ws)  # before anything connects with the password it holds
     common.check_backends(ws)
+    runners.preflight(ws)  # candidates on a Dask scheduler: it answers, before anything starts
     with common.locked(ws, no_wait=no_wait):
         if window is None:  # read under the lock: a cycle that held it may have moved the window
             window = rolledback.next_window(ws.reload_params()).label
@@ -41,8 +42,9 @@ def run(
             result = flows.run(ws.root, window)
     console.print(results_table([result]))
     if result.git_tag:
+        chosen = f" (candidate '{result.candidate}')" if result.candidate else ""
         console.print(f"[muted]versioned as git tag {result.git_tag} ({(result.git_commit or '')[:10]}); "
-                      f"challenger registered as {ws.config.name} v{result.challenger_version}; "
+                      f"challenger registered as {ws.config.name} v{result.challenger_version}{chosen}; "
                       f"MLflow run {result.mlflow_run_id}[/muted]")
     elif result.outcome == "rolled_back":
         console.print(f"[muted]rolled back (act.keep_rejected: false): no git commit or tag, no DVC change, no "

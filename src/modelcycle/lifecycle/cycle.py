@@ -40,6 +40,7 @@ from modelcycle.lifecycle import (
     interrupts,
     lock,
     modellock,
+    runners,
     runtime,
     services,
     stages,
@@ -468,6 +469,7 @@ def _tracking(cycle: Cycle) -> Iterator[None]:
 def run_cycle(svc: Services, window: Window) -> CycleResult:
     """One cycle for ``window``. Raises after rolling back what it changed. The caller holds the
     workspace lock."""
+    runners.preflight(svc.ws)  # candidates on a Dask scheduler that does not answer: stop before anything
     query = stages.Query(svc.ws, svc.source, window)  # it only reads: beside the setup
     cycle = begin(svc, window)
     try:

@@ -80,6 +80,8 @@ def examine(svc: Services, *, registry_check: Callable[[], str | None] | None = 
     add(_check("DVC", lambda: _data(svc)))
     add(_check("plots", lambda: _plots(svc)))
     add(_check("data layout", lambda: _layout(svc)))
+    if svc.ws.params.candidates:
+        add(_check("candidates", lambda: _candidates(svc)))
     if registry_ok:
         add(_check("champion", lambda: _champion(svc)))
 
@@ -148,6 +150,18 @@ def _layout(svc: Services) -> Finding:
                        "data/raw.parquet, clean, train and holdout.parquet may be deleted: the earlier cycles' tags "
                        "restore them with `dvc checkout`")
     return Finding("data layout", True, "each month's rows are stored once (data/raw/)")
+
+
+def _candidates(svc: Services) -> Finding:
+    """Make dvc.yaml's train stage depend on params.yaml's candidates (a workspace made before
+    params.yaml could list them), so `dvc exp run -S candidates...` reruns it."""
+    from modelcycle.versioning import setup
+
+    if setup.track_candidates(svc.ws.root):
+        return Finding("candidates", True, "dvc.yaml's train stage now depends on all of params.yaml (its "
+                       "candidates included) and on the held-out rows; the next cycle commits it, or "
+                       "`git commit dvc.yaml`")
+    return Finding("candidates", True, "dvc.yaml's train stage reruns when params.yaml's candidates change")
 
 
 def _champion(svc: Services) -> Finding:

@@ -8,6 +8,11 @@ scheduler at ``dask_address``). A Dask worker gets the trainer's kind, the
 and fits with one thread (LightGBM and BLAS) so that workers on one machine do not fight over
 its cores. The gate (:func:`modelcycle.gate.choose`) then picks one; every candidate is logged
 as a nested MLflow run of the cycle's run (:func:`log_runs`).
+
+Outside a cycle, dvc.yaml's train stage (``modelcycle step train``: ``dvc repro``, ``dvc exp
+run``) trains the candidates one after the other in its own process and lets the gate choose
+the same way (:func:`step_train`). Before a cycle starts, :func:`modelcycle.lifecycle.runners.preflight`
+checks that a configured Dask scheduler answers.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from prefect.cache_policies import NONE
 
 from modelcycle.config import Workspace
 from modelcycle.errors import ConfigError, ModelcycleError
-from modelcycle.gate import Choice
-from modelcycle.lifecycle import stages
+from modelcycle.gate import Choice, Policy
+from modelcycle.lifecycle import runners, stages
 from modelcycle.steps.evaluate import Scores
 from modelcycle.steps.train import TrainSpec, Trained
 
@@ -112,8 +117,7 @@ def task_runner(ws: Workspace, k: int) -> tuple[Any, int | None]:
     except ImportError as exc:
         raise ConfigError(
             "modelcycle.yaml orchestration.task_runner is 'dask', but prefect-dask is not installed",
-            "pip install 'modelcycle[dask]' (prefect-dask, dask and distributed), or set "
-            "orchestration.task_runner: threads") from exc
+            runners.DASK_EXTRA) from exc
     if o.dask_address:
         return DaskTaskRunner(address=o.dask_address), 1
     return DaskTaskRunner(cluster_class="distributed.LocalCluster",
@@ -194,3 +198,77 @@ def fan_out(svc: Any, run_id: str, split: Any, champion_scores: Any, *, data_pro
     stages.save_trained(svc.ws, chosen.trained, split.train, svc.registry.save_model)
     log_runs(svc.registry, svc.name, run_id, trials, choice)
     return FannedOut(chosen.trained, chosen.scores, choice, seconds)
+
+
+def train_stage(ws: Workspace, train_rows: pd.DataFrame, holdout: pd.DataFrame, save_model: Any,
+                champion: Scores | None, policy: Policy, *, data_problem: str | None = None,
+                champion_problem: str | None = None) -> tuple[Choice, dict[str, Trial]]:
+    """The train stage of dvc.yaml (``modelcycle step train``) with candidates: train and score
+    each one on ``holdout`` in this process, one after the other (no Prefect flow, no task
+    runner: ``orchestration`` is for cycles), let the gate choose as a cycle does (the same
+    held-out rows, the champion's scores, the same correction) and save the chosen one as
+    models/challenger."""
+    from modelcycle.gate import choose
+
+    kind, metric = ws.config.model.trainer, ws.config.metric
+    trials: dict[str, Trial] = {}
+    for name, spec in specs(ws).items():
+        try:
+            trials[name] = train_one(name, kind, spec, train_rows, holdout, metric, None)
+        except ModelcycleError as exc:
+            raise type(exc)(f"candidate '{name}': {exc.message}", exc.hint) from exc
+    choice = choose(champion, {name: t.scores for name, t in trials.items()}, policy,
+                    data_problem=data_problem, champion_problem=champion_problem)
+    stages.save_trained(ws, trials[choice.name].trained, train_rows, save_model)
+    return choice, trials
+
+
+def step_train(ws: Workspace, train_rows: pd.DataFrame, holdout: pd.DataFrame, save_model: Any) -> str:
+    """``modelcycle step train`` with candidates: :func:`train_stage` against the champion the
+    evaluate stage scores (the registry's champion alias), with the gate's settings and the
+    window's validation report (reports/validation.json) as a cycle has them; returns the
+    stage's summary: the choice, then a line per candidate."""
+    from types import SimpleNamespace
+
+    from modelcycle.lifecycle import checks, experiments
+    from modelcycle.lifecycle.act import policy_of
+    from modelcycle.registry.base import CHAMPION
+    from modelcycle.registry.workspace import open_registry
+
+    home = experiments.home(ws)
+    registry = open_registry(home)
+    champion = experiments.champion_scores(ws, registry, holdout)
+    facade: Any = SimpleNamespace(ws=ws, registry=registry, name=ws.config.name)  # what the two helpers read
+    champion_problem = None
+    if champion is None:
+        with contextlib.suppress(ModelcycleError):
+            champion_problem = checks.champion_problem(facade, registry.get_alias(ws.config.name, CHAMPION))
+    choice, trials = train_stage(ws, train_rows, holdout, save_model, champion, policy_of(facade),
+                                 data_problem=_data_problem(ws), champion_problem=champion_problem)
+    chosen = trials[choice.name]
+    fit = sum(t.seconds for t in trials.values())
+    head = (f"trained {len(trials)} candidates of {stages.model_label(ws)} on {chosen.trained.rows} rows in "
+            f"{fit:.1f}s; '{choice.name}' ({choice.decision.outcome.value}) -> {stages.MODEL}")
+    lines = [head, *(f"  {r}" for r in choice.decision.reasons)]
+    from modelcycle.versioning import setup
+
+    if not setup.tracks_candidates(ws.root):
+        lines.append("note: dvc.yaml's train stage does not depend on params.yaml's candidates, so `dvc repro` "
+                     "does not rerun it when they change: `modelcycle doctor` adds it")
+    return "\n".join(lines)
+
+
+def _data_problem(ws: Workspace) -> str | None:
+    """Why the window's data is suspect, from the validate stage's report (None without one)."""
+    import dataclasses
+    import json
+
+    from modelcycle.steps.validate import ValidationReport
+
+    path = ws.path(stages.VALIDATION)
+    if not path.is_file():
+        return None
+    found = json.loads(path.read_text(encoding="utf-8"))
+    names = {f.name for f in dataclasses.fields(ValidationReport)}
+    report = ValidationReport(**{k: v for k, v in found.items() if k in names})
+    return report.suspect(ws.config.data.max_invalid_fraction)

@@ -410,6 +410,10 @@ def run_stage(ws: Workspace, stage: str) -> str:
         return f"{split.describe()} -> {lay.train}, {lay.holdout}"
     if stage == "train":
         registry = open_registry(ws)
+        if ws.params.candidates:  # several challengers: the gate chooses, as in a cycle
+            from modelcycle.lifecycle import fanout
+
+            return fanout.step_train(ws, _read(ws, "train", stage), _read(ws, "holdout", stage), registry.save_model)
         trained = train(ws, _read(ws, "train", stage), registry.save_model)
         return f"trained {model_label(ws)} on {trained.rows} rows in {trained.fit_seconds:.1f}s -> {MODEL}"
     if stage == "evaluate":

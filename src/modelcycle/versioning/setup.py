@@ -225,3 +225,49 @@ def partition_pipeline(root: str | os.PathLike[str]) -> list[str]:
     except Exception as exc:
         raise _translate(exc, "moving dvc.yaml to month partitions", str(root)) from exc
     return changed
+
+
+def tracks_candidates(root: str | os.PathLike[str]) -> bool:
+    """Whether the workspace's dvc.yaml reruns its train stage when params.yaml's ``candidates``
+    change (the stage tracks all of params.yaml, or names ``candidates``); True without a dvc.yaml
+    or a train stage (nothing to rerun)."""
+    import yaml
+
+    path = Path(root) / "dvc.yaml"
+    try:
+        stage = ((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("stages") or {}).get("train")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return True
+    if not isinstance(stage, dict):
+        return True
+    for entry in stage.get("params") or []:
+        if entry == "candidates":
+            return True
+        if isinstance(entry, dict) and any(k == "params.yaml" and (not v or "candidates" in v)
+                                           for k, v in entry.items()):
+            return True
+    return False
+
+
+def track_candidates(root: str | os.PathLike[str]) -> bool:
+    """Make the train stage of the workspace's dvc.yaml (one made before params.yaml could list
+    ``candidates:``) depend on all of params.yaml and on the held-out rows, as ``init`` writes it
+    now, so ``dvc exp run -S candidates.big.num_leaves=63`` reruns it; the rest of the file stays
+    as it is (DVC's own YAML editor). Returns whether it changed anything."""
+    if tracks_candidates(root):
+        return False
+    from dvc.utils.serialize import modify_yaml
+
+    try:
+        with modify_yaml(str(Path(root) / "dvc.yaml")) as editing:
+            stage = editing["stages"]["train"]
+            stage["params"] = [{"params.yaml": None}]
+            deps = stage.get("deps") or []
+            train = next((d for d in deps if isinstance(d, str) and d.startswith("data/train.")), None)
+            holdout = None if train is None else train.replace("data/train.", "data/holdout.")
+            if holdout is not None and holdout not in deps:
+                deps.insert(deps.index(train) + 1, holdout)
+                stage["deps"] = deps
+    except Exception as exc:
+        raise _translate(exc, "making dvc.yaml's train stage depend on params.yaml's candidates", str(root)) from exc
+    return True

@@ -123,7 +123,7 @@ def result(window: str, outcome: str = "promote", **kw: Any) -> SimpleNamespace:
         window=window, outcome=outcome, reasons=[], metric="mae", champion_version="1",
         challenger_version="2", serving_version="2" if outcome == "promote" else "1", champion_score=2.61,
         challenger_score=2.31, noise_floor=None, rows={"window_in": 1000, "window_valid": 1000}, git_tag=None,
-        git_commit=None, mlflow_run_id=None, approved=False, unpushed=None)
+        git_commit=None, mlflow_run_id=None, approved=False, unpushed=None, candidate=None)
     base.update(kw)
     return SimpleNamespace(**base)
 

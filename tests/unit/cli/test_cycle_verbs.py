@@ -55,6 +55,17 @@ def test_run_names_what_it_versioned_and_registered(cli, ws, flows, prefect):
             "MLflow run r42") in ran.said
 
 
+def test_run_names_the_candidate_the_gate_chose(cli, ws, flows, prefect):
+    flows.results["2015-03"] = result("2015-03", git_tag="rides/2015-03", git_commit="0123456789abcdef",
+                                      mlflow_run_id="r42", candidate="big")
+    ran = cli("-w", ws, "run", "--window", "2015-03")
+    assert ran.code == 0
+    assert "challenger registered as rides v2 (candidate 'big'); MLflow run r42" in ran.said
+    header = next(line for line in ran.said.splitlines() if "challenger" in line and "window" in line)
+    assert "candidate" in header
+    assert "big" in next(line for line in ran.said.splitlines() if "2015-03" in line and "promote" in line)
+
+
 def test_run_says_when_the_cycle_was_not_pushed(cli, ws, flows, prefect):
     said = ("1 cycle(s) not pushed to the DVC remote s3://team/dvc (rides/2015-03): timed out; the next cycle "
             "pushes them again, or run `modelcycle push`")

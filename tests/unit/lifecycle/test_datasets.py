@@ -114,6 +114,7 @@ def test_doctor_moves_a_single_files_dvc_yaml_to_partitions(tmp_path: Path) -> N
     path.write_text("# my own comment\n" + SINGLE_FILES_DVC_YAML)
     changed = setup.partition_pipeline(tmp_path)
     assert changed == ["fetch", "validate", "prepare", "train", "evaluate"]
+    assert setup.track_candidates(tmp_path)  # doctor's other update (in a workspace with candidates)
     text = path.read_text()
     assert text.startswith("# my own comment\n") and ".parquet" not in text
     assert yaml.safe_load(text)["stages"] == yaml.safe_load(TEMPLATE)["stages"]  # as init writes it now
