@@ -29,6 +29,7 @@ every cycle's runs carry.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import socket
@@ -377,7 +378,7 @@ def sweep_beside(svc: Services) -> Callable[[], str | None]:
     returns the function that waits for it and says what it closed."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelcycle-sweep")
     try:
-        done = pool.submit(close_orphan_runs, svc)
+        done = pool.submit(contextvars.copy_context().run, close_orphan_runs, svc)  # Prefect's settings too
     finally:
         pool.shutdown(wait=False)
 

@@ -17,19 +17,23 @@ slot while it waits for a human, as it keeps the file lock.
 A crashed holder does not block forever: the slot is a **lease** of :data:`LEASE_SECONDS`,
 renewed by a thread of the holding process (at three quarters of its length); when the
 process dies, renewals stop and the server's repossessor frees the slot once the lease has
-expired (within ``LEASE_SECONDS`` plus its 15 s loop). ``slot_decay_per_second`` is not used:
+expired (within ``LEASE_SECONDS`` plus its 15 s loop). A waiting cycle on the holder's own
+machine does not wait for that: the holder's note names its process and its lease, and a
+process that is gone (same host, pid and start time; another host's is never assumed gone)
+has its lease released at once. ``slot_decay_per_second`` is not used:
 decay frees slots with time whether or not their holder still works (it is for rate limits),
 so a long cycle would lose its slot mid-act. ``strict`` acquisition is: a limit that cannot be
 found is created, never silently skipped.
 
 Who holds the slot is written to the Prefect variable ``modelcycle_holder_<model>`` (run, host,
-worker, since), for the message a waiting cycle gives: "waiting for 2015-01 on host-a to finish
+worker, since, process, lease), for the message a waiting cycle gives: "waiting for 2015-01 on host-a to finish
 the cycle of taxifare".
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
 import os
@@ -91,18 +95,28 @@ class Holding:
     host: str
     since: str  # ISO 8601, UTC
     worker: str | None = None
+    process: str | None = None  # host:pid:start (effects.process_id)
+    lease: str | None = None  # the slot's lease id
+
+    def gone(self) -> bool:
+        """Whether the holding process is known to be gone (it ran on this machine and is no more)."""
+        from modelcycle.lifecycle.effects import process_gone
+
+        return bool(self.process) and process_gone(str(self.process))
 
     def describe(self) -> str:
         where = self.host + (f" (worker {self.worker})" if self.worker else "")
         return f"{self.run} on {where}"
 
     def to_json(self) -> dict[str, str]:
-        return {"run": self.run, "host": self.host, "since": self.since, "worker": self.worker or ""}
+        return {"run": self.run, "host": self.host, "since": self.since, "worker": self.worker or "",
+                "process": self.process or "", "lease": self.lease or ""}
 
     @classmethod
     def from_json(cls, data: Any) -> Holding | None:
         try:
-            return cls(str(data["run"]), str(data["host"]), str(data["since"]), str(data.get("worker") or "") or None)
+            return cls(str(data["run"]), str(data["host"]), str(data["since"]), str(data.get("worker") or "") or None,
+                       str(data.get("process") or "") or None, str(data.get("lease") or "") or None)
         except (KeyError, TypeError, AttributeError):
             return None
 
@@ -112,44 +126,39 @@ def waiting_message(model: str, holding: Holding | None) -> str:
     return f"waiting for {who} to finish the cycle of {model}"
 
 
-class _QuietRefusal(logging.Filter):
-    """Prefect's slot service logs an ERROR for every refused attempt when it may not retry by
-    itself; a refusal is how this lock learns to wait, and it says so in its own words."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.name == "prefect._internal.concurrency" and "failed to process" in record.getMessage())
-
-
-_quiet = _QuietRefusal()
-
-
 class Server:
     """The few calls the lock makes to the Prefect server (tests give a fake)."""
 
     def acquire(self, name: str, holder_id: str | None) -> contextlib.AbstractContextManager[None] | None:
-        """The held slot (a context manager that keeps its lease and releases it), or None when
-        another holds it. Raises LookupError when the limit does not exist."""
+        """The held slot (a context manager that keeps its lease and releases it, its ``lease``
+        the lease's id), or None when another holds it. Raises LookupError when the limit does
+        not exist."""
         import httpx
+        from prefect.client.orchestration import get_client
         from prefect.client.schemas.objects import ConcurrencyLeaseHolder
-        from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
-        from prefect.concurrency.sync import concurrency
 
-        quiet = logging.getLogger("prefect._internal.concurrency")
-        if _quiet not in quiet.filters:
-            quiet.addFilter(_quiet)
         holder = ConcurrencyLeaseHolder(type="flow_run", id=UUID(holder_id)) if holder_id else None
-        slot = concurrency(name, occupy=1, max_retries=0, lease_duration=LEASE_SECONDS, strict=True,
-                           holder=holder, raise_on_lease_renewal_failure=False)
-        try:
-            slot.__enter__()
-        except ConcurrencySlotAcquisitionError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423:
-                return None
-            if cause is None and "must be created" in str(exc):
-                raise LookupError(name) from exc
-            raise
-        return _Entered(slot)
+        with get_client(sync_client=True) as client:
+            try:
+                answer = client.increment_concurrency_slots_with_lease(
+                    names=[name], slots=1, mode="concurrency", lease_duration=LEASE_SECONDS, holder=holder).json()
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code == 423:  # the slot is taken
+                    return None
+                raise
+            lease = str(answer["lease_id"])
+            if not answer.get("limits"):  # no such limit: the lease holds nothing
+                client.release_concurrency_slots_with_lease(UUID(lease))
+                raise LookupError(name)
+        return _Lease(lease)
+
+    def release(self, lease: str) -> None:
+        """Release the slot a lease holds (a lease that is gone already: nothing happens)."""
+        import httpx
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client, contextlib.suppress(httpx.HTTPStatusError):
+            client.release_concurrency_slots_with_lease(UUID(lease))
 
     def create(self, name: str) -> None:
         from prefect.client.orchestration import get_client
@@ -164,6 +173,11 @@ class Server:
 
         Variable.set(variable, json.dumps(holding.to_json()), overwrite=True)
 
+    def forget(self, variable: str) -> None:
+        from prefect.variables import Variable
+
+        Variable.unset(variable)
+
     def read(self, variable: str) -> Holding | None:
         from prefect.variables import Variable
 
@@ -174,14 +188,33 @@ class Server:
             return None
 
 
-class _Entered(contextlib.AbstractContextManager[None]):
-    """An entered context manager, exited once with the block."""
+class _Lease(contextlib.AbstractContextManager[None]):
+    """A held slot: a thread renews its lease at three quarters of its length until the block
+    ends, then the lease is released. A renewal that fails is logged (the server may have freed
+    the slot: a cycle then says so rather than stopping midway)."""
 
-    def __init__(self, entered: contextlib.AbstractContextManager[None]) -> None:
-        self._entered = entered
+    def __init__(self, lease: str) -> None:
+        self.lease = lease
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._renew,),
+                                        name="modelcycle-slot-lease", daemon=True)  # with Prefect's settings
+        self._thread.start()
+
+    def _renew(self) -> None:
+        from prefect.client.orchestration import get_client
+
+        while not self._stop.wait(LEASE_SECONDS * 0.75):
+            try:
+                with get_client(sync_client=True) as client:
+                    client.renew_concurrency_lease(UUID(self.lease), LEASE_SECONDS)
+            except Exception as exc:  # noqa: BLE001 - a renewal never stops the cycle
+                log.warning("could not renew the lease of the model's slot (%s): %s", self.lease, exc)
 
     def __exit__(self, *exc: Any) -> None:
-        self._entered.__exit__(*exc)
+        self._stop.set()
+        self._thread.join(timeout=5)
+        with contextlib.suppress(Exception):  # an unanswered release: the lease expires by itself
+            Server().release(self.lease)
 
 
 @contextlib.contextmanager
@@ -202,9 +235,12 @@ def hold(model: str, run: str, *, say: Callable[[str], None], server: Server | N
             with _guard:
                 _held[name] -= 1
         return
+    from modelcycle.lifecycle.effects import process_id
+
     server = server or Server()
     variable = holder_variable(model)
     said = False
+    freed: set[str] = set()
     while True:
         try:
             slot = server.acquire(name, flow_run_id)
@@ -213,9 +249,14 @@ def hold(model: str, run: str, *, say: Callable[[str], None], server: Server | N
             continue
         if slot is not None:
             break
+        holding = server.read(variable)
+        if holding is not None and holding.lease and holding.lease not in freed and holding.gone():
+            freed.add(holding.lease)
+            say(f"{holding.describe()} stopped while it held the cycle of {model}: its slot is free again")
+            server.release(holding.lease)
+            continue
         if not said:
-            text = waiting_message(model, server.read(variable))
-            say(text)
+            say(waiting_message(model, holding))
             said = True
         time.sleep(POLL_SECONDS)
     with slot:
@@ -224,8 +265,10 @@ def hold(model: str, run: str, *, say: Callable[[str], None], server: Server | N
         try:
             with contextlib.suppress(Exception):  # the note only feeds a waiting cycle's message
                 server.note(variable, Holding(run, machine(), datetime.now(UTC).isoformat(timespec="seconds"),
-                                              worker()))
+                                              worker(), process_id(), getattr(slot, "lease", None)))
             yield
         finally:
             with _guard:
                 _held.pop(name, None)
+            with contextlib.suppress(Exception):  # the slot is still ours: no other note to remove
+                server.forget(variable)

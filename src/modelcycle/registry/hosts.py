@@ -13,6 +13,9 @@ from modelcycle.registry.base import Registry
 
 #: the tag of a cycle's MLflow run naming the machine it ran on
 HOST_TAG = "modelcycle.host"
+#: the tag of a run copied by `modelcycle backends migrate`: the run's id in the old store (as in
+#: :mod:`modelcycle.registry.migrate`, which imports MLflow: not imported from there)
+MIGRATED_FROM = "modelcycle.migrated_from"
 
 
 def of_runs(reg: Registry, experiment: str, run_ids: Iterable[str | None]) -> dict[str, str]:
@@ -21,5 +24,13 @@ def of_runs(reg: Registry, experiment: str, run_ids: Iterable[str | None]) -> di
     wanted = {r for r in run_ids if r}
     if not wanted:
         return {}
-    return {run.run_id: run.tags[HOST_TAG] for run in reg.find_runs(experiment, {})
-            if run.run_id in wanted and run.tags.get(HOST_TAG)}
+    found: dict[str, str] = {}
+    for run in reg.find_runs(experiment, {}):
+        host = run.tags.get(HOST_TAG)
+        if not host:
+            continue
+        # a run copied by `backends migrate` answers for the id it had (the records of the past keep it)
+        for ident in (run.run_id, run.tags.get(MIGRATED_FROM)):
+            if ident in wanted:
+                found[ident] = host
+    return found

@@ -4,9 +4,9 @@ its name, the message a waiting cycle gives, a missing limit created, re-entranc
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -23,6 +23,8 @@ class FakeServer(modellock.Server):
         self.created: list[str] = []
         self.notes: dict[str, Holding] = {}
         self.attempts = 0
+        self.leases: dict[str, threading.Lock] = {}  # lease id -> the slot it holds
+        self.released: list[str] = []
 
     def acquire(self, name: str, holder_id: str | None) -> contextlib.AbstractContextManager[None] | None:
         self.attempts += 1
@@ -31,15 +33,27 @@ class FakeServer(modellock.Server):
         slot = self.limits.setdefault(name, threading.Lock())
         if not slot.acquire(blocking=False):
             return None
+        lease = f"lease-{self.attempts}"
+        self.leases[lease] = slot
+        server = self
 
-        @contextlib.contextmanager
-        def held() -> Iterator[None]:
-            try:
-                yield
-            finally:
-                slot.release()
+        class Held(contextlib.AbstractContextManager[None]):
+            def __init__(self) -> None:
+                self.lease = lease
 
-        return held()
+            def __exit__(self, *exc: object) -> None:
+                server.release(lease)
+
+        return Held()
+
+    def release(self, lease: str) -> None:
+        self.released.append(lease)
+        slot = self.leases.pop(lease, None)
+        if slot is not None:
+            slot.release()
+
+    def forget(self, variable: str) -> None:
+        self.notes.pop(variable, None)
 
     def create(self, name: str) -> None:
         self.created.append(name)
@@ -86,10 +100,67 @@ def test_a_second_cycle_of_the_model_waits_and_says_for_whom(monkeypatch: pytest
     monkeypatch.setenv(modellock.HOST_ENV, "host-b")
     with modellock.hold("taxifare", "2015-02", say=said.append, server=server):
         order.append("second in")
+        assert server.notes["modelcycle_holder_taxifare"].host == "host-b"  # the holder now
     thread.join()
     assert order == ["first in", "first out", "second in"]
     assert said == ["waiting for 2015-01 on host-a (worker host-a-123) to finish the cycle of taxifare"]
-    assert server.notes["modelcycle_holder_taxifare"].host == "host-b"  # the holder now
+    assert "modelcycle_holder_taxifare" not in server.notes  # a holder that finished leaves no note
+
+
+def _dead_process() -> str:
+    """``host:pid:start`` of a process of this machine that has ended."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    start = int(psutil.Process(child.pid).create_time())
+    child.wait()
+    return f"{socket.gethostname()}:{child.pid}:{start}"
+
+
+def test_a_holder_whose_process_is_gone_on_this_machine_has_its_slot_freed_at_once() -> None:
+    server = FakeServer()
+    slot = server.acquire("modelcycle-taxifare", None)  # taken by a process that then died
+    assert slot is not None
+    crashed = Holding("2015-01", "host-a", "2026-11-28T10:00:00+00:00", None, _dead_process(), slot.lease)  # type: ignore[attr-defined]
+    server.notes["modelcycle_holder_taxifare"] = crashed
+    said: list[str] = []
+    started = time.monotonic()
+    with modellock.hold("taxifare", "2015-02", say=said.append, server=server):
+        assert time.monotonic() - started < 1
+    assert server.released[0] == crashed.lease
+    assert said == ["2015-01 on host-a stopped while it held the cycle of taxifare: its slot is free again"]
+
+
+@pytest.mark.parametrize("process", ["other-machine:1:1", "alive", ""])
+def test_a_holder_that_may_still_run_keeps_its_slot(process: str) -> None:
+    import os
+
+    import psutil
+
+    if process == "alive":
+        process = f"{socket.gethostname()}:{os.getpid()}:{int(psutil.Process().create_time())}"
+    server = FakeServer()
+    slot = server.acquire("modelcycle-taxifare", None)
+    assert slot is not None
+    server.notes["modelcycle_holder_taxifare"] = Holding("2015-01", "host-a", "now", None, process or None,
+                                                         slot.lease)  # type: ignore[attr-defined]
+    said: list[str] = []
+
+    def hold_it() -> None:
+        with modellock.hold("taxifare", "2015-02", say=said.append, server=server):
+            said.append("in")
+
+    waiter = threading.Thread(target=hold_it, daemon=True)
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive() and server.released == []  # it waits: nothing is taken from the holder
+    assert said == ["waiting for 2015-01 on host-a to finish the cycle of taxifare"]
+    slot.__exit__(None, None, None)  # the holder finishes
+    waiter.join(5)
+    assert said[-1] == "in"
 
 
 def test_cycles_of_two_models_do_not_wait_for_each_other() -> None:

@@ -29,3 +29,15 @@ def test_no_run_asked_for_asks_the_registry_nothing():
     assert hosts.of_runs(Down(), "rides", [None, ""]) == {}
     with pytest.raises(AssertionError):
         hosts.of_runs(Down(), "rides", ["abc"])
+
+
+def test_a_run_copied_to_another_server_answers_for_the_id_it_had():
+    from modelcycle.registry.migrate import MIGRATED_FROM
+
+    assert hosts.MIGRATED_FROM == MIGRATED_FROM
+    reg = MemoryRegistry()
+    copy = reg.start_run(experiment="rides", run_name="cycle 2015-02",
+                         tags={hosts.HOST_TAG: "host-a", MIGRATED_FROM: "old-run-id"})
+    # the notifications and alias history written before the move name the old id
+    assert hosts.of_runs(reg, "rides", ["old-run-id"]) == {"old-run-id": "host-a"}
+    assert hosts.of_runs(reg, "rides", [copy, "old-run-id"]) == {copy: "host-a", "old-run-id": "host-a"}
