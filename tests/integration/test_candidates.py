@@ -8,27 +8,19 @@ import json
 import time
 
 import pytest
-import yaml
 
 from tests.integration.helpers import cli
+from tests.unit.minimal import with_candidates
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 
-def _configure(ws, candidates, **orchestration):
-    params = yaml.safe_load((ws / "params.yaml").read_text())
-    params["candidates"] = candidates
-    (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    if orchestration:
-        config = yaml.safe_load((ws / "modelcycle.yaml").read_text())
-        config["orchestration"] = orchestration
-        (ws / "modelcycle.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def test_three_candidates_on_dask_promote_the_better_one(champion_ws, capsys):
     from mlflow import MlflowClient
 
-    _configure(champion_ws, {"stump": {"n_estimators": 1, "num_leaves": 2},
+    with_candidates(champion_ws, {"stump": {"n_estimators": 1, "num_leaves": 2},
                              "shallow": {"n_estimators": 3, "num_leaves": 2},
                              "full": {}},
                task_runner="dask", dask_address=None, dask_workers=2)
@@ -66,7 +58,7 @@ def test_three_candidates_on_dask_promote_the_better_one(champion_ws, capsys):
 
 
 def test_a_candidate_key_the_estimator_does_not_take_is_named(champion_ws, capsys):
-    _configure(champion_ws, {"good": {}, "typo": {"n_estimaters": 7}})
+    with_candidates(champion_ws, {"good": {}, "typo": {"n_estimaters": 7}})
     code, out, err = cli(capsys, "-w", str(champion_ws), "run", "--window", "2015-01")
     assert code != 0
     assert "candidate 'typo'" in err and "candidates.typo.n_estimaters" in err and "n_estimators" in err, err
@@ -82,7 +74,7 @@ def test_an_unreachable_dask_scheduler_fails_in_seconds_and_changes_nothing(cham
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     address = f"tcp://127.0.0.1:{port}"
-    _configure(champion_ws, {"small": {"num_leaves": 7}, "full": {}}, task_runner="dask", dask_address=address)
+    with_candidates(champion_ws, {"small": {"num_leaves": 7}, "full": {}}, task_runner="dask", dask_address=address)
     before = head(champion_ws)
     files = {p: (champion_ws / p).read_bytes() for p in ("params.yaml", "dvc.lock", "reports/metrics.json")}
     started = time.perf_counter()
@@ -106,7 +98,7 @@ def test_dvc_exp_run_changing_a_candidate_retrains_and_the_gate_chooses(champion
 
     import modelcycle
 
-    _configure(champion_ws, {"stump": {"n_estimators": 1, "num_leaves": 2}, "full": {}})
+    with_candidates(champion_ws, {"stump": {"n_estimators": 1, "num_leaves": 2}, "full": {}})
     subprocess.run(["git", "commit", "-q", "-m", "two candidates", "params.yaml"], cwd=champion_ws, check=True)
     code, out, err = cli(capsys, "-w", str(champion_ws), "--verbose", "run", "--window", "2015-03")
     assert code == 0, out + err

@@ -8,29 +8,21 @@ from __future__ import annotations
 import sys
 
 import pytest
-import yaml
 
 from modelcycle.errors import ConfigError
 from modelcycle.lifecycle import flows, services
 from modelcycle.notify import Notifier
 from modelcycle.registry.history import moves
 from tests.unit.lifecycle.conftest import Fakes
+from tests.unit.minimal import with_candidates
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
-def _candidates(root, candidates, **orchestration):
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["candidates"] = candidates
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    if orchestration:
-        config = yaml.safe_load((root / "modelcycle.yaml").read_text())
-        config["orchestration"] = orchestration
-        (root / "modelcycle.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def test_candidates_in_threads_the_chosen_one_is_registered_and_named(fakes: Fakes) -> None:
-    _candidates(fakes.root, {"stump": {"n_estimators": 1, "num_leaves": 2}, "trees": {}})
+    with_candidates(fakes.root, {"stump": {"n_estimators": 1, "num_leaves": 2}, "trees": {}})
     events: list = []
 
     def factory(ws):
@@ -60,7 +52,7 @@ def test_candidates_in_threads_the_chosen_one_is_registered_and_named(fakes: Fak
 
 
 def test_dask_without_the_extra_names_the_extra(fakes: Fakes, monkeypatch) -> None:
-    _candidates(fakes.root, {"a": {}, "b": {"num_leaves": 7}}, task_runner="dask")
+    with_candidates(fakes.root, {"a": {}, "b": {"num_leaves": 7}}, task_runner="dask")
     monkeypatch.setitem(sys.modules, "prefect_dask", None)  # as if not installed
     before = fakes.snapshot()
     with pytest.raises(ConfigError) as raised:
@@ -72,7 +64,7 @@ def test_dask_without_the_extra_names_the_extra(fakes: Fakes, monkeypatch) -> No
 
 
 def test_a_candidate_key_the_estimator_does_not_take_names_the_candidate(fakes: Fakes) -> None:
-    _candidates(fakes.root, {"good": {}, "typo": {"n_estimaters": 7}})
+    with_candidates(fakes.root, {"good": {}, "typo": {"n_estimaters": 7}})
     with pytest.raises(ConfigError) as raised:
         flows.run(fakes.root, "2015-01")
     assert "params.yaml candidate 'typo'" in raised.value.message

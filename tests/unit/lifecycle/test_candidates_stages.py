@@ -23,20 +23,13 @@ from modelcycle.notify import CycleOutcome
 from modelcycle.versioning import setup
 from tests.pipeline_fixture import DVC_YAML
 from tests.unit.lifecycle.conftest import Fakes
+from tests.unit.minimal import with_candidates
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 CANDIDATES = {"stump": {"n_estimators": 1, "num_leaves": 2}, "trees": {}}
 
 
-def _configure(root, candidates, **orchestration) -> None:
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["candidates"] = candidates
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    if orchestration:
-        config = yaml.safe_load((root / "modelcycle.yaml").read_text())
-        config["orchestration"] = orchestration
-        (root / "modelcycle.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def _free_port() -> int:
@@ -55,7 +48,7 @@ def _stages(fakes: Fakes, monkeypatch, window: str) -> dict[str, str]:
 
 
 def test_step_train_keeps_the_candidate_a_cycle_chooses(fakes: Fakes, tmp_path, monkeypatch) -> None:
-    _configure(fakes.root, CANDIDATES)
+    with_candidates(fakes.root, CANDIDATES)
     cycled = fakes.clone_to(tmp_path / "cycled")
     from modelcycle.lifecycle import services
 
@@ -99,7 +92,7 @@ def test_the_result_table_names_the_chosen_candidate() -> None:
 
 def test_an_unreachable_dask_scheduler_stops_the_cycle_before_anything_changes(fakes: Fakes) -> None:
     port = _free_port()
-    _configure(fakes.root, CANDIDATES, task_runner="dask", dask_address=f"tcp://127.0.0.1:{port}")
+    with_candidates(fakes.root, CANDIDATES, task_runner="dask", dask_address=f"tcp://127.0.0.1:{port}")
     before = fakes.snapshot()
     started = time.perf_counter()
     with pytest.raises(ConfigError) as raised:
@@ -114,11 +107,11 @@ def test_an_unreachable_dask_scheduler_stops_the_cycle_before_anything_changes(f
 
 def test_the_scheduler_is_asked_only_when_candidates_train_on_it(fakes: Fakes) -> None:
     address = f"tcp://127.0.0.1:{_free_port()}"
-    _configure(fakes.root, {}, task_runner="dask", dask_address=address)
+    with_candidates(fakes.root, {}, task_runner="dask", dask_address=address)
     runners.preflight(Workspace.load(fakes.root))  # no candidates: nothing trains on Dask
-    _configure(fakes.root, CANDIDATES, task_runner="threads", dask_address=address)
+    with_candidates(fakes.root, CANDIDATES, task_runner="threads", dask_address=address)
     runners.preflight(Workspace.load(fakes.root))
-    _configure(fakes.root, CANDIDATES, task_runner="dask", dask_address=address)
+    with_candidates(fakes.root, CANDIDATES, task_runner="dask", dask_address=address)
     with pytest.raises(ConfigError, match="does not answer"):
         runners.preflight(Workspace.load(fakes.root))
 
