@@ -108,7 +108,7 @@ def cycle_reference(ws: Workspace, source: Source, champion: ModelVersion, windo
     if trained is not None and trained.label == window.label:
         return clean, f"this cycle's rows (v{champion.version} was trained on {window})"
     if trained is not None and trained.end == window.start and ws.params.data.history_months > 0:
-        history = _before(clean, stamps(clean, ws.config.data.timestamp) < window.start)
+        history = _marked(clean, stamps(clean, ws.config.data.timestamp) < window.start)
         if len(history):
             return history, f"this cycle's history rows (v{champion.version} was trained to {trained})"
     if trained is not None:
@@ -147,9 +147,7 @@ def _overlapping(ws: Workspace, source: Source, champion: ModelVersion, trained:
     if lo >= hi:
         return None
     at = stamps(clean, ws.config.data.timestamp)
-    first, stop = int((at < lo).sum()), int((at < hi).sum())
-    inside = (at >= lo) & (at < hi)
-    shared = clean.iloc[first:stop] if int(inside.sum()) == stop - first else clean[inside]
+    shared = _marked(clean, (at >= lo) & (at < hi))
     parts: list[pd.DataFrame] = []
     fetched: list[str] = []
     for a, b in ((start, min(end, have[0])), (max(start, have[1]), end)):
@@ -167,11 +165,12 @@ def _overlapping(ws: Workspace, source: Source, champion: ModelVersion, trained:
     return (parts[0] if len(parts) == 1 else _Joined(parts)), said
 
 
-def _before(frame: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
-    """``frame[mask]``; a slice of ``frame`` (no copy) when the marked rows are its first ones,
-    as the history rows of a cycle's clean rows (sorted by time) are."""
+def _marked(frame: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
+    """``frame[mask]``; a slice of ``frame`` (no copy) when the marked rows are one run of
+    rows, as the rows of a time range of a cycle's clean rows (sorted by time) are."""
     n = int(mask.sum())
-    return frame.iloc[:n] if bool(mask.iloc[:n].all()) else frame[mask]
+    first = int(mask.to_numpy().argmax()) if n else 0
+    return frame.iloc[first:first + n] if bool(mask.iloc[first:first + n].all()) else frame[mask]
 
 
 def window_rows(ws: Workspace, raw: pd.DataFrame, window: Window) -> pd.DataFrame:

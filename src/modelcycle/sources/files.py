@@ -140,8 +140,7 @@ class FileSource:
             shown = [str(v) for v in frame.loc[bad, _UNPLACED].unique()[:3]]
             frame = frame[~bad].reset_index(drop=True)
             frame.attrs[UNPLACED] = {self.timestamp: (int(bad.sum()), shown)}
-        rows = frame.drop(columns=[_UNPLACED])
-        rows.attrs.update(frame.attrs)
+        rows = frame.drop(columns=[_UNPLACED])  # attrs kept
         rows.attrs[ORDERED] = True  # equal timestamps by DuckDB's hash of the row
         return rows
 

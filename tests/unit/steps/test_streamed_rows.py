@@ -13,7 +13,7 @@ import pytest
 
 from modelcycle.config.models import DataConfig
 from modelcycle.examples.taxifare.features import TAXI_FEATURES, taxi_features
-from modelcycle.lifecycle.driftcheck import _before
+from modelcycle.lifecycle.driftcheck import _marked
 from modelcycle.steps import split as sp
 from modelcycle.steps import validate as va
 from modelcycle.steps.features import FeatureBlock
@@ -131,13 +131,17 @@ def test_the_split_still_refuses_too_few_held_out_rows_and_no_training_rows() ->
         sp.chronological(only_window, timestamp="ts", window_start=START, window_end=END, holdout_fraction=0.3)
 
 
-def test_history_for_drift_is_a_slice_when_it_leads_and_a_mask_otherwise() -> None:
+def test_rows_for_drift_are_a_slice_when_they_are_one_run_and_a_mask_otherwise() -> None:
     frame = _frame()
     leading = frame["ts"] < START
-    assert np.shares_memory(_before(frame, leading)["x"].to_numpy(), frame["x"].to_numpy())
-    pd.testing.assert_frame_equal(_before(frame, leading), frame[leading])
+    assert np.shares_memory(_marked(frame, leading)["x"].to_numpy(), frame["x"].to_numpy())
+    pd.testing.assert_frame_equal(_marked(frame, leading), frame[leading])
+    inner = (frame["ts"] >= START) & (frame["ts"] < END)  # a time range inside sorted rows
+    assert np.shares_memory(_marked(frame, inner)["x"].to_numpy(), frame["x"].to_numpy())
+    pd.testing.assert_frame_equal(_marked(frame, inner), frame[inner])
     scattered = frame["n"] == 1
-    pd.testing.assert_frame_equal(_before(frame, scattered), frame[scattered])
+    pd.testing.assert_frame_equal(_marked(frame, scattered), frame[scattered])
+    pd.testing.assert_frame_equal(_marked(frame, frame["ts"] < pd.Timestamp("1900-01-01")), frame.iloc[:0])
 
 
 # memory: tracemalloc's peak (numpy's buffers are traced), on 200,000 rows -------------------------
