@@ -13,23 +13,12 @@ import pytest
 
 from modelcycle.config import Workspace
 from modelcycle.config.live import is_alive, live_servers, read_servers
-
-CONFIG = """
-name: rides
-source: {kind: files, url: "data/*.csv"}
-data:
-  timestamp: ts
-  target: y
-  columns: {ts: datetime, y: float, x: float}
-metric: mae
-gate: {threshold: 2.5}
-"""
+from tests.unit.minimal import CONFIG, no_backend_variables
 
 
 @pytest.fixture
 def root(tmp_path, monkeypatch) -> Path:
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PREFECT_API_URL"):
-        monkeypatch.delenv(var, raising=False)
+    no_backend_variables(monkeypatch)
     (tmp_path / "modelcycle.yaml").write_text(CONFIG)
     (tmp_path / ".modelcycle").mkdir(mode=0o700)
     return tmp_path

@@ -12,23 +12,12 @@ import pytest
 
 from modelcycle.config import Workspace
 from modelcycle.lifecycle import servers
-
-CONFIG = """
-name: rides
-source: {kind: files, url: "data/*.csv"}
-data:
-  timestamp: ts
-  target: y
-  columns: {ts: datetime, y: float, x: float}
-metric: mae
-gate: {threshold: 2.5}
-"""
+from tests.unit.minimal import CONFIG, no_backend_variables
 
 
 @pytest.fixture
 def ws(tmp_path, monkeypatch) -> Workspace:
-    for var in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL"):
-        monkeypatch.delenv(var, raising=False)
+    no_backend_variables(monkeypatch)
     (tmp_path / "modelcycle.yaml").write_text(CONFIG)
     (tmp_path / ".modelcycle").mkdir(mode=0o700)
     return Workspace.load(tmp_path)

@@ -22,17 +22,7 @@ from modelcycle.steps.model import ModelPipeline
 from modelcycle.steps.train import TrainSpec
 from modelcycle.steps.trainers import TRAINERS, Scorable, Trainer, trainer_for
 from modelcycle.steps.trainers.sklearn import SklearnTrainer
-
-GOOD = """
-name: rides
-source: {kind: files, url: "data/*.csv"}
-data:
-  timestamp: ts
-  target: y
-  columns: {ts: datetime, y: float, x: float}
-metric: mae
-gate: {threshold: 2.5}
-"""
+from tests.unit.minimal import CONFIG as GOOD
 
 
 class FakeEntryPoint:
