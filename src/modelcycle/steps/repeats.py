@@ -60,11 +60,16 @@ def _tied(column: pd.Series, at: np.ndarray) -> np.ndarray:
     values = column.to_numpy()[at].view(np.int64)
     if bool((values == np.iinfo(np.int64).min).any()) or not bool((values[1:] >= values[:-1]).all()):  # NaT, unsorted
         return at
-    same = values[1:] == values[:-1]
-    tied = np.zeros(len(at), dtype=bool)
+    return at[in_ties(values)]
+
+
+def in_ties(ordered: np.ndarray) -> np.ndarray:
+    """A boolean mask of the positions of sorted ``ordered`` whose value a neighbour shares."""
+    same = ordered[1:] == ordered[:-1]
+    tied = np.zeros(len(ordered), dtype=bool)
     tied[1:] |= same
     tied[:-1] |= same
-    return at[tied]
+    return tied
 
 
 def _key(frame: pd.DataFrame, at: np.ndarray) -> np.ndarray | None:

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from modelcycle.errors import VersioningError
+from modelcycle.steps.repeats import in_ties
 
 #: The manifests' format, written into each (a reader refuses a format it does not know).
 FORMAT = "modelcycle.manifest/1"
@@ -175,13 +176,9 @@ def _order(frame: pd.DataFrame, key: np.ndarray) -> np.ndarray | None:
     if n > 1 and not bool((key[1:] >= key[:-1]).all()):
         order = np.argsort(key, kind="stable")
     ordered = key if order is None else key[order]
-    same = ordered[1:] == ordered[:-1]
-    if not same.any():
+    at = np.flatnonzero(in_ties(ordered))
+    if not len(at):
         return order
-    in_tie = np.zeros(n, dtype=bool)
-    in_tie[1:] |= same
-    in_tie[:-1] |= same
-    at = np.flatnonzero(in_tie)
     rows = at if order is None else order[at]
     hashes = _row_hashes(frame.iloc[rows])
     by = np.lexsort((hashes, ordered[at]))  # ties stay in their places, sorted by hash
