@@ -187,6 +187,8 @@ def compare(cycle: Cycle, got: Gathered) -> Compared:
     what = (f"{len(many)} candidates ({svc.ws.config.orchestration.task_runner})" if many else "the challenger")
     cycle.say(f"training {what} on {len(split.train)} rows, "
               f"scoring the champion on {len(split.holdout)} held-out rows")
+    assert cycle.writes is not None
+    cycle.writes.release()  # the gathered rows' files and digests, on the core the fit leaves idle
     trained_f = None if many else tasks.train_challenger_task.submit(svc, split.train)
     champion_f = tasks.evaluate_champion_task.submit(svc, cycle.champion, split.holdout)
     floor_f = tasks.noise_floor_task.submit(svc, split.holdout) if svc.ws.config.reference else None
@@ -219,7 +221,6 @@ def compare(cycle: Cycle, got: Gathered) -> Compared:
     if floor is not None:
         result.noise_floor = floor.noise_floor
         timer.add("noise_floor", floor.seconds)
-    assert cycle.writes is not None
     cycle.writes.wait()  # every stage output on disk before DVC records it
     model_uri: str = logged_f.result()
     timer.lap("outputs_ready")  # what the background writes and the upload still needed
@@ -461,7 +462,7 @@ def announce(svc: Services, result: CycleResult) -> list[str]:
 def _tracking(cycle: Cycle) -> Iterator[None]:
     """The run's system metrics and the stage outputs' background writes, for the phases."""
     assert cycle.run_id is not None
-    with cycle.svc.registry.system_metrics(cycle.run_id), stages.BackgroundWrites() as writes:
+    with cycle.svc.registry.system_metrics(cycle.run_id), stages.BackgroundWrites(hold=True) as writes:
         cycle.writes = writes
         yield
 
