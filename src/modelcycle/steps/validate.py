@@ -41,7 +41,7 @@ import pandas as pd
 
 from modelcycle.config.models import DataConfig, RuleConfig
 from modelcycle.errors import EmptyWindowError, SchemaError
-from modelcycle.steps import imagecheck, repeats
+from modelcycle.steps import frames, imagecheck, repeats
 
 _EXAMPLES = 3
 
@@ -399,9 +399,9 @@ def validate_rows(frame: pd.DataFrame, data: DataConfig, *, window_start: dateti
 
 def kept_rows(typed: pd.DataFrame, keep: pd.Series, data: DataConfig) -> pd.DataFrame:
     """The rows ``keep`` marks, sorted by the timestamp (stable), indexed from 0: one copy of the
-    kept rows at most (none when every row is kept), and no sort when they arrive in order (a
-    source that reads in time order)."""
-    rows = typed if bool(keep.all()) else typed[keep]
+    kept rows at most (none when every row is kept; run by run when few are dropped), and no
+    sort when they arrive in order (a source that reads in time order)."""
+    rows = typed if bool(keep.all()) else frames.kept(typed, keep.to_numpy(dtype=bool))
     if not rows[data.timestamp].is_monotonic_increasing:
         rows = rows.sort_values(data.timestamp, kind="stable")
     clean = rows.reset_index(drop=True)

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from modelcycle.errors import VersioningError
+from modelcycle.steps import frames
 from modelcycle.steps.repeats import in_ties
 
 #: The manifests' format, written into each (a reader refuses a format it does not know).
@@ -379,11 +380,8 @@ def read(folder: Path, partitions: Sequence[Partition] | None = None, *, where: 
 
 def ranges(mask: np.ndarray) -> list[list[int]]:
     """The ``[start, stop)`` ranges of the true positions of a boolean ``mask``."""
-    mask = np.asarray(mask, dtype=bool)
-    if not mask.any():
-        return []
-    edges = np.flatnonzero(np.diff(np.concatenate(([False], mask, [False])).astype("int8")))
-    return [[int(a), int(b)] for a, b in zip(edges[::2], edges[1::2], strict=True)]
+    starts, stops = frames.runs(mask)
+    return [[int(a), int(b)] for a, b in zip(starts.tolist(), stops.tolist(), strict=True)]
 
 
 def positions(spans: Sequence[Sequence[int]], n: int) -> np.ndarray:
