@@ -32,7 +32,7 @@ missing) counts as empty, and ``not_null`` decides about the row.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +42,7 @@ import pandas as pd
 from modelcycle.config.models import DataConfig, RuleConfig
 from modelcycle.errors import EmptyWindowError, SchemaError
 from modelcycle.steps import frames, imagecheck, repeats
+from modelcycle.steps.validation_report import ValidationReport as ValidationReport  # validate()'s report
 
 _EXAMPLES = 3
 
@@ -297,64 +298,6 @@ def _typed(frame: pd.DataFrame, columns: Mapping[str, str], where: str
             failures.append((type_label(name, kind), parsed.bad, _example_list(frame[name][parsed.bad])))
         out[name] = _final(parsed, kind)
     return out, failures
-
-
-@dataclass
-class ValidationReport:
-    """How many rows came in and went out, which rule dropped how many, and for the rules that
-    are about a cell's type, a few of the values that did not parse."""
-
-    rows_in: int
-    rows_out: int
-    window_rows_in: int
-    window_rows_out: int
-    dropped: dict[str, int] = field(default_factory=dict)
-    examples: dict[str, list[str]] = field(default_factory=dict)
-    #: classification: the window's valid rows per class (as text), largest first
-    class_counts: dict[str, int] = field(default_factory=dict)
-    #: classes rules.<target>.allowed lists that have no valid row in the window
-    empty_classes: list[str] = field(default_factory=list)
-    #: the window's largest class count / its smallest (classes with rows); None when not classification
-    class_imbalance: float | None = None
-    #: the imbalance limit in force (data.max_class_ratio or its default); None: no limit
-    max_class_ratio: float | None = None
-    #: what is wrong with the window as a whole (empty classes, imbalance), in words
-    window_problems: list[str] = field(default_factory=list)
-
-    @property
-    def rows_dropped(self) -> int:
-        return self.rows_in - self.rows_out
-
-    @property
-    def window_invalid_fraction(self) -> float:
-        return 0.0 if not self.window_rows_in else 1 - self.window_rows_out / self.window_rows_in
-
-    def suspect(self, max_invalid_fraction: float) -> str | None:
-        """Why the window's data is suspect (too many rows dropped, an empty class, an imbalance
-        beyond the limit), in words; None when it is not."""
-        reasons = list(self.window_problems)
-        if self.window_invalid_fraction > max_invalid_fraction:
-            reasons.insert(0, f"{self.window_invalid_fraction:.0%} of the window's rows failed validation "
-                              f"(limit {max_invalid_fraction:.0%})")
-        return "; ".join(reasons) or None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["rows_dropped"] = self.rows_dropped
-        d["window_invalid_fraction"] = round(self.window_invalid_fraction, 6)
-        return d
-
-    def _rule(self, rule: str, n: int) -> str:
-        shown = self.examples.get(rule)
-        return f"{rule}: {n}" + (f" (e.g. {', '.join(shown)})" if shown else "")
-
-    def summary(self) -> str:
-        problems = "".join(f"; {p}" for p in self.window_problems)
-        if not self.dropped:
-            return f"{self.rows_in} rows, all valid{problems}"
-        parts = ", ".join(self._rule(rule, n) for rule, n in sorted(self.dropped.items(), key=lambda kv: -kv[1]))
-        return (f"{self.rows_dropped} of {self.rows_in} rows dropped ({parts}); "
-                f"window: {self.window_invalid_fraction:.1%} invalid{problems}")
 
 
 def _allowed(col: pd.Series, kind: str, allowed: list[Any]) -> pd.Series:
