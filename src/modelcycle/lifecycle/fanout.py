@@ -28,7 +28,7 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from modelcycle.config import Workspace
-from modelcycle.errors import ConfigError, ModelcycleError
+from modelcycle.errors import ConfigError, ModelcycleError, WorkspaceError
 from modelcycle.gate import Choice, Policy
 from modelcycle.lifecycle import runners, stages
 from modelcycle.steps.evaluate import Scores
@@ -260,15 +260,17 @@ def step_train(ws: Workspace, train_rows: pd.DataFrame, holdout: pd.DataFrame, s
 
 def _data_problem(ws: Workspace) -> str | None:
     """Why the window's data is suspect, from the validate stage's report (None without one)."""
-    import dataclasses
     import json
 
-    from modelcycle.steps.validate import ValidationReport
+    from modelcycle.steps.validation_report import ValidationReport
 
     path = ws.path(stages.VALIDATION)
     if not path.is_file():
         return None
-    found = json.loads(path.read_text(encoding="utf-8"))
-    names = {f.name for f in dataclasses.fields(ValidationReport)}
-    report = ValidationReport(**{k: v for k, v in found.items() if k in names})
+    try:
+        report = ValidationReport.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:  # a JSONDecodeError is a ValueError
+        raise WorkspaceError(f"{path} cannot be read as a validation report: {exc}",
+                             "it is the validate stage's output: run `modelcycle step validate` "
+                             "(or `dvc repro`) to write it again") from None
     return report.suspect(ws.config.data.max_invalid_fraction)
