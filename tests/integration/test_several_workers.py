@@ -59,16 +59,18 @@ class Machine:
 
 
 def cycles(ws: Path) -> dict[str, dict[str, Any]]:
-    """The cycles' MLflow runs of a workspace by window: when each ran (ms), on which host, its id."""
+    """The cycles' MLflow runs of a workspace by window: when each ran (ms), on which host and
+    worker, its id."""
     con = sqlite3.connect(ws / ".modelcycle" / "mlflow.db")
     try:
         rows = con.execute(
-            "SELECT w.value, r.start_time, r.end_time, h.value, r.run_uuid FROM runs r "
+            "SELECT w.value, r.start_time, r.end_time, h.value, k.value, r.run_uuid FROM runs r "
             "JOIN tags w ON w.run_uuid = r.run_uuid AND w.key = 'modelcycle.window' "
-            "LEFT JOIN tags h ON h.run_uuid = r.run_uuid AND h.key = 'modelcycle.host'").fetchall()
+            "LEFT JOIN tags h ON h.run_uuid = r.run_uuid AND h.key = 'modelcycle.host' "
+            "LEFT JOIN tags k ON k.run_uuid = r.run_uuid AND k.key = 'modelcycle.worker'").fetchall()
     finally:
         con.close()
-    return {w: {"start": s, "end": e, "host": h, "run": r} for w, s, e, h, r in rows}
+    return {w: {"start": s, "end": e, "host": h, "worker": k, "run": r} for w, s, e, h, k, r in rows}
 
 
 def when(text: str) -> datetime:
@@ -163,13 +165,19 @@ def test_two_machines_two_models_one_lock(cli_champion_ws: Path, cli_champion_te
         print(f"one model: cycles {first['start']}..{first['end']} and {second['start']}..{second['end']} (ms)")
         assert first["end"] <= second["start"], got
         assert got["2015-03"]["host"] == "host-c" and got["2015-02"]["host"] in ("host-a", "host-b")
-        # `history` shows each cycle's move with the host its run carries
+        # each deployed cycle's run names the worker that started it; the typed one names none
+        assert got["2015-03"]["worker"] is None and got["2015-02"]["worker"] in names, got
+        assert got["2015-02"]["worker"].startswith(got["2015-02"]["host"] + "-"), got  # the worker of its machine
+        assert cycles(fares)["2015-01"]["worker"] in names
+        # `history` shows each cycle's move with the host and the worker its run carries
         shown = longlived.cli(url, taxi, "history", "--json")
         assert shown.returncode == 0, shown.stdout + shown.stderr
-        host_of = {c["run"]: c["host"] for c in got.values()}
-        cycled = [m for m in json.loads(shown.stdout) if m["run_id"] in host_of]
-        assert cycled and all(m["host"] == host_of[m["run_id"]] for m in cycled), cycled
+        where = {c["run"]: (c["host"], c["worker"]) for c in got.values()}
+        cycled = [m for m in json.loads(shown.stdout) if m["run_id"] in where]
+        assert cycled and all((m["host"], m["worker"]) == where[m["run_id"]] for m in cycled), cycled
         assert {m["host"] for m in cycled} & {"host-a", "host-b", "host-c"}, cycled
+        by_window = {m["window"]: m for m in cycled}
+        assert by_window["2015-02"]["worker"] in names and by_window["2015-03"]["worker"] is None, cycled
         # the one that waited said for whom, in its Prefect log
         said = typed_log()
         assert re.search(r"2015-03: waiting for 2015-02 on host-[ab] \(worker host-[ab]-\d+\) to finish the cycle "

@@ -108,8 +108,9 @@ def worker(
     Several machines: start `modelcycle worker` on each, with the same PREFECT_API_URL (or
     backends.prefect_api_url), the same MLflow tracking server and DVC remote, and the workspace
     at the same absolute path (a shared filesystem: the deployment names it by its path). Each
-    worker takes runs from the same work pool; a run's log and its MLflow run (tag
-    modelcycle.host) say which machine and worker ran it. Cycles of different models run at
+    worker takes runs from the same work pool; a run's log and its MLflow run (tags
+    modelcycle.host and modelcycle.worker, shown by `modelcycle status` and `history`) say which
+    machine and worker ran it. Cycles of different models run at
     once; two cycles of one model wait for each other (the server's concurrency limit
     modelcycle-<model>, besides the workspace's file lock). Watch the source from one worker
     only (--no-watch on the others). Each worker keeps its own log, named after it:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -14,6 +14,9 @@ from modelcycle.cli import common
 from modelcycle.console import console, err_console
 from modelcycle.errors import ModelcycleError
 
+if TYPE_CHECKING:
+    from modelcycle.registry.hosts import Ran
+
 
 def history(
     ctx: typer.Context,
@@ -21,16 +24,16 @@ def history(
     limit: int = typer.Option(20, "--limit", min=1, help="Show the last N moves."),
     as_json: bool = typer.Option(False, "--json", help="Print the moves as a JSON list (oldest first) for "
                                  "scripts: alias, before, after, time, by, who, reason, window, flow_run_id, "
-                                 "run_id, host (the machine a cycle's move ran on; null when unknown)."),
+                                 "run_id, host (the machine a cycle's move ran on; null when unknown), worker (the "
+                                 "`modelcycle worker` that started that cycle; null when none did or unknown)."),
 ) -> None:
     """Show the history of the champion and challenger aliases, newest last: when each moved, from
-    which version to which, and by what (a cycle, with the machine it ran on, its window, Prefect
-    flow run and MLflow run; a human's `promote` or `rollback`, with who and why; the undo of a
-    cycle that was rolled back; or a move made outside modelcycle, in the MLflow UI or API, found
-    and recorded now). The
-    history is kept in the registry, where any MLflow user sees it: a tag of the registered model
-    per move (modelcycle.move.TIME.ALIAS.ID), and champion_since, champion_by and champion_reason
-    on each version."""
+    which version to which, and by what (a cycle, with the machine it ran on and the worker that
+    started it, its window, Prefect flow run and MLflow run; a human's `promote` or `rollback`,
+    with who and why; the undo of a cycle that was rolled back; or a move made outside modelcycle,
+    in the MLflow UI or API, found and recorded now). The history is kept in the registry, where
+    any MLflow user sees it: a tag of the registered model per move (modelcycle.move.TIME.ALIAS.ID),
+    and champion_since, champion_by and champion_reason on each version."""
     from modelcycle.registry import history as moves_of
     from modelcycle.registry import hosts as hosts_of
     from modelcycle.registry.base import canonical_alias
@@ -50,7 +53,9 @@ def history(
     except ModelcycleError:  # the moves are what history is for: shown without their hosts
         hosts = {}
     if as_json:
-        listed = [{**m.to_dict(), "host": hosts.get(m.run_id or "")} for m in shown]
+        where = [hosts.get(m.run_id or "", hosts_of.UNKNOWN) for m in shown]
+        listed = [{**m.to_dict(), "host": ran.host, "worker": ran.worker}
+                  for m, ran in zip(shown, where, strict=True)]
         sys.stdout.write(json.dumps(listed, indent=2) + "\n")
         if note:
             err_console.print(f"[muted]{escape(note)}[/muted]", soft_wrap=True)
@@ -110,11 +115,13 @@ def _why(move: Any) -> str:
 _BY_STYLE = {"cycle": "keep", "human": "promote", "rollback": "escalate", "outside": "error", "undo": "muted"}
 
 
-def _table(moves: list[Any], title: str, hosts: dict[str, str]) -> Table:
-    """One row per move; ``hosts``: the machine each cycle's run ran on, by run id (a dash for a
-    cycle's run without one; nothing for a move made by no cycle: a human's, one from outside)."""
+def _table(moves: list[Any], title: str, hosts: dict[str, Ran]) -> Table:
+    """One row per move; ``hosts``: where each cycle's run ran (the machine, and the worker that
+    started it), by run id (a dash for a cycle's run without a machine; nothing for a move made by
+    no cycle: a human's, one from outside)."""
     from modelcycle.cli.render import HOST_WIDTH, host_text
     from modelcycle.registry.history import named
+    from modelcycle.registry.hosts import UNKNOWN
 
     table = Table(title=title, header_style="bold", title_style="bold", pad_edge=False)
     table.add_column("time (UTC)", no_wrap=True)
@@ -125,9 +132,10 @@ def _table(moves: list[Any], title: str, hosts: dict[str, str]) -> Table:
     table.add_column("host", no_wrap=True)
     table.add_column("who / why")
     for m in moves:
+        ran = hosts.get(m.run_id or "", UNKNOWN)
         table.add_row(_time(m.time), m.alias, named(m.before, "—"), named(m.after, "—"),
                       f"[{_BY_STYLE.get(m.by, '')}]{escape(m.by)}[/]" if m.by in _BY_STYLE else escape(m.by),
-                      escape(host_text(hosts.get(m.run_id), HOST_WIDTH)) if m.run_id else "", escape(_why(m)))
+                      escape(host_text(ran.host, HOST_WIDTH, ran.worker)) if m.run_id else "", escape(_why(m)))
     return table
 
 

@@ -38,17 +38,18 @@ def _num(value: float | None, digits: int = 3) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}f}"
 
 
-#: the widest a host is shown in a table column (status, history)
-HOST_WIDTH = 16
+#: the widest a host (and its worker) is shown in a table column (status, history)
+HOST_WIDTH = 24
+#: the least of a worker's name kept when a host and its worker are cut to a width (``…4711``)
+WORKER_KEPT = 5
 
 
-def host_text(host: str | None, width: int | None = None) -> str:
-    """A machine's name as the tables show it: a dash when unknown (a cycle recorded before
-    modelcycle tagged its run with the host); within ``width``, a long name is cut to its first
-    label (``ip-10-0-3-7.eu-west-1.compute.internal``: ``ip-10-0-3-7``), then with an ellipsis."""
-    name = " ".join((host or "").split())
-    if not name:
-        return "—"
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def _cut_host(name: str, width: int | None) -> str:
+    """Within ``width``: a long name cut to its first label, then with an ellipsis."""
     if width is None or len(name) <= width:
         return name
     first = name.split(".", 1)[0]
@@ -57,8 +58,35 @@ def host_text(host: str | None, width: int | None = None) -> str:
     return name[: max(width - 1, 1)] + "…"
 
 
-def decision_line(event: Event, host: str | None = None) -> Text:
-    """One decision of the log as ``status`` shows it; ``host``: the machine its cycle ran on."""
+def host_text(host: str | None, width: int | None = None, worker: str | None = None) -> str:
+    """Where a cycle ran, as the tables show it: the machine, and the worker that started it in
+    parentheses (``host-b (host-b-4711)``); a dash when the machine is unknown (a cycle recorded
+    before modelcycle tagged its run with the host). Within ``width``: a long machine name is cut
+    to its first label (``ip-10-0-3-7.eu-west-1.compute.internal``: ``ip-10-0-3-7``), then with
+    an ellipsis; a worker's name keeps its end (``…-4711``: a worker named ``<host>-<pid>`` differs
+    from another of its machine there); too narrow for both, the machine alone."""
+    name, who = _one_line(host), _one_line(worker)
+    if not name:
+        return "—"
+    if not who:
+        return _cut_host(name, width)
+    whole = f"{name} ({who})"
+    if width is None or len(whole) <= width:
+        return whole
+    room = width - len(" ()") - min(len(who), WORKER_KEPT)  # for the machine, the worker keeping its end
+    if room < 3:
+        return _cut_host(name, width)
+    shown = _cut_host(name, room)
+    left = width - len(shown) - len(" ()")
+    if len(who) > left:  # a worker named after its machine (the default, <host>-<pid>) shows its own part
+        own = who[len(name):] if who.startswith(f"{name}-") else ""
+        who = "…" + (own if own and len(own) < left else who[len(who) - left + 1:])
+    return f"{shown} ({who})"
+
+
+def decision_line(event: Event, host: str | None = None, worker: str | None = None) -> Text:
+    """One decision of the log as ``status`` shows it; ``host``: the machine its cycle ran on,
+    ``worker``: the `modelcycle worker` that started it (``on host-b (host-b-4711)``)."""
     line = Text()
     kind = str(event.kind)
     if kind in ("approval", "rollback", "outside"):  # a move of an alias, not a cycle's decision
@@ -77,7 +105,7 @@ def decision_line(event: Event, host: str | None = None) -> Text:
         line.append(f"  champion {metric} {_num(event.champion_score)}"
                     f"  challenger {_num(event.challenger_score)}", style="muted")
     if host:
-        line.append(f"  on {host_text(host)}", style="muted")
+        line.append(f"  on {host_text(host, worker=worker)}", style="muted")
     if event.reasons:
         line.append("\n   " + "\n   ".join(event.reasons), style="muted")
     links = link_lines(event, http_only=True)  # pages a browser opens; ids and hints stay in the log

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -16,16 +16,21 @@ from modelcycle.console import console
 from modelcycle.errors import ModelcycleError
 from modelcycle.notify import Event
 
+if TYPE_CHECKING:
+    from modelcycle.registry.hosts import Ran
+
 
 def status(
     ctx: typer.Context,
     last: int = typer.Option(8, "--last", min=1, help="How many recent decisions to show."),
 ) -> None:
     """Show the champion and challenger versions with their lineage (window, git commit, DVC data
-    hash, the machine whose cycle made them, MLflow run), the source and backends in use
-    (passwords shown as ***), and the latest decisions, each with the machine its cycle ran on."""
+    hash, the machine and worker whose cycle made them, MLflow run), the source and backends in
+    use (passwords shown as ***), and the latest decisions, each with the machine (and worker)
+    its cycle ran on."""
     from modelcycle.lifecycle import backends, journal, lock
     from modelcycle.registry.base import CHALLENGER, CHAMPION
+    from modelcycle.registry.hosts import UNKNOWN
     from modelcycle.registry.workspace import open_registry
 
     ws = common.load_workspace(ctx)
@@ -50,10 +55,10 @@ def status(
         if mv is None:
             table.add_row(alias, "—", "", "", "", "", "", "")
             continue
-        t = mv.tags
+        t, ran = mv.tags, hosts.get(mv.run_id or "", UNKNOWN)
         table.add_row(alias, f"v{mv.version}", t.get("window", ""), t.get("git_commit", "")[:8],
                       t.get("dvc_data_hash", "")[:8], t.get("decision", ""),
-                      escape(host_text(hosts.get(mv.run_id or ""), HOST_WIDTH)),
+                      escape(host_text(ran.host, HOST_WIDTH, ran.worker)),
                       (mv.run_id or "")[:8])
     console.print(table)
     if aliases[CHAMPION] is None:
@@ -74,7 +79,8 @@ def status(
 
         console.print("\n[bold]recent decisions[/bold]")
         for event in events:
-            console.print(decision_line(event, hosts.get(event.run_id or "")))
+            ran = hosts.get(event.run_id or "", UNKNOWN)
+            console.print(decision_line(event, ran.host, ran.worker))
 
 
 def _recent(ws: Workspace, last: int) -> list[Event]:
@@ -91,9 +97,9 @@ def _recent(ws: Workspace, last: int) -> list[Event]:
     return events
 
 
-def _hosts(reg: Any, name: str, run_ids: list[str | None]) -> dict[str, str]:
-    """The machine each of these cycles ran on (their runs' modelcycle.host tag); none when the
-    runs cannot be read: status shows what it can."""
+def _hosts(reg: Any, name: str, run_ids: list[str | None]) -> dict[str, Ran]:
+    """Where each of these cycles ran (their runs' modelcycle.host and modelcycle.worker tags),
+    by run id; none when the runs cannot be read: status shows what it can."""
     from modelcycle.registry import hosts
 
     try:

@@ -53,8 +53,8 @@ from modelcycle.lifecycle.services import Services
 from modelcycle.lifecycle.result import CycleResult, Timer
 from modelcycle.lifecycle.tasks import ChampionEval
 from modelcycle.notify import CycleOutcome
+from modelcycle.registry import hosts
 from modelcycle.registry.base import CHAMPION, ModelVersion
-from modelcycle.registry.hosts import HOST_TAG
 from modelcycle.sources import tracked_paths
 from modelcycle.steps.evaluate import Scores
 from modelcycle.steps.train import Trained
@@ -142,12 +142,13 @@ def begin(svc: Services, window: Window) -> Cycle:
 
 
 def open_run(cycle: Cycle) -> str:
-    """The cycle's MLflow run, tagged with the cycle and this process (recovery finds it by them)."""
+    """The cycle's MLflow run, tagged with the cycle, this process (recovery finds it by them) and
+    where it runs: the machine, and the worker that started it, if one did."""
     svc, label = cycle.svc, cycle.label
     cycle.run_id = svc.registry.start_run(experiment=svc.name, run_name=f"cycle {label}", tags={
         "modelcycle.window": label, "modelcycle.flow_run_id": cycle.result.flow_run_id or "",
-        "modelcycle.champion_before": cycle.result.champion_version or "", HOST_TAG: modellock.machine(),
-        CYCLE_TAG: cycle.journal.cycle, PROCESS_TAG: effects.process_id()})
+        "modelcycle.champion_before": cycle.result.champion_version or "", CYCLE_TAG: cycle.journal.cycle,
+        PROCESS_TAG: effects.process_id(), **hosts.tags(modellock.machine(), modellock.worker())})
     cycle.journal.set(run_id=cycle.run_id)
     cycle.result.mlflow_run_id = cycle.run_id
     svc.registry.log_params(cycle.run_id, checks.flat_params(svc, cycle.window))

@@ -30,15 +30,16 @@ class Registry(MemoryRegistry):
 @pytest.fixture
 def registry(monkeypatch) -> Registry:
     """rides: v1 made champion by the 2015-01 cycle, v2 by 2015-02's, v3 the challenger. The 2015-01
-    cycle ran before runs were tagged with their host; 2015-02's ran on host-a, 2015-03's on a
-    machine with a long name."""
+    cycle ran before runs were tagged with their host; 2015-02's ran on host-a, typed there, 2015-03's
+    on a machine with a long name, started by its worker."""
     from modelcycle.lifecycle import services
     from modelcycle.registry import workspace as registry_workspace
 
     reg = Registry()
     runs = {"2015-01": "1a8b7c6d5e4f", "2015-02": "9a8b7c6d5e4f", "2015-03": "3a8b7c6d5e4f"}
     hosts = {"2015-02": {"modelcycle.host": "host-a"},
-             "2015-03": {"modelcycle.host": "ip-10-0-3-7.eu-west-1.compute.internal"}}
+             "2015-03": {"modelcycle.host": "ip-10-0-3-7.eu-west-1.compute.internal",
+                         "modelcycle.worker": "ip-10-0-3-7.eu-west-1.compute.internal-4711"}}
     for window, run_id in runs.items():
         reg.runs[run_id] = RunRecord(run_id=run_id, experiment="rides", name=f"cycle {window}",
                                      status="FINISHED", tags={"modelcycle.window": window, **hosts.get(window, {})})
@@ -79,7 +80,9 @@ def test_history_says_on_which_machine_each_cycle_ran(cli, ws, registry):
     assert ran.code == 0, ran
     # a cycle from before runs carried their host: a dash; a long host name: its first label
     assert "2015-01-28 06:00:00 champion — v1 cycle — promote; better; window 2015-01" in ran.said
-    assert "2015-03-28 06:00:00 challenger v2 v3 cycle ip-10-0-3-7 promote; better" in ran.said
+    # and the worker that started it, cut to the column too: its own part after its machine's name
+    assert "2015-03-28 06:00:00 challenger v2 v3 cycle ip-10-0-3-7 (…-4711) promote; better" in ran.said
+    assert "2015-02-28 06:00:00 champion v1 v2 cycle host-a promote" in ran.said  # typed: no worker
     assert "eu-west-1" not in ran.said
     # a human's move was made by no cycle: no host at all
     assert cli("-w", ws, "rollback", "--reason", "fares look wrong").code == 0
@@ -93,9 +96,11 @@ def test_history_json_is_a_list_for_scripts(cli, ws, registry):
     assert [(m["before"], m["after"], m["by"]) for m in moves] == [(None, "1", "cycle"), ("1", "2", "cycle")]
     assert moves[-1] == {"alias": "champion", "before": "1", "after": "2", "time": "2015-02-28T06:00:00+00:00",
                          "by": "cycle", "who": None, "reason": "promote; better", "window": "2015-02",
-                         "flow_run_id": "0f1e2d3c-aaaa-bbbb", "run_id": "9a8b7c6d5e4f", "host": "host-a"}
+                         "flow_run_id": "0f1e2d3c-aaaa-bbbb", "run_id": "9a8b7c6d5e4f", "host": "host-a",
+                         "worker": None}
     everything = json.loads(cli("-w", ws, "history", "--json").out)
     assert [m["host"] for m in everything] == [None, "host-a", "host-a", "ip-10-0-3-7.eu-west-1.compute.internal"]
+    assert [m["worker"] for m in everything] == [None, None, None, "ip-10-0-3-7.eu-west-1.compute.internal-4711"]
 
 
 def test_history_shows_the_moves_when_the_runs_cannot_be_read(cli, ws, registry, monkeypatch):
@@ -105,7 +110,7 @@ def test_history_shows_the_moves_when_the_runs_cannot_be_read(cli, ws, registry,
     monkeypatch.setattr(registry, "find_runs", down)
     ran = cli("-w", ws, "history", "--json")
     assert ran.code == 0, ran
-    assert [m["host"] for m in json.loads(ran.out)] == [None] * 4
+    assert [(m["host"], m["worker"]) for m in json.loads(ran.out)] == [(None, None)] * 4
     assert "champion v1 v2 cycle — promote; better" in cli("-w", ws, "history").said
 
 

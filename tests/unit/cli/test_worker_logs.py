@@ -92,6 +92,26 @@ def test_a_worker_without_a_name_logs_under_its_host_and_process(cli, ws, starte
     assert str(started[0]["log"]) in ran.said
 
 
+def test_the_runs_a_worker_starts_inherit_its_name(tmp_path, monkeypatch):
+    """Prefect's process worker starts each flow run with its own environment (os.environ, then
+    the job's env): the name put there reaches the cycle, which tags its run with it."""
+    import subprocess
+
+    from modelcycle.lifecycle import watch
+
+    seen: dict[str, Any] = {}
+
+    def popen(args, **kw):
+        seen.update(args=args, env=kw["env"])
+        return SimpleNamespace(pid=1)
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    monkeypatch.setenv("MODELCYCLE_WORKER", "an-outer-worker")
+    watch.start_worker("modelcycle", log_path=tmp_path / "w.log", name="host-a-4711")
+    assert seen["env"]["MODELCYCLE_WORKER"] == "host-a-4711"
+    assert seen["args"][-2:] == ["--name", "host-a-4711"]  # the same name on the Prefect server
+
+
 # where a cycle ran, as the tables and lines show it --------------------------------------------
 
 @pytest.mark.parametrize(("host", "width", "shown"), [
@@ -108,6 +128,28 @@ def test_host_text(host, width, shown):
         assert len(host_text(host, width)) <= width
 
 
+FQDN = "ip-10-0-3-7.eu-west-1.compute.internal"
+
+
+@pytest.mark.parametrize(("host", "worker", "width", "shown"), [
+    ("host-a", "host-a-4711", None, "host-a (host-a-4711)"),  # started by a worker: both
+    ("host-a", "host-a-4711", 24, "host-a (host-a-4711)"),
+    ("host-a", None, 24, "host-a"), ("host-a", " ", 24, "host-a"),  # typed in a terminal: the machine alone
+    (None, "host-a-4711", 24, "—"), ("", "host-a-4711", 24, "—"),  # no machine: a dash, as before
+    ("host-a", "host-a-4711", 16, "host-a (…-4711)"),  # the worker's own part after its machine's name
+    (FQDN, f"{FQDN}-4711", 24, "ip-10-0-3-7 (…-4711)"),  # the machine to its first label too
+    (FQDN, f"{FQDN}-4711", 16, "ip-10-0… (…4711)"),
+    ("host-a", "gpu-runner-east-2", 16, "host-a (…east-2)"),  # another name: its end
+    ("host-a", "w\n2", 24, "host-a (w 2)"),  # one line in a table
+    ("host-a", "host-a-4711", 8, "host-a"),  # too narrow for both: the machine
+    ("a-very-long-machine-name", "w1", 16, "a-very-lon… (w1)"),  # a short worker whole, the machine cut
+])
+def test_host_text_with_the_worker(host, worker, width, shown):
+    assert host_text(host, width, worker) == shown
+    if width is not None:
+        assert len(host_text(host, width, worker)) <= width
+
+
 def test_a_decision_line_says_where_its_cycle_ran():
     event = Event(model="rides", window="2015-03", outcome=CycleOutcome.KEEP, metric="mae",
                   champion_score=2.5, challenger_score=2.4, reasons=("not better",))
@@ -116,3 +158,6 @@ def test_a_decision_line_says_where_its_cycle_ran():
     assert decision_line(event).plain.splitlines()[0].endswith("challenger 2.400")  # unknown: nothing said
     human = Event(model="rides", window="2015-03", outcome=CycleOutcome.PROMOTE, kind=EventKind.APPROVAL)
     assert "on host-b" not in decision_line(human, "host-b").plain  # a human's move ran in no cycle
+    deployed = decision_line(event, "host-b", "host-b-4711").plain.splitlines()[0]
+    assert deployed.endswith("challenger 2.400  on host-b (host-b-4711)")  # the line is not cut
+    assert decision_line(event, None, "host-b-4711").plain.splitlines()[0].endswith("challenger 2.400")

@@ -90,7 +90,8 @@ def test_status_shows_the_last_decisions_from_the_notifications_log(cli, ws, reg
 def test_status_says_on_which_machine_each_cycle_ran(cli, ws, registry):
     old = registry.start_run(experiment="rides", run_name="cycle 2015-02")  # before runs named their host
     new = registry.start_run(experiment="rides", run_name="cycle 2015-03",
-                             tags={"modelcycle.window": "2015-03", "modelcycle.host": "worker-b.example.internal"})
+                             tags={"modelcycle.window": "2015-03", "modelcycle.host": "worker-b.example.internal",
+                                   "modelcycle.worker": "worker-b.example.internal-4711"})
     v3 = registry.register("rides", "memory://v3", new, tags={"window": "2015-03", "decision": "escalate"})
     registry.set_alias("rides", "challenger", v3.version)
     log = ws / ".modelcycle" / "notifications.log"
@@ -103,9 +104,11 @@ def test_status_says_on_which_machine_each_cycle_ran(cli, ws, registry):
     assert ran.code == 0, ran
     assert "alias version window commit data md5 decision host MLflow run" in ran.said
     assert "champion v1 2015-01 abcdef01 99887766 promote — " in ran.said  # no run: a dash
-    assert f"challenger v3 2015-03 escalate worker-b {new[:8]}" in ran.said  # the table keeps its width
+    # the table keeps its width: the machine to its first label, the worker to its own part
+    assert f"challenger v3 2015-03 escalate worker-b (…-4711) {new[:8]}" in ran.said
     recent = ran.said.split("recent decisions")[1]
-    assert "2015-03 ◆ escalate on worker-b.example.internal" in recent  # the last cycle, and where it ran
+    # the last cycle, and where it ran: the machine and the worker that started it
+    assert "2015-03 ◆ escalate on worker-b.example.internal (worker-b.example.internal-4711)" in recent
     assert "2015-02 ● keep" in recent and "keep on" not in recent  # its run has no host tag
 
 

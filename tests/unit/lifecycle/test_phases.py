@@ -80,3 +80,19 @@ def test_the_timer_records_laps_in_order() -> None:
     t.lap("decide")
     assert list(t.laps) == ["fetch", "fit", "decide"] and t.laps["fit"] == 1.5
     assert t.total() >= t.laps["fetch"] + t.laps["decide"]
+
+
+def test_a_cycles_run_names_its_machine_and_the_worker_that_started_it(fakes: Fakes, monkeypatch) -> None:
+    from modelcycle.lifecycle import modellock
+    from modelcycle.registry import hosts
+
+    monkeypatch.setenv(modellock.HOST_ENV, "host-a")
+    monkeypatch.setenv(modellock.WORKER_ENV, "host-a-4711")  # as `modelcycle worker` sets it for its runs
+    deployed = flows.run(fakes.root, "2015-01")
+    monkeypatch.delenv(modellock.WORKER_ENV)  # typed in a terminal
+    typed = flows.run(fakes.root, "2015-02")
+    tags = {r.window: fakes.registry.get_run(r.mlflow_run_id).tags for r in (deployed, typed)}
+    assert (tags["2015-01"][hosts.HOST_TAG], tags["2015-01"][hosts.WORKER_TAG]) == ("host-a", "host-a-4711")
+    assert tags["2015-02"][hosts.HOST_TAG] == "host-a" and hosts.WORKER_TAG not in tags["2015-02"]
+    assert hosts.of_runs(fakes.registry, "taxifare", [deployed.mlflow_run_id, typed.mlflow_run_id]) == {
+        deployed.mlflow_run_id: hosts.Ran("host-a", "host-a-4711"), typed.mlflow_run_id: hosts.Ran("host-a")}
