@@ -72,15 +72,48 @@ class Api:
         r.raise_for_status()
         return "\n".join(entry["message"] for entry in r.json())
 
+    def history(self, run_id: str) -> str:
+        """The run's states as Prefect recorded them, oldest first (for a failure's message)."""
+        r = self.http.get("/flow_run_states/", params={"flow_run_id": run_id})
+        if r.status_code != 200:
+            return f"(its states could not be read: HTTP {r.status_code})"
+        return "\n".join(f"  {s['timestamp']} {s['type']} '{s['name']}'" + (f": {s['message']}" if s.get("message") else "")
+                         for s in sorted(r.json(), key=lambda s: s["timestamp"]))
+
+    def stuck(self, run: dict[str, Any], what: str) -> str:
+        return (f"run {run['name']} {what}; its states:\n{self.history(run['id'])}\n"
+                f"its logs:\n{self.logs(run['id'])}")
+
     def wait(self, run_id: str, states: tuple[str, ...], timeout: float = 180) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             run = self.run(run_id)
             if run["state_type"] in states:
                 return run
-            assert run["state_type"] not in ("FAILED", "CRASHED", "CANCELLED"), (run["state"], self.logs(run_id))
-            assert time.monotonic() < deadline, f"run {run['name']} is still {run['state_type']}"
+            assert run["state_type"] not in ("FAILED", "CRASHED", "CANCELLED"), self.stuck(run, "ended")
+            assert time.monotonic() < deadline, self.stuck(run, f"is still {run['state_type']} after {timeout:g} s")
             time.sleep(0.5)
+
+    def paused(self, run_id: str, timeout: float = 60) -> dict[str, str]:
+        """Wait until the run is paused and its form can be answered; the keys of its input.
+        Prefect's pause records the Paused state first and saves the form's schema just after: a
+        resume posted in between is refused ("Run input schema not found", with HTTP 200) and the
+        run stays paused. The UI draws its form from that schema, so it never answers sooner."""
+        run = self.wait(run_id, ("PAUSED",))
+        keyset = run["state"]["state_details"]["run_input_keyset"]
+        assert keyset, self.stuck(run, "paused without asking for input")
+        deadline = time.monotonic() + timeout
+        while self.http.get(f"/flow_runs/{run_id}/input/{keyset['schema']}").status_code != 200:
+            assert time.monotonic() < deadline, self.stuck(run, f"has not saved its form within {timeout:g} s")
+            time.sleep(0.2)
+        return dict(keyset)
+
+    def resume(self, run_id: str, run_input: dict[str, str]) -> None:
+        """Answer the paused run's form, as the UI does; Prefect must accept it (it answers HTTP
+        200 whether it resumes the run or not)."""
+        r = self.http.post(f"/flow_runs/{run_id}/resume", json={"run_input": run_input})
+        assert r.status_code in (200, 201), r.text
+        assert r.json()["status"] == "ACCEPT", self.stuck(self.run(run_id), f"was not resumed: {r.json()}")
 
 
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
@@ -212,7 +245,7 @@ def test_an_escalation_waits_for_a_human(cli_champion_ws: Path, tmp_path: Path) 
         try:
             # approved on the command line: promoted through the cycle's own transaction
             run = api.start(dep, "2015-01")
-            api.wait(run, ("PAUSED",))
+            api.paused(run)
             pending = longlived.cli(url, ws, "pending")
             assert "2015-01" in pending.stdout and run in pending.stdout, pending.stdout + pending.stderr
             keys = api.http.post(f"/flow_runs/{run}/input/filter", json={"prefix": "paused-", "limit": 10})
@@ -239,7 +272,7 @@ def test_an_escalation_waits_for_a_human(cli_champion_ws: Path, tmp_path: Path) 
 
             # rejected on the command line: the champion stays
             run = api.start(dep, "2015-02")
-            api.wait(run, ("PAUSED",))
+            api.paused(run)
             assert longlived.cli(url, ws, "reject", "2015-02", "--by", "bo").returncode == 0
             api.wait(run, ("COMPLETED",))
             assert reg.get_alias("taxifare", "champion").version == "2"
@@ -248,10 +281,8 @@ def test_an_escalation_waits_for_a_human(cli_champion_ws: Path, tmp_path: Path) 
 
             # answered through the API, as the Prefect UI's form does
             run = api.start(dep, "2015-03")
-            api.wait(run, ("PAUSED",))
-            r = api.http.post(f"/flow_runs/{run}/resume", json={"run_input": {
-                "decision": "approve the challenger", "comment": "from the form", "by": "ui user"}})
-            assert r.status_code in (200, 201), r.text
+            api.paused(run)  # the form is ready, as it is when the UI shows it
+            api.resume(run, {"decision": "approve the challenger", "comment": "from the form", "by": "ui user"})
             api.wait(run, ("COMPLETED",))
             promoted = reg.get_alias("taxifare", "champion")
             assert promoted is not None and promoted.version not in ("1", "2")

@@ -15,7 +15,8 @@ group = typer.Typer(
 
 
 def check(ctx: typer.Context) -> None:
-    """Ask each configured backend (the MLflow store, the Prefect API, the DVC remote) once, all at
+    """Ask each configured backend (the MLflow store, the Prefect API, the DVC remote and, when
+    params.yaml's candidates train on Dask, the scheduler at orchestration.dask_address) once, all at
     the same time, with a short time-out (MODELCYCLE_BACKENDS_TIMEOUT seconds, default 3), and say
     whether it answers and at which URL. Exits 1 when one does not."""
     from modelcycle.lifecycle import backends

@@ -18,11 +18,12 @@ def doctor(
     """Repair what a killed or interrupted cycle left half-done (git commit and tag, DVC outputs,
     model version, aliases; its MLflow run and Prefect flow run are closed), remove lock files a
     killed git left, point a moved or copied workspace's MLflow store at its own files, then
-    check that every part answers: MLflow, Prefect, the DVC remote (all at once, a few seconds at
-    most), git (on a branch), the DVC cache and remote (the committed data is there), the
-    champion, the source. Exits 1 if a problem remains."""
+    check that every part answers: MLflow, Prefect, the DVC remote and, when the candidates train
+    on Dask, the scheduler (all at once, a few seconds at most), git (on a branch), the DVC cache
+    and remote (the committed data is there), the champion, the source. Exits 1 if a problem
+    remains."""
     from modelcycle.config import redact
-    from modelcycle.errors import ModelcycleError, RegistryError, VersioningError, WorkspaceError
+    from modelcycle.errors import ConfigError, ModelcycleError, RegistryError, VersioningError, WorkspaceError
     from modelcycle.lifecycle import backends, services
     from modelcycle.lifecycle import doctor as checks
 
@@ -53,13 +54,15 @@ def doctor(
             return reach("prefect", WorkspaceError)
 
         has_remote = any(r.name == "dvc" for r in reaches)
+        uses_dask = any(r.name == "dask" for r in reaches)
         def registry_check() -> str:
             said = reach("mlflow", RegistryError)
             svc.registry.check(timeout=5)  # one query: the store opens and reads
             return said
 
         findings = checks.examine(svc, registry_check=registry_check, prefect_check=prefect_check, moved=moved,
-                                  remote_check=(lambda: reach("dvc", VersioningError)) if has_remote else None)
+                                  remote_check=(lambda: reach("dvc", VersioningError)) if has_remote else None,
+                                  dask_check=(lambda: reach("dask", ConfigError)) if uses_dask else None)
         warnings = _client_only(ws, svc.registry) if mlflow_ok else {}
     console.print(f"config      ok ({ws.root / 'modelcycle.yaml'}; MLflow {redact(ws.tracking_uri)})")
     for f in findings:

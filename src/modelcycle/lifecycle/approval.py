@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -42,6 +43,8 @@ APPROVE: Choice = "approve the challenger"
 KEEP: Choice = "keep the champion"
 #: how often the paused run looks for an answer (Prefect's default is 10 s)
 POLL_SECONDS = 2
+#: how long `approve` / `reject` give a run that has just paused to save its form
+FORM_WAIT_SECONDS = 10.0
 PENDING_FILE = "pending.json"
 
 
@@ -222,15 +225,27 @@ def find_paused(run: str) -> Any:
 
 
 def answer(run: str, *, approve: bool, by: str, comment: str = "") -> Any:
-    """Resume the paused run with an answer, as the Prefect UI's form does; returns the run."""
+    """Resume the paused run with an answer, as the Prefect UI's form does; returns the run.
+    A run that has just paused saves its form a moment later (Prefect refuses an answer before
+    that): the answer is given again for up to :data:`FORM_WAIT_SECONDS`."""
     from prefect.client.schemas.responses import SetStateStatus
 
     found = find_paused(run)
+    deadline = time.monotonic() + FORM_WAIT_SECONDS
     with _client() as client:
-        response = client.resume_flow_run(found.id, run_input={
-            "decision": APPROVE if approve else KEEP, "comment": comment, "by": by})
+        while True:
+            response = client.resume_flow_run(found.id, run_input={
+                "decision": APPROVE if approve else KEEP, "comment": comment, "by": by})
+            early = "schema not found" in (getattr(response.details, "reason", "") or "").lower()
+            if response.status != SetStateStatus.REJECT or not early or time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
     if response.status == SetStateStatus.REJECT:
         reason = getattr(response.details, "reason", "") or "the run can no longer be resumed"
+        if early:
+            raise WorkspaceError(f"Prefect refused the answer for run '{found.name}': {reason} (the run has not "
+                                 f"saved its form within {FORM_WAIT_SECONDS:g} s of the answer)",
+                                 "`modelcycle pending` shows whether it still waits; answer again in a moment")
         raise WorkspaceError(f"Prefect refused the answer for run '{found.name}': {reason}",
                              "its approval may have timed out (the champion was then kept); "
                              "`modelcycle status` shows the decision")

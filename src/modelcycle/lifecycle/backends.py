@@ -1,4 +1,5 @@
-"""Whether a workspace's backends answer: the MLflow store, the Prefect API, the DVC remote.
+"""Whether a workspace's backends answer: the MLflow store, the Prefect API, the DVC remote and,
+when the candidates train on Dask, the Dask scheduler.
 
 :func:`check` asks each configured backend once, all at the same time, with a short time-out,
 and says per backend whether it answers, at which URL (any password shown as ``***``). It never
@@ -24,21 +25,30 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from modelcycle.config import CONFIG_FILE, Workspace, redact
-from modelcycle.errors import ModelcycleError, RegistryError, VersioningError, WorkspaceError
+from modelcycle.errors import ConfigError, ModelcycleError, RegistryError, VersioningError, WorkspaceError
+from modelcycle.lifecycle import runners
 
 #: Seconds a backend has to answer (``MODELCYCLE_BACKENDS_TIMEOUT`` changes it).
 TIMEOUT = 3.0
 ALL = ("mlflow", "prefect", "dvc")
-TITLES = {"mlflow": "MLflow", "prefect": "Prefect", "dvc": "DVC remote"}
+#: what :func:`check` asks by default: the commands' backends, and the scheduler a cycle's
+#: candidates train on (checked by the cycle itself before it starts, see ``runners.preflight``)
+CHECKED = (*ALL, "dask")
+TITLES = {"mlflow": "MLflow", "prefect": "Prefect", "dvc": "DVC remote", "dask": "Dask"}
 _DB_PORTS = {"postgresql": 5432, "postgres": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433}
 _ERRORS: dict[str, type[ModelcycleError]] = {"mlflow": RegistryError, "prefect": WorkspaceError,
-                                             "dvc": VersioningError}
+                                             "dvc": VersioningError, "dask": ConfigError}
 
 log = logging.getLogger(__name__)
 
 
 class UnreachableError(Exception):
-    """A probe's finding that the backend does not answer (its text says how)."""
+    """A probe's finding that the backend does not answer (its text says how; ``hint``, when
+    given, what to do)."""
+
+    def __init__(self, text: str, hint: str | None = None) -> None:
+        super().__init__(text)
+        self.hint = hint
 
 
 @dataclass(frozen=True)
@@ -190,9 +200,24 @@ def _dvc_probe(ws: Workspace, remote: str, timeout: float) -> Callable[[], str]:
     return lambda: f"not checked ({scheme}:// is reached by DVC with its own credentials)"
 
 
+def _dask_probe(ws: Workspace, timeout: float) -> Callable[[], str]:
+    """The cycles' own check of Dask (``runners.check``), its error as a finding."""
+    def probe() -> str:
+        try:
+            return runners.check(ws, timeout) or "not used"
+        except runners.SchedulerDownError as exc:
+            raise UnreachableError(f"{exc.said} ({runners.FIELD}): the {len(ws.params.candidates)} candidates "
+                                   "cannot train there", exc.hint) from exc
+        except ModelcycleError as exc:
+            raise UnreachableError(exc.message, exc.hint) from exc
+    return probe
+
+
 # -- the check -----------------------------------------------------------------------------
 
 def _hint(name: str, ws: Workspace) -> str:
+    if name == "dask":
+        return runners.SCHEDULER_HINT
     origins = ws.backend_origins()
     where = {"mlflow": ("backends.mlflow_tracking_uri", "MLFLOW_TRACKING_URI"),
              "prefect": ("backends.prefect_api_url", "PREFECT_API_URL"),
@@ -224,10 +249,14 @@ def _probes(ws: Workspace, which: Iterable[str], timeout: float) -> list[tuple[s
         remote = ws.dvc_remote
         found.append(("dvc", redact(remote), _dvc_probe(ws, remote, timeout), "://" in remote
                       and not remote.startswith("file:")))
+    if "dask" in wanted and runners.uses_dask(ws):
+        address = ws.config.orchestration.dask_address
+        found.append(("dask", redact(address) if address else "orchestration.dask_address: null",
+                      _dask_probe(ws, timeout), bool(address) and runners.installed()))
     return found
 
 
-def check(ws: Workspace, which: Iterable[str] = ALL, *, timeout: float | None = None) -> list[Reach]:
+def check(ws: Workspace, which: Iterable[str] = CHECKED, *, timeout: float | None = None) -> list[Reach]:
     """Ask each configured backend of ``which`` once, at the same time; a :class:`Reach` per
     backend within about ``timeout`` seconds (default :func:`timeout_seconds`), whatever they do."""
     limit = timeout_seconds() if timeout is None else timeout
@@ -263,7 +292,8 @@ def _ask(ws: Workspace, probes: list[tuple[str, str, Callable[[], str], bool]], 
     for i, (name, url, _probe, remote) in enumerate(probes):
         got = results.get(i, UnreachableError(f"no answer within {limit:g} s"))
         if isinstance(got, UnreachableError):
-            reaches.append(Reach(name, url, False, str(got), _hint(name, ws) if hints else None, local=not remote))
+            hint = (got.hint or _hint(name, ws)) if hints else None
+            reaches.append(Reach(name, url, False, str(got), hint, local=not remote))
         else:
             reaches.append(Reach(name, url, True, got, local=not remote))
     return reaches

@@ -30,12 +30,18 @@ def _check(area: str, fn: Callable[[], Finding | None]) -> Finding | None:
         return Finding(area, False, exc.message, exc.hint)
 
 
+def reached(area: str, check: Callable[[], str]) -> Finding:
+    """A backend's finding: what ``check`` saw, or the ModelcycleError it raised."""
+    return _check(area, lambda: Finding(area, True, check())) or Finding(area, True, "answers")
+
+
 def examine(svc: Services, *, registry_check: Callable[[], str | None] | None = None,
             prefect_check: Callable[[], str] | None = None, remote_check: Callable[[], str] | None = None,
-            moved: str | None = None) -> list[Finding]:
+            dask_check: Callable[[], str] | None = None, moved: str | None = None) -> list[Finding]:
     """Repair, then check. ``registry_check`` / ``prefect_check`` / ``remote_check`` (the DVC
-    remote) reach the backends with a short timeout (they raise a ModelcycleError naming the URL
-    when they cannot);
+    remote) / ``dask_check`` (the scheduler the candidates train on, when they train on Dask)
+    reach the backends with a short timeout (they raise a ModelcycleError naming the URL, or
+    the setting, when they cannot);
     ``moved`` says where the workspace's store was pointed after a move or copy."""
     findings: list[Finding] = []
 
@@ -61,9 +67,11 @@ def examine(svc: Services, *, registry_check: Callable[[], str | None] | None = 
         registry_ok = bool(found and found.ok)
         add(found)
     if prefect_check is not None:
-        add(_check("Prefect", lambda: Finding("Prefect", True, prefect_check())))
+        add(reached("Prefect", prefect_check))
     if remote_check is not None:
-        add(_check("DVC remote", lambda: Finding("DVC remote", True, remote_check())))
+        add(reached("DVC remote", remote_check))
+    if dask_check is not None:
+        add(reached("Dask", dask_check))
 
     if registry_ok:
         def repair() -> Finding:

@@ -4,6 +4,9 @@ by fakes: what each verb asks for, what it shows, and how a failure below reache
 from __future__ import annotations
 
 import json
+import re
+import socket
+import time
 from types import SimpleNamespace
 
 import pandas as pd
@@ -244,9 +247,9 @@ def examined(monkeypatch, prefect):
     registry = SimpleNamespace(relocated="the MLflow store now points at this workspace's own files")
     monkeypatch.setattr(services, "build", lambda ws, echo=None: SimpleNamespace(ws=ws, registry=registry))
 
-    def examine(svc, *, registry_check, prefect_check, moved, remote_check=None):
+    def examine(svc, *, registry_check, prefect_check, moved, remote_check=None, dask_check=None):
         calls.append({"root": svc.ws.root, "moved": moved})
-        return findings
+        return findings + ([doctor.reached("Dask", dask_check)] if dask_check is not None else [])
 
     monkeypatch.setattr(doctor, "examine", examine)
     return SimpleNamespace(calls=calls, findings=findings, prefect=prefect)
@@ -271,6 +274,50 @@ def test_doctor_exits_1_and_gives_the_hint_when_a_problem_remains(cli, ws, exami
     assert ran.code == 1
     assert "DVC remote problem data of 2015-02 is missing" in ran.said and "run `dvc push`" in ran.said
     assert examined.prefect[0]["verbose"] is True
+
+
+@pytest.fixture
+def on_dask(ws):
+    """Give the `ws` workspace candidates that train on the Dask scheduler at the address given."""
+    from tests.unit.minimal import with_candidates
+
+    return lambda address: with_candidates(ws, {"stump": {"num_leaves": 2}, "trees": {}}, task_runner="dask",
+                                           dask_address=address)
+
+
+def test_doctor_says_a_dask_scheduler_that_does_not_answer_and_what_to_do(cli, ws, examined, on_dask):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"  # nobody listens there
+    on_dask(address)
+    started = time.monotonic()
+    ran = cli("-w", ws, "doctor")
+    assert time.monotonic() - started < 10
+    assert ran.code == 1, ran
+    assert (f"Dask problem {address} does not answer: Connection refused (modelcycle.yaml "
+            "orchestration.dask_address): the 2 candidates cannot train there") in ran.said
+    assert "start the scheduler (`dask scheduler`), fix orchestration.dask_address in modelcycle.yaml" in ran.said
+    assert "Traceback" not in ran.err
+
+
+def test_doctor_says_a_dask_scheduler_that_answers(cli, ws, examined, on_dask):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+        on_dask(address)
+        ran = cli("-w", ws, "doctor")
+    assert ran.code == 0, ran
+    assert re.search(rf"Dask ok the scheduler accepts connections \(\d+ ms\) \({address}\)", ran.said), ran.said
+
+
+def test_doctor_says_nothing_of_dask_when_the_candidates_train_in_threads(cli, ws, examined, on_dask):
+    on_dask("tcp://127.0.0.1:9")
+    text = (ws / "modelcycle.yaml").read_text()
+    (ws / "modelcycle.yaml").write_text(text.replace("task_runner: dask", "task_runner: threads"))
+    ran = cli("-w", ws, "doctor")
+    assert ran.code == 0, ran
+    assert "Dask" not in ran.said and "dask" not in ran.said
 
 
 def doctor_finding(area, ok, text, hint=None):
