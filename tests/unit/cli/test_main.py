@@ -172,3 +172,28 @@ def test_library_warnings_show_and_info_only_with_verbose(cli, ws, monkeypatch):
     assert "read 1200 rows" not in quiet.err
     loud = cli("-v", "-w", ws, "step", "fetch")
     assert "INFO modelcycle.sources: read 1200 rows" in loud.err
+
+
+_PAGES = """
+import modelcycle.cli.main as m
+
+def command(args=None, standalone_mode=True):
+    from numpy._core import multiarray
+    print("hugepage advice:", multiarray._set_madvise_hugepage(False))
+
+m.app, m._register = command, lambda: None
+m.main([])
+"""
+
+
+@pytest.mark.parametrize(("given", "advice"), [(None, "False"), ("1", "True")])
+def test_commands_run_numpy_without_its_hugepage_advice_unless_the_user_asks(given: str | None, advice: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if given is not None:
+        env["NUMPY_MADVISE_HUGEPAGE"] = given
+    out = subprocess.run([sys.executable, "-c", _PAGES], env=env, capture_output=True, text=True, timeout=60)
+    assert f"hugepage advice: {advice}" in out.stdout, out.stderr[-2000:]
