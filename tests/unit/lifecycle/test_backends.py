@@ -4,7 +4,6 @@ embedded defaults."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import pytest
 from modelcycle.config import Workspace
 from modelcycle.errors import RegistryError, VersioningError, WorkspaceError
 from modelcycle.lifecycle import backends
+from modelcycle.lifecycle.runtime import free_port
 from tests.unit.minimal import CONFIG, no_backend_variables
 
 
@@ -31,12 +31,6 @@ def workspace(tmp_path: Path, backends_yaml: str = "", *, made: bool = True) -> 
     if made:  # as `modelcycle init` leaves it
         (root / ".modelcycle" / "dvc-remote").mkdir(parents=True, mode=0o700)
     return Workspace.load(root)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 from modelcycle.config import Workspace
 from modelcycle.errors import ConfigError
 from modelcycle.lifecycle import backends, runners
+from modelcycle.lifecycle.runtime import free_port
 from tests.unit.minimal import CONFIG, no_backend_variables, with_candidates
 
 CANDIDATES = {"stump": {"num_leaves": 2}, "trees": {}}
@@ -33,12 +34,6 @@ def workspace(tmp_path: Path, candidates: dict | None = None, **orchestration: o
     (root / ".modelcycle" / "dvc-remote").mkdir(parents=True, exist_ok=True, mode=0o700)
     with_candidates(root, CANDIDATES if candidates is None else candidates, **orchestration)
     return Workspace.load(root)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
