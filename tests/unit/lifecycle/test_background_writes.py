@@ -1,5 +1,5 @@
 """The stage outputs' background writes: held until the fit when the cycle asks, in order, and
-never lost (a wait or a close writes what is held)."""
+never lost (a wait or a close writes what is held). A cycle's use of them: test_phases."""
 
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ import time
 
 import pytest
 
-from modelcycle.lifecycle import flows, services, stages
 from modelcycle.lifecycle.stages import BackgroundWrites
-from modelcycle.versioning import partitions as parts
-from tests.unit.lifecycle.conftest import Fakes
 
 
 def test_held_writes_start_only_when_released_and_in_the_order_they_came() -> None:
@@ -54,35 +51,3 @@ def test_writes_without_hold_start_at_once() -> None:
         assert started.wait(5)
     finally:
         writes.close()
-
-
-@pytest.mark.usefixtures("prefect_server")
-def test_a_cycle_writes_its_rows_files_while_it_trains_not_while_it_validates(
-        fakes: Fakes, monkeypatch: pytest.MonkeyPatch) -> None:
-    events: list[str] = []
-    validate, write, train = stages.va.validate_rows, parts.write, stages.train
-
-    def validating(*args, **kwargs):
-        got = validate(*args, **kwargs)
-        time.sleep(0.3)  # time enough for a write started beside it to show
-        events.append("validated")
-        return got
-
-    def writing(*args, **kwargs):
-        events.append("write partitions")
-        return write(*args, **kwargs)
-
-    def training(*args, **kwargs):
-        events.append("train")
-        return train(*args, **kwargs)
-
-    monkeypatch.setattr(stages.va, "validate_rows", validating)
-    monkeypatch.setattr(parts, "write", writing)
-    monkeypatch.setattr(stages, "train", training)
-    with services.using(factory=fakes):
-        result = flows.run(fakes.root, "2015-01")
-    assert result.outcome != "failed", result.reasons
-    assert events.index("validated") < events.index("write partitions")
-    assert "train" in events and events.count("write partitions") == 1
-    assert sorted(p.name for p in (fakes.root / "data" / "raw").glob("*.parquet"))  # written all the same
-    assert (fakes.root / "data" / "train.json").is_file()

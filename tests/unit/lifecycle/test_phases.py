@@ -4,13 +4,16 @@ sees the committed result, and neither can leave a half-done cycle."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from modelcycle.errors import ConfigError
 from modelcycle.gate import Decision, Outcome
-from modelcycle.lifecycle import flows, services
+from modelcycle.lifecycle import flows, services, stages
 from modelcycle.lifecycle.result import Timer
 from modelcycle.lifecycle.hooks import Hooks
+from modelcycle.versioning import partitions as parts
 from tests.unit.lifecycle.conftest import Fakes
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -96,3 +99,34 @@ def test_a_cycles_run_names_its_machine_and_the_worker_that_started_it(fakes: Fa
     assert tags["2015-02"][hosts.HOST_TAG] == "host-a" and hosts.WORKER_TAG not in tags["2015-02"]
     assert hosts.of_runs(fakes.registry, "taxifare", [deployed.mlflow_run_id, typed.mlflow_run_id]) == {
         deployed.mlflow_run_id: hosts.Ran("host-a", "host-a-4711"), typed.mlflow_run_id: hosts.Ran("host-a")}
+
+
+def test_a_cycle_writes_its_rows_files_while_it_trains_not_while_it_validates(
+        fakes: Fakes, monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    validate, write, train = stages.va.validate_rows, parts.write, stages.train
+
+    def validating(*args, **kwargs):
+        got = validate(*args, **kwargs)
+        time.sleep(0.3)  # time enough for a write started beside it to show
+        events.append("validated")
+        return got
+
+    def writing(*args, **kwargs):
+        events.append("write partitions")
+        return write(*args, **kwargs)
+
+    def training(*args, **kwargs):
+        events.append("train")
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(stages.va, "validate_rows", validating)
+    monkeypatch.setattr(parts, "write", writing)
+    monkeypatch.setattr(stages, "train", training)
+    with services.using(factory=fakes):
+        result = flows.run(fakes.root, "2015-01")
+    assert result.outcome != "failed", result.reasons
+    assert events.index("validated") < events.index("write partitions")
+    assert "train" in events and events.count("write partitions") == 1
+    assert sorted(p.name for p in (fakes.root / "data" / "raw").glob("*.parquet"))  # written all the same
+    assert (fakes.root / "data" / "train.json").is_file()
