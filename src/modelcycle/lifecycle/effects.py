@@ -29,20 +29,18 @@ every cycle's runs carry.
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import os
 import socket
 import time
 from uuid import UUID
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from modelcycle import tracepoints
 from modelcycle.errors import ModelcycleError, RegistryError
-from modelcycle.lifecycle import interrupts, rolledback
+from modelcycle.lifecycle import interrupts, rolledback, runtime
 from modelcycle.lifecycle.journal import DONE, INTENT, Journal
 from modelcycle.lifecycle.services import Services
 from modelcycle.registry import history
@@ -376,11 +374,7 @@ def sweep_beside(svc: Services) -> Callable[[], str | None]:
     """:func:`close_orphan_runs` in a thread beside the cycle (what dead processes left running
     does not change what this cycle does; searching for it costs a cycle's setup 0.2-0.6 s);
     returns the function that waits for it and says what it closed."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelcycle-sweep")
-    try:
-        done = pool.submit(contextvars.copy_context().run, close_orphan_runs, svc)  # Prefect's settings too
-    finally:
-        pool.shutdown(wait=False)
+    done = runtime.beside(close_orphan_runs, svc, name="modelcycle-sweep")  # with Prefect's settings
 
     def wait() -> str | None:
         try:

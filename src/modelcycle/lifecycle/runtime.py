@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import contextvars
 import importlib.util
 import logging
 import os
@@ -40,9 +41,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from modelcycle import dbcache
 
@@ -137,6 +139,20 @@ def check_api(timeout: float = 5.0) -> None:
     raise WorkspaceError(f"the Prefect server {redact(url)} does not answer: {problem}",
                          "start it (`prefect server start`), or fix backends.prefect_api_url in "
                          "modelcycle.yaml / PREFECT_API_URL")
+
+
+T = TypeVar("T")
+
+
+def beside(fn: Callable[..., T], *args: Any, name: str) -> Future[T]:
+    """Start ``fn(*args)`` in a thread of its own (named ``name``), with a copy of the caller's
+    context (Prefect's settings and run context), and return its future: work a cycle does
+    beside its own path, awaited where its result is needed."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    try:
+        return pool.submit(contextvars.copy_context().run, fn, *args)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -23,7 +23,7 @@ import yaml
 
 from modelcycle.config import PARAMS_FILE, Window, Workspace
 from modelcycle.errors import ConfigError, EmptyWindowError, disk_cause
-from modelcycle.lifecycle import datasets
+from modelcycle.lifecycle import datasets, runtime
 from modelcycle.sources import Source
 from modelcycle.steps import evaluate as ev
 from modelcycle.steps import split as sp
@@ -220,11 +220,8 @@ class Query:
     fetch stage puts them in the partitions' order, and the rows as they came are let go)."""
 
     def __init__(self, ws: Workspace, source: Source, window: Window) -> None:
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelcycle-fetch")
-        try:
-            self._future: Future[pd.DataFrame] | None = pool.submit(source.fetch, *fetch_range(ws, window))
-        finally:
-            pool.shutdown(wait=False)
+        self._future: Future[pd.DataFrame] | None = runtime.beside(source.fetch, *fetch_range(ws, window),
+                                                                   name="modelcycle-fetch")
 
     def __call__(self) -> pd.DataFrame:
         future, self._future = self._future, None
