@@ -12,7 +12,6 @@ from rich.table import Table
 
 from modelcycle.cli import common
 from modelcycle.console import console, err_console
-from modelcycle.errors import ModelcycleError
 
 if TYPE_CHECKING:
     from modelcycle.registry.hosts import Ran
@@ -48,10 +47,7 @@ def history(
     note = _detect(ws, reg, name)
     moves = [m for m in moves_of.moves(reg, name) if wanted is None or m.alias == wanted]
     total, shown = len(moves), moves[-limit:]
-    try:
-        hosts = hosts_of.of_runs(reg, name, [m.run_id for m in shown])
-    except ModelcycleError:  # the moves are what history is for: shown without their hosts
-        hosts = {}
+    hosts = hosts_of.shown(reg, name, [m.run_id for m in shown])  # the moves, even without their hosts
     if as_json:
         where = [hosts.get(m.run_id or "", hosts_of.UNKNOWN) for m in shown]
         listed = [{**m.to_dict(), "host": ran.host, "worker": ran.worker}

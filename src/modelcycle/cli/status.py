@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -16,9 +16,6 @@ from modelcycle.console import console
 from modelcycle.errors import ModelcycleError
 from modelcycle.notify import Event
 
-if TYPE_CHECKING:
-    from modelcycle.registry.hosts import Ran
-
 
 def status(
     ctx: typer.Context,
@@ -30,7 +27,7 @@ def status(
     its cycle ran on."""
     from modelcycle.lifecycle import backends, journal, lock
     from modelcycle.registry.base import CHALLENGER, CHAMPION
-    from modelcycle.registry.hosts import UNKNOWN
+    from modelcycle.registry.hosts import UNKNOWN, shown
     from modelcycle.registry.workspace import open_registry
 
     ws = common.load_workspace(ctx)
@@ -50,7 +47,7 @@ def status(
     from modelcycle.cli.render import HOST_WIDTH, host_text
 
     events = _recent(ws, last)
-    hosts = _hosts(reg, name, [mv.run_id for mv in aliases.values() if mv] + [e.run_id for e in events])
+    hosts = shown(reg, name, [mv.run_id for mv in aliases.values() if mv] + [e.run_id for e in events])
     for alias, mv in aliases.items():
         if mv is None:
             table.add_row(alias, "—", "", "", "", "", "", "")
@@ -95,17 +92,6 @@ def _recent(ws: Workspace, last: int) -> list[Event]:
         except (ValueError, TypeError, AttributeError):
             continue
     return events
-
-
-def _hosts(reg: Any, name: str, run_ids: list[str | None]) -> dict[str, Ran]:
-    """Where each of these cycles ran (their runs' modelcycle.host and modelcycle.worker tags),
-    by run id; none when the runs cannot be read: status shows what it can."""
-    from modelcycle.registry import hosts
-
-    try:
-        return hosts.of_runs(reg, name, run_ids)
-    except ModelcycleError:
-        return {}
 
 
 def drift_lines(summary: dict[str, Any]) -> list[str]:

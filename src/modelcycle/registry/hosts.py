@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from modelcycle.errors import ModelcycleError
 from modelcycle.registry.base import Registry
 
 #: the tag of a cycle's MLflow run naming the machine it ran on
@@ -57,3 +58,13 @@ def of_runs(reg: Registry, experiment: str, run_ids: Iterable[str | None]) -> di
             if ident in wanted:
                 found[ident] = ran
     return found
+
+
+def shown(reg: Registry, experiment: str, run_ids: Iterable[str | None]) -> dict[str, Ran]:
+    """:func:`of_runs` for a command that shows them beside what it is for (``status``'s
+    versions and decisions, ``history``'s moves): none when the runs cannot be read, so the rest
+    is still shown."""
+    try:
+        return of_runs(reg, experiment, run_ids)
+    except ModelcycleError:
+        return {}

@@ -56,3 +56,15 @@ def test_the_worker_that_started_each_run():
     lone = reg.start_run(experiment="rides", run_name="cycle 2015-04", tags={hosts.WORKER_TAG: "w"})
     assert hosts.of_runs(reg, "rides", [lone]) == {}
     assert (hosts.UNKNOWN.host, hosts.UNKNOWN.worker) == (None, None)
+
+
+def test_a_command_shows_no_hosts_when_the_runs_cannot_be_read():
+    from modelcycle.errors import RegistryError
+
+    class Unreadable(MemoryRegistry):
+        def find_runs(self, experiment, tags, status=None):
+            raise RegistryError("the MLflow store does not answer")
+
+    assert hosts.shown(Unreadable(), "rides", ["abc"]) == {}
+    with pytest.raises(RegistryError):
+        hosts.of_runs(Unreadable(), "rides", ["abc"])
