@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +45,41 @@ def cycle_flow(workspace: str, window: str | None = None) -> CycleResult:
     from modelcycle.lifecycle import automation
 
     svc = open_services(workspace)
-    with heartbeat.beating("modelcycle-cycle"), lock.hold(svc.ws.root, f"modelcycle cycle {window or 'next'}"), \
+    with heartbeat.beating("modelcycle-cycle"), \
+            lock.hold(svc.ws.root, f"modelcycle cycle {window or 'next'}", on_wait=_waiting(svc, window)), \
             _model_slot(svc, window):
         if automation.deployment_id() is not None:
             return automation.run_deployed(svc, window)
         if window is None:
             svc.ws = svc.ws.reload_params()  # read under the lock: another cycle may have moved it
         return run_cycle(svc, Window.parse(window) if window else rolledback.next_window(svc.ws))
+
+
+def _label(window: str | None) -> str:
+    """The window a cycle's progress lines name: the run's name when it was given none."""
+    from modelcycle.lifecycle import runtime
+
+    run = runtime.current_flow_run()
+    return str(window or (run.name if run is not None else None) or "next")
+
+
+def _say(svc: Services, label: str, text: str) -> None:
+    """A progress line in the run's Prefect log (what the UI shows of a deployed run) and on the
+    command's screen."""
+    from modelcycle.lifecycle import automation
+
+    automation.prefect_progress(label, text)
+    if svc.progress is not None:
+        svc.say(label, text)
+
+
+def _waiting(svc: Services, window: str | None) -> Callable[[lock.Holder], None]:
+    """What a cycle says when another command holds the workspace: a deployed run would
+    otherwise wait with nothing in its log. (A command typed in a terminal took the lock, and
+    said so, before its flow started.)"""
+    def said(holder: lock.Holder) -> None:
+        _say(svc, _label(window), f"waiting for the workspace: {holder.describe()}")
+    return said
 
 
 def _model_slot(svc: Services, window: str | None) -> contextlib.AbstractContextManager[Any]:
@@ -62,17 +91,12 @@ def _model_slot(svc: Services, window: str | None) -> contextlib.AbstractContext
     if not runtime.long_lived_server():
         return contextlib.nullcontext()
     run = runtime.current_flow_run()
-    label = str(window or (run.name if run is not None else None) or "next")
+    label = _label(window)
     worker = modellock.worker()
     automation.prefect_progress(label, f"the cycle of {svc.name} runs on {modellock.machine()}"
                                 + (f" (worker {worker})" if worker else ""))
-
-    def say(text: str) -> None:
-        automation.prefect_progress(label, text)
-        if svc.progress is not None:
-            svc.say(label, text)
-
-    return modellock.hold(svc.name, label, say=say, flow_run_id=str(run.id) if run is not None else None)
+    return modellock.hold(svc.name, label, say=lambda text: _say(svc, label, text),
+                          flow_run_id=str(run.id) if run is not None else None)
 
 
 @flow(name="modelcycle-backtest", flow_run_name="{first}..{last}", validate_parameters=False)
