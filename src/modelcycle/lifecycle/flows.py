@@ -69,8 +69,7 @@ def _say(svc: Services, label: str, text: str) -> None:
     from modelcycle.lifecycle import automation
 
     automation.prefect_progress(label, text)
-    if svc.progress is not None:
-        svc.say(label, text)
+    svc.say(label, text)
 
 
 def _waiting(svc: Services, window: str | None) -> Callable[[lock.Holder], None]:
