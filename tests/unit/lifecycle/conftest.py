@@ -3,10 +3,16 @@ stage files, with the registry and git + DVC in memory."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import pickle
 import re
 import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +30,30 @@ OWNED = ["dvc.lock", "params.yaml", "dvc.yaml", "modelcycle.yaml", "data/.gitign
          "data/clean.json", "data/train.json", "data/holdout.json",
          "reports/metrics.json", "reports/validation.json", "reports/predictions.csv"]
 OUTPUTS = ["data/raw", "models/challenger"]
+
+
+HOLD = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from modelcycle.lifecycle import lock
+    with lock.hold(Path(sys.argv[1]), "modelcycle run --window 2015-02"):
+        print("held", flush=True)
+        time.sleep(60)
+""")
+
+
+@contextlib.contextmanager
+def holding(root: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding ``root``'s workspace lock (as `modelcycle run --window 2015-02`)
+    until the block ends or it is killed."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(root)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture(scope="module")

@@ -9,15 +9,13 @@ it, the cycle's changes stand and recovery closes its bookkeeping.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from modelcycle import tracepoints
 from modelcycle.config import Workspace
 from modelcycle.lifecycle import flows
 from modelcycle.lifecycle.journal import Journal
-from tests.unit.lifecycle.conftest import Fakes
+from tests.unit.lifecycle.conftest import Fakes, holding
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -198,24 +196,15 @@ def test_on_a_team_server_the_act_block_holds_a_prefect_concurrency_slot(fakes: 
 def test_a_cycle_that_waits_for_the_workspace_says_who_holds_it(fakes: Fakes, monkeypatch) -> None:
     """A deployed run that finds another command holding the workspace says so in its Prefect log
     (its only output), once, and runs when the holder ends."""
-    import subprocess
-    import sys
     import threading
 
     from modelcycle.lifecycle import automation
-    from tests.unit.lifecycle.test_safety_parts import HOLD
 
     logged: list[tuple[str, str]] = []
     monkeypatch.setattr(automation, "prefect_progress", lambda window, text: logged.append((window, text)))
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(fakes.root)], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with holding(fakes.root) as holder:
         threading.Timer(1.0, holder.kill).start()
         assert flows.run(fakes.root, "2015-03").outcome == "promote"
-    finally:
-        holder.kill()
-        holder.wait()
     waits = [(w, t) for w, t in logged if t.startswith("waiting for the workspace")]
     assert len(waits) == 1, logged
     assert waits[0][0] == "2015-03" and "modelcycle run --window 2015-02" in waits[0][1]

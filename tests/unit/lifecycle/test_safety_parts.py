@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -17,25 +14,13 @@ from modelcycle.errors import WorkspaceError
 from modelcycle.lifecycle import interrupts, lock
 from modelcycle.lifecycle.journal import DONE, INTENT, UNDONE, Journal
 from modelcycle.versioning.base import VersionState
-
-HOLD = textwrap.dedent("""
-    import sys, time
-    from pathlib import Path
-    from modelcycle.lifecycle import lock
-    with lock.hold(Path(sys.argv[1]), "modelcycle run --window 2015-02"):
-        print("held", flush=True)
-        time.sleep(60)
-""")
+from tests.unit.lifecycle.conftest import holding
 
 
 @pytest.fixture
 def holder_process(tmp_path: Path):
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
-    yield proc
-    proc.kill()
-    proc.wait()
+    with holding(tmp_path) as proc:
+        yield proc
 
 
 def test_a_busy_workspace_names_its_holder_and_no_wait_refuses(tmp_path: Path, holder_process) -> None:
