@@ -21,7 +21,10 @@ Three settings make it fit short cycles:
 * flow-run heartbeats are off (they detect crashed runs of a long-lived server; this server
   ends with the command, and the heartbeat thread costs up to a second per flow run);
 * a new workspace's database starts from a cached, already migrated empty one
-  (:mod:`modelcycle.dbcache`), which saves Prefect's ~10 s of migrations.
+  (:mod:`modelcycle.dbcache`), which saves Prefect's ~10 s of migrations;
+* block types are registered once per database and Prefect version, not at every start: the
+  server would otherwise import every installed Prefect collection (Dask's ``distributed``
+  among them) to check that nothing changed, about 2 s of one core per command.
 
 A team server (``PREFECT_API_URL`` or ``backends.prefect_api_url``) keeps Prefect's defaults.
 """
@@ -41,6 +44,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from importlib import metadata
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from collections.abc import Callable
@@ -188,10 +192,26 @@ class LocalServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = home / "server.log"
         self._fresh_db = False
+        self._blocks_pending = True
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api"
+
+    @property
+    def _blocks_marker(self) -> Path:
+        """Names the Prefect version whose block types ``prefect.db`` holds."""
+        return self.home / "prefect.db.blocks"
+
+    def _blocks_registered(self) -> bool:
+        try:
+            return self._blocks_marker.read_text().strip() == _prefect_version()
+        except OSError:
+            return False
+
+    def _mark_blocks(self) -> None:
+        with contextlib.suppress(OSError):
+            self._blocks_marker.write_text(_prefect_version() + "\n")
 
     def start(self) -> None:
         spec = importlib.util.find_spec("prefect")
@@ -201,9 +221,18 @@ class LocalServer:
         db = self.home / "prefect.db"
         own_db = any(os.environ.get(k) for k in ("PREFECT_API_DATABASE_CONNECTION_URL",
                                                 "PREFECT_SERVER_DATABASE_CONNECTION_URL"))
-        self._fresh_db = not own_db and not db.exists() and not dbcache.seed("prefect", db)
+        existed = db.exists()
+        seeded = not own_db and not existed and dbcache.seed("prefect", db)
+        self._fresh_db = not own_db and not existed and not seeded
         env = {**os.environ, "PREFECT_HOME": str(self.home), "PREFECT_UI_ENABLED": "0",
                "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+        if seeded:  # the cached database was kept after a start that registered the block types
+            self._mark_blocks()
+        registered = not own_db and self._blocks_registered()
+        self._blocks_pending = not own_db and not registered  # the marker speaks of prefect.db only
+        if registered:
+            env.update(PREFECT_SERVER_REGISTER_BLOCKS_ON_START="false",
+                       PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION="false")
         env.pop("PREFECT_API_URL", None)
         self.home.mkdir(parents=True, exist_ok=True)
         log_file = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps writing to it
@@ -228,6 +257,9 @@ class LocalServer:
             try:
                 with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as resp:
                     if resp.status == 200:
+                        if self._blocks_pending:  # the application registered them as it started
+                            self._mark_blocks()
+                            self._blocks_pending = False
                         if self._fresh_db:  # migrated and still empty: keep it for the next workspace
                             dbcache.remember("prefect", self.home / "prefect.db")
                             self._fresh_db = False
@@ -256,6 +288,13 @@ class LocalServer:
             log.warning("Prefect's local server did not stop within %.0f s; killed", STOP_TIMEOUT_S)
             process.kill()
             process.wait()
+
+
+def _prefect_version() -> str:
+    try:
+        return metadata.version("prefect")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def start_local_server() -> LocalServer | None:
