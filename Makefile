@@ -47,7 +47,10 @@ test: $(STAMP) $(TORCH_STAMP)
 	scripts/postgres_programs.sh
 	$(BIN)/ruff check src tests scripts
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	# The suite starts more than a hundred Python processes. Where PYTHONDONTWRITEBYTECODE is set, each
+	# would compile modelcycle's and the tests' sources again: here they are compiled once, into
+	# __pycache__ folders that git ignores.
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_demo.py
