@@ -58,11 +58,16 @@ def prefect_server():
             yield
 
 
-# The files whose tests take the longest (real `modelcycle` processes; a backtest) run first:
-# the xdist workers then share out the many short tests at the end, instead of one worker
-# waiting while the other finishes a long test it started last.
-_LONGEST_FIRST = ("tests/team/test_team_servers.py", "tests/integration/test_safety.py",
-                  "tests/integration/test_scenario.py")
+# The files whose tests take the longest (real `modelcycle` processes, deployed cycles, real
+# servers; a backtest) run first, the longest first: the xdist workers then share out the many
+# short tests at the end, instead of one worker waiting while the other finishes a long test it
+# started last. (Each file's minutes were measured with `pytest --durations=0`.)
+_LONGEST_FIRST = ("tests/team/test_team_servers.py", "tests/integration/test_deployed.py",
+                  "tests/integration/test_several_workers.py", "tests/integration/test_safety.py",
+                  "tests/integration/test_up.py", "tests/integration/test_candidates.py",
+                  "tests/integration/test_scenario.py", "tests/integration/test_backends_migrate.py",
+                  "tests/integration/test_digits.py", "tests/integration/test_image_experiments.py",
+                  "tests/integration/test_team_mlflow.py", "tests/integration/test_dvc_experiments.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
