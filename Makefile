@@ -14,6 +14,11 @@ TORCH_STAMP := $(VENV)/.torch-stamp
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := true
 export MLFLOW_DISABLE_TELEMETRY := true
+# Python keeps what it compiles (in __pycache__ folders: the environment's, and the sources' that
+# git ignores), even where the machine sets PYTHONDONTWRITEBYTECODE: the installs below compile
+# nothing ahead, and the demo and the tests start many Python processes that would otherwise
+# compile the same modules again, each time.
+export PYTHONDONTWRITEBYTECODE :=
 
 .PHONY: demo test env lock clean-demo bench screenshots help
 
@@ -30,14 +35,14 @@ $(STAMP): requirements.lock requirements-bootstrap.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "modelcycle needs Python 3.11 or newer; set PYTHON=/path/to/python3.11"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-bootstrap.txt
-	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python --require-hashes -r requirements.lock
+	$(UV) pip install --quiet --python $(BIN)/python --require-hashes -r requirements.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 # The `torch` extra (image classifiers) for the tests: the CPU build of torch 2.13.0, with pip,
 # which finds it where the machine keeps it (uv does not look there).
 $(TORCH_STAMP): $(STAMP) requirements-torch.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-torch.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile --require-hashes --no-deps -r requirements-torch.lock
 	touch $(TORCH_STAMP)
 
 demo: $(STAMP)
@@ -48,11 +53,8 @@ test: $(STAMP) $(TORCH_STAMP)
 	$(BIN)/ruff check src tests scripts
 	# mypy (about 45 s of both cores without its cache) runs beside the tests, which leave a core
 	# idle at times; its report follows theirs, and either failing fails the target.
-	# The suite starts more than a hundred Python processes. Where PYTHONDONTWRITEBYTECODE is set, each
-	# would compile modelcycle's and the tests' sources again: here they are compiled once, into
-	# __pycache__ folders that git ignores.
 	$(BIN)/mypy > $(VENV)/mypy.out 2>&1 & types=$$!; \
-	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest; tests=$$?; \
+	$(BIN)/python -m pytest; tests=$$?; \
 	wait $$types; typed=$$?; echo "mypy:"; cat $(VENV)/mypy.out; \
 	exit $$(( tests || typed ))
 
