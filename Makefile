@@ -48,11 +48,11 @@ $(TORCH_STAMP): $(STAMP) requirements-torch.lock
 demo: $(STAMP)
 	$(BIN)/modelcycle demo demo
 
+# ruff first; then mypy (about 45 s of both cores without its cache) beside the tests, which
+# leave a core idle at times: its report follows theirs, and either failing fails the target.
 test: $(STAMP) $(TORCH_STAMP)
 	scripts/postgres_programs.sh
 	$(BIN)/ruff check src tests scripts
-	# mypy (about 45 s of both cores without its cache) runs beside the tests, which leave a core
-	# idle at times; its report follows theirs, and either failing fails the target.
 	$(BIN)/mypy > $(VENV)/mypy.out 2>&1 & types=$$!; \
 	$(BIN)/python -m pytest; tests=$$?; \
 	wait $$types; typed=$$?; echo "mypy:"; cat $(VENV)/mypy.out; \
