@@ -42,10 +42,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats  # type: ignore[import-untyped]  # scipy ships no type stubs
 
 from modelcycle.errors import DataError
 
@@ -162,12 +162,20 @@ def _value_counts(values: pd.Series) -> dict[str, int]:
     return out
 
 
+def _stats() -> Any:
+    """SciPy's statistics, imported when a comparison first needs them (1.2 s of one core): the
+    commands that only read a drift report (``status``, ``doctor``) do without."""
+    from scipy import stats  # type: ignore[import-untyped]  # scipy ships no type stubs
+
+    return stats
+
+
 def _chi2_pvalue(r: np.ndarray, c: np.ndarray) -> float:
     keep = (r + c) > 0
     if keep.sum() < 2:
         return 1.0
     table = np.vstack([r[keep], c[keep]])
-    return float(stats.chi2_contingency(table, correction=False).pvalue)
+    return float(_stats().chi2_contingency(table, correction=False).pvalue)
 
 
 def _numeric(ref: pd.Series, cur: pd.Series) -> tuple[float, dict[str, float]]:
@@ -176,7 +184,7 @@ def _numeric(ref: pd.Series, cur: pd.Series) -> tuple[float, dict[str, float]]:
     r_ok, c_ok = r[np.isfinite(r)], c[np.isfinite(c)]
     figures: dict[str, float] = {}
     if len(r_ok) and len(c_ok):
-        ks = stats.ks_2samp(r_ok, c_ok, method="asymp")
+        ks = _stats().ks_2samp(r_ok, c_ok, method="asymp")
         figures["ks"], figures["ks_pvalue"] = float(ks.statistic), float(ks.pvalue)
     distinct = np.unique(r_ok)
     if len(distinct) <= BINS:  # few values: a bin per value (values the reference lacks: one more)
