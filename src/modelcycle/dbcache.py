@@ -28,13 +28,18 @@ def cache_dir() -> Path:
     return Path(base) / "modelcycle"
 
 
-def template(tool: str) -> Path | None:
-    """Where the empty database of ``tool`` (a distribution name) at its installed version lives."""
+def version(tool: str) -> str | None:
+    """The installed version of ``tool`` (a distribution name), or None."""
     try:
-        version = metadata.version(tool)
+        return metadata.version(tool)
     except metadata.PackageNotFoundError:
         return None
-    return cache_dir() / f"{tool}-{version}.sqlite"
+
+
+def template(tool: str) -> Path | None:
+    """Where the empty database of ``tool`` (a distribution name) at its installed version lives."""
+    installed = version(tool)
+    return None if installed is None else cache_dir() / f"{tool}-{installed}.sqlite"
 
 
 def seed(tool: str, db: Path) -> bool:

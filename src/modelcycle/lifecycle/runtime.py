@@ -44,7 +44,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from importlib import metadata
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from collections.abc import Callable
@@ -205,13 +204,13 @@ class LocalServer:
 
     def _blocks_registered(self) -> bool:
         try:
-            return self._blocks_marker.read_text().strip() == _prefect_version()
+            return self._blocks_marker.read_text().strip() == str(dbcache.version("prefect"))
         except OSError:
             return False
 
     def _mark_blocks(self) -> None:
         with contextlib.suppress(OSError):
-            self._blocks_marker.write_text(_prefect_version() + "\n")
+            self._blocks_marker.write_text(f"{dbcache.version('prefect')}\n")
 
     def start(self) -> None:
         spec = importlib.util.find_spec("prefect")
@@ -288,13 +287,6 @@ class LocalServer:
             log.warning("Prefect's local server did not stop within %.0f s; killed", STOP_TIMEOUT_S)
             process.kill()
             process.wait()
-
-
-def _prefect_version() -> str:
-    try:
-        return metadata.version("prefect")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def start_local_server() -> LocalServer | None:
