@@ -190,6 +190,7 @@ def compare(cycle: Cycle, got: Gathered) -> Compared:
               f"scoring the champion on {len(split.holdout)} held-out rows")
     assert cycle.writes is not None
     cycle.writes.release()  # the gathered rows' files and digests, on the core the fit leaves idle
+    stages.warm_up(svc.ws)  # before the threads below import the model's library (a deployed run's first import)
     trained_f = None if many else tasks.train_challenger_task.submit(svc, split.train)
     champion_f = tasks.evaluate_champion_task.submit(svc, cycle.champion, split.holdout)
     floor_f = tasks.noise_floor_task.submit(svc, split.holdout) if svc.ws.config.reference else None

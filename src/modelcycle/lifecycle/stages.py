@@ -177,8 +177,12 @@ def workspace_code(ws: Workspace) -> list[Path]:
 
 
 def warm_up(ws: Workspace) -> None:
-    """Import the estimator's and the feature builder's modules and MLflow's model code now (a
-    cycle would import them inside its first fit or save, seconds of one core)."""
+    """Import the estimator's and the feature builder's modules, the trainer and MLflow's model
+    code now, in this thread: a cycle would import them inside its first fit or save (seconds of
+    one core), and there the challenger's fit and the champion's scoring run in two threads at
+    once. Two threads importing one library at once can each find the other's modules half
+    initialised (LightGBM's ``cannot import name 'CVBooster' from partially initialized
+    module``). Once imported, calling this again costs nothing."""
     from modelcycle.errors import ConfigError
     from modelcycle.steps.imports import resolve
 
@@ -188,8 +192,8 @@ def warm_up(ws: Workspace) -> None:
         if path:
             with contextlib.suppress(ConfigError):  # the cycle reports it where it happens
                 resolve(path, what=what)
-    if ws.config.model.trainer == "torch":
-        with contextlib.suppress(ConfigError):  # without PyTorch: the cycle says so where it trains
+    if ws.config.model.trainer != "sklearn":
+        with contextlib.suppress(ConfigError):  # without PyTorch, say: the cycle says so where it trains
             trainer(ws)
     import mlflow.pyfunc  # noqa: F401
 

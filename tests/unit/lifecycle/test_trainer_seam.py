@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from modelcycle.config.plugins import TRAINER_GROUP
-from modelcycle.lifecycle import flows, services
+from modelcycle.lifecycle import cycle, flows, services
 from modelcycle.steps.train import Trained, TrainSpec
 from tests.unit.lifecycle.conftest import Fakes
 
@@ -116,3 +116,35 @@ def test_the_learning_curve_goes_to_the_cycles_run_as_steps_with_the_best_epoch(
     assert run.metric_history["train_loss"] == [(1, 0.9), (2, 0.6), (3, 0.3)]
     assert [step for step, _ in run.metric_history["val_accuracy"]] == [1, 2, 3]
     assert "epoch" not in run.metrics and run.metrics["best_epoch"] == 2.0
+
+
+def test_the_estimators_library_is_imported_before_the_cycles_threads_start(
+        fakes: Fakes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The challenger's fit and the champion's scoring run in two threads at once; had each
+    imported the model's library there, one could find the other's modules half initialised (a
+    deployed run imports nothing ahead, as the command line does). The flow imports it first."""
+    import threading
+
+    from modelcycle.steps import imports, train
+
+    real, seen = imports.resolve, []
+
+    def recording(path: str, **kwargs: Any) -> Any:
+        seen.append((path, threading.current_thread().name))
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(imports, "resolve", recording)
+    monkeypatch.setattr(train, "resolve", recording)
+    flow_thread = []
+    real_compare = cycle.compare
+
+    def compare(*args: Any) -> Any:
+        flow_thread.append(threading.current_thread().name)
+        return real_compare(*args)
+
+    monkeypatch.setattr(cycle, "compare", compare)
+    flows.run(fakes.root, "2015-01")
+    estimator = [thread for path, thread in seen if path == "lightgbm:LGBMRegressor"]
+    assert len(estimator) >= 2, seen  # imported ahead, then used by the fit
+    assert estimator[0] == flow_thread[0], (seen, flow_thread)
+    assert estimator[-1] != flow_thread[0]  # the fit itself ran in a task's thread
