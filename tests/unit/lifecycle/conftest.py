@@ -56,8 +56,9 @@ def holding(root: Path) -> Iterator[subprocess.Popen[str]]:
         proc.wait()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small taxifare workspace (40 trees), built once per test process; tests copy it."""
     from modelcycle.examples.taxifare.workspace import create
 
     root = tmp_path_factory.mktemp("faults") / "ws"
@@ -111,9 +112,10 @@ class Fakes:
         return clone
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def champion_fakes(template: Path, tmp_path_factory: pytest.TempPathFactory, prefect_server) -> Fakes:
-    """The module's workspace after its first cycle (2014-12: v1 is the champion), run once."""
+    """The workspace after its first cycle (2014-12: v1 is the champion), run once per test
+    process; tests use a clone (:meth:`Fakes.clone_to`), never this one."""
     fakes = Fakes(tmp_path_factory.mktemp("champion") / "ws")
     shutil.copytree(template, fakes.root, symlinks=True)
     with services.using(factory=fakes):
