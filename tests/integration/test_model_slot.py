@@ -66,3 +66,25 @@ def test_a_cycle_killed_while_it_held_the_slot_frees_it_for_the_next_cycle_on_it
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_taking_and_releasing_the_slot_are_prefect_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As with Prefect's own ``concurrency()``: the UI's event feed and the limit's page show the
+    slot taken by a cycle, then released."""
+    from prefect.events.clients import AssertingEventsClient
+    from prefect.events.worker import EventsWorker
+
+    worker = EventsWorker.instance(AssertingEventsClient)
+    monkeypatch.setattr(EventsWorker, "instance", lambda *_: worker)
+    model = f"slot-{uuid.uuid4().hex[:8]}"
+    try:
+        with modellock.hold(model, "2015-01", say=print):
+            pass
+    finally:
+        worker.drain()
+    events = [e for client in AssertingEventsClient.all for e in client.events
+              if e.resource.get("prefect.resource.name") == modellock.limit_name(model)]
+    assert [e.event for e in events] == ["prefect.concurrency-limit.acquired", "prefect.concurrency-limit.released"]
+    acquired, released = events
+    assert acquired.resource.id == released.resource.id and acquired.resource.id.startswith("prefect.concurrency-limit.")
+    assert acquired.resource["limit"] == "1" and released.follows == acquired.id

@@ -27,7 +27,9 @@ found is created, never silently skipped.
 
 Who holds the slot is written to the Prefect variable ``modelcycle_holder_<model>`` (run, host,
 worker, since, process, lease), for the message a waiting cycle gives: "waiting for 2015-01 on host-a to finish
-the cycle of taxifare".
+the cycle of taxifare". Taking and releasing the slot are Prefect events
+(``prefect.concurrency-limit.acquired`` / ``.released``, as Prefect's own ``concurrency()``
+emits them): the UI's event feed and the limit's page show them.
 """
 
 from __future__ import annotations
@@ -150,7 +152,7 @@ class Server:
             if not answer.get("limits"):  # no such limit: the lease holds nothing
                 client.release_concurrency_slots_with_lease(UUID(lease))
                 raise LookupError(name)
-        return _Lease(lease)
+        return _Lease(lease, answer["limits"])
 
     def release(self, lease: str) -> None:
         """Release the slot a lease holds (a lease that is gone already: nothing happens)."""
@@ -188,13 +190,31 @@ class Server:
             return None
 
 
+def _slot_event(phase: str, limit: dict[str, Any], follows: Any = None) -> Any:
+    """``prefect.concurrency-limit.acquired`` / ``.released`` for the model's limit, as Prefect's
+    own ``concurrency()`` emits them: the UI's event feed and the limit's page show who took the
+    slot and when. An event that cannot be sent never stops the cycle."""
+    try:
+        from prefect.events import emit_event
+
+        return emit_event(f"prefect.concurrency-limit.{phase}", follows=follows, resource={
+            "prefect.resource.id": f"prefect.concurrency-limit.{limit['id']}",
+            "prefect.resource.name": str(limit["name"]), "slots-acquired": "1", "limit": str(limit["limit"])})
+    except Exception:  # the slot is what counts, its event is for people
+        log.debug("could not emit the %s event of the model's slot", phase, exc_info=True)
+        return None
+
+
 class _Lease(contextlib.AbstractContextManager[None]):
     """A held slot: a thread renews its lease at three quarters of its length until the block
     ends, then the lease is released. A renewal that fails is logged (the server may have freed
-    the slot: a cycle then says so rather than stopping midway)."""
+    the slot: a cycle then says so rather than stopping midway). Taking and releasing the slot
+    are Prefect events, as with Prefect's own ``concurrency()``."""
 
-    def __init__(self, lease: str) -> None:
+    def __init__(self, lease: str, limits: list[dict[str, Any]] | None = None) -> None:
         self.lease = lease
+        self._limits = list(limits or [])
+        self._acquired = [_slot_event("acquired", limit) for limit in self._limits]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._renew,),
                                         name="modelcycle-slot-lease", daemon=True)  # with Prefect's settings
@@ -215,6 +235,8 @@ class _Lease(contextlib.AbstractContextManager[None]):
         self._thread.join(timeout=5)
         with contextlib.suppress(Exception):  # an unanswered release: the lease expires by itself
             Server().release(self.lease)
+        for limit, acquired in zip(self._limits, self._acquired, strict=True):
+            _slot_event("released", limit, follows=acquired)
 
 
 @contextlib.contextmanager
