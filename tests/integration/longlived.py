@@ -19,7 +19,6 @@ import httpx
 
 from modelcycle import dbcache
 from modelcycle.lifecycle.runtime import EMBEDDED_SERVER_SETTINGS
-from modelcycle.lifecycle.servers import QUEUED_RETRY_S
 
 EXE = str(Path(sys.executable).with_name("modelcycle"))
 
@@ -60,14 +59,16 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def prefect_server(home: Path) -> Iterator[str]:
-    """A Prefect server with every service (the scheduler looks every 2 s; a deployed run queued
-    behind another asks for its slot again after 5 s, as on `modelcycle up`'s); its API URL."""
+    """A Prefect server with every service; its API URL. Two settings shorten the tests' waits:
+    the scheduler looks every 2 s, and a deployed run queued behind another of its deployment
+    asks for its slot again after 5 s (Prefect's default, 30 s, keeps the log of a run that waits
+    behind a cycle paused for its human short; a test's runs wait seconds, not hours)."""
     home.mkdir(parents=True, exist_ok=True)
     dbcache.seed("prefect", home / "prefect.db")
     port = free_port()
     env = clean_env(PREFECT_HOME=str(home), PREFECT_SERVER_API_PORT=str(port), PREFECT_UI_ENABLED="false",
                     PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2",
-                    PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS=str(QUEUED_RETRY_S),
+                    PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS="5",
                     PREFECT_SERVER_ANALYTICS_ENABLED="false")
     log = open(home / "server.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",

@@ -42,9 +42,6 @@ from modelcycle.errors import WorkspaceError
 from modelcycle.lifecycle.runtime import free_port
 
 START_TIMEOUT_S = 180.0
-# A deployed cycle queued behind a running one of the same deployment (one runs at a time) asks
-# the server for its slot again after this many seconds (Prefect's default is 30 s)
-QUEUED_RETRY_S = 5
 STOP_TIMEOUT_S = 30.0
 LOG_DIR = "servers"
 # the embedded server's settings hold writes back for a short-lived server; never for this one
@@ -136,7 +133,6 @@ def _prefect(ws: Workspace, host: str, port: int, logs: Path) -> Launch:
     env.update({"PREFECT_HOME": str(home), "PREFECT_SERVER_API_HOST": host, "PREFECT_SERVER_API_PORT": str(port),
                 "PREFECT_UI_API_URL": f"{base}/api", "PREFECT_UI_URL": base, "PREFECT_SERVER_UI_ENABLED": "true",
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT__SERVER_FINAL": "1"})
-    env.setdefault("PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS", str(QUEUED_RETRY_S))
     db = home / "prefect.db"
     own_db = any(env.get(k) for k in ("PREFECT_API_DATABASE_CONNECTION_URL", "PREFECT_SERVER_DATABASE_CONNECTION_URL"))
     fresh = not own_db and not db.exists() and not dbcache.seed("prefect", db)

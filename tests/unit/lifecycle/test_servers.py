@@ -86,12 +86,3 @@ def test_a_port_in_use_is_refused_before_anything_starts(ws):
     assert not (ws.state_dir / "servers.json").exists()
     assert not (ws.state_dir / "servers").exists()  # no log: nothing was started
 
-
-def test_a_queued_deployed_cycle_asks_for_its_slot_again_within_seconds(ws, monkeypatch, tmp_path):
-    """Prefect retries a deployed run held back by its deployment's limit after 30 s; the server
-    `up` starts says 5 s, unless the user set their own."""
-    launch = servers._prefect(ws, "127.0.0.1", 4200, tmp_path)
-    assert launch.env["PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS"] == "5"
-    monkeypatch.setenv("PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS", "12")
-    assert servers._prefect(ws, "127.0.0.1", 4200, tmp_path).env[
-        "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS"] == "12"
