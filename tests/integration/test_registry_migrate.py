@@ -127,6 +127,7 @@ def test_dataset_inputs_model_links_and_model_metrics_of_plain_mlflow_runs_are_c
                                               dataset_digest=train.digest),
                                        Metric("rmse", 2.25, 2_000, 8, model_id=model)], synchronous=True)
     client.finalize_logged_model(model, "READY")
+    pending = client.create_logged_model(exp, name="gbm-being-logged", source_run_id=trained).model_id  # not finalized
     client.set_terminated(trained)
     checked = client.create_run(client.create_experiment("fares-experiments"), run_name="evaluate").info.run_id
     client.log_inputs(checked, models=[LoggedModelInput(model)])
@@ -158,6 +159,7 @@ def test_dataset_inputs_model_links_and_model_metrics_of_plain_mlflow_runs_are_c
                        m.dataset_digest) for m in reg._client.get_logged_model(model_id).metrics)
 
     assert model_metrics(new, copy_model, {}) == model_metrics(old, model, done.runs)
+    assert [target.get_logged_model(done.models[m]).status.name for m in (model, pending)] == ["READY", "PENDING"]
     assert model_metrics(new, copy_model, {})[0] == ("rmse", 2.25, 8, 2_000, copy_trained, None, None)
     # the run's own history has each point once (a model metric is also a point of its run)
     assert [(m.step, m.value) for m in target.get_metric_history(copy_trained, "rmse")] == [(7, 2.5), (8, 2.25)]
@@ -174,6 +176,8 @@ def test_dataset_inputs_model_links_and_model_metrics_of_plain_mlflow_runs_are_c
     # logged in the old store after a copy (or missed by an older modelcycle): the next copy adds just that
     extra = from_pandas(frame.head(1), source="s3://team/fares/holdout.parquet", name="fares-holdout")
     client.log_inputs(checked, [DatasetInput(extra._to_mlflow_entity(), [InputTag("mlflow.data.context", "test")])])
+    client.finalize_logged_model(pending, "FAILED")  # the model being logged ended, after the copy
     later = copier(old, new, []).run()
     assert later.copied == {"dataset inputs": 1}
+    assert target.get_logged_model(done.models[pending]).status.name == "FAILED"
     assert inputs(new, copy_checked) == inputs(old, checked)

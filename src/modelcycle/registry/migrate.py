@@ -7,7 +7,8 @@ What is copied, from a source client to a target client (both explicit ``MlflowC
 * every run: name, status, start and end times, params, tags, each metric's full history (steps
   and timestamps, in ``log_batch`` chunks), its artifacts; parent runs are pointed at the copies;
 * MLflow 3 logged models (``models:/m-...``): created again with their artifacts (``MLmodel``
-  re-stamped with the new ids), params and tags, finalized with their status;
+  re-stamped with the new ids), params and tags, finalized with their status (one still PENDING
+  stays PENDING, and a later copy finalizes it once it has ended in the source);
 * what ties runs to datasets and logged models (:mod:`modelcycle.registry.lineage`): each run's
   dataset inputs with their tags, its model inputs and outputs, each logged model's metrics;
 * the registered model (description, tags), every version in order with the same number (a
@@ -31,7 +32,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from modelcycle.errors import RegistryError
 from modelcycle.registry.history import MOVE_PREFIX
@@ -314,8 +315,12 @@ class StoreCopy:
         for model in sorted(models, key=lambda m: (m.creation_timestamp or 0, m.model_id)):
             self._locations[model.artifact_location.rstrip("/")] = model.model_id
             if model.model_id in done:
-                self.tally.models[model.model_id] = done[model.model_id].model_id
+                copy = done[model.model_id]
+                self.tally.models[model.model_id] = copy.model_id
                 self.tally.add("logged models", False)
+                ended = _final(model)
+                if _final(copy) is None and ended is not None and not self.dry_run:  # it ended since the copy
+                    self.target.finalize_logged_model(copy.model_id, ended)
                 continue
             self.tally.add("logged models", True)
             if not self.dry_run:
@@ -337,8 +342,9 @@ class StoreCopy:
                                                 tracking_uri=self.source_uri))
                 restamp(local, copy.model_id, run_id, copy.artifact_location)
                 self.target.log_model_artifacts(copy.model_id, str(local))
-        failed = str(getattr(model.status, "name", model.status) or "").split(".")[-1] == "FAILED"
-        self.target.finalize_logged_model(copy.model_id, "FAILED" if failed else "READY")
+        ended = _final(model)
+        if ended is not None:  # one still being logged stays so; a later copy finalizes it as it ended
+            self.target.finalize_logged_model(copy.model_id, ended)
         self.target.set_logged_model_tags(copy.model_id, {MIGRATED_FROM: model.model_id})
         self.target.delete_logged_model_tag(copy.model_id, MIGRATING)
         self.tally.models[model.model_id] = copy.model_id
@@ -426,6 +432,13 @@ class StoreCopy:
                     f"the server gave it number {number} (a version {wanted} was made and deleted there before)",
                     f"delete the server's model '{self.name}' (MLflow UI: Models) and migrate again")
             self.target.delete_model_version(self.name, str(number))  # a gap of the source
+
+
+def _final(model: Any) -> Literal["READY", "FAILED"] | None:
+    """How a logged model ended: FAILED, READY (an unspecified status too), or None while it is
+    PENDING (still being logged, or its process died before it finalized it)."""
+    status = str(getattr(model.status, "name", model.status) or "").split(".")[-1].upper()
+    return None if status == "PENDING" else "FAILED" if status == "FAILED" else "READY"
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
