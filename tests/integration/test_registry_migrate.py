@@ -181,3 +181,36 @@ def test_dataset_inputs_model_links_and_model_metrics_of_plain_mlflow_runs_are_c
     assert later.copied == {"dataset inputs": 1}
     assert target.get_logged_model(done.models[pending]).status.name == "FAILED"
     assert inputs(new, copy_checked) == inputs(old, checked)
+
+
+def test_what_a_run_received_in_the_old_store_after_a_copy_is_added_by_the_next(tmp_path, template_db):
+    """A run still running when it was copied goes on logging in the old store: the next copy
+    adds its new params, tags, metric points, files and its end, and keeps what the copy was
+    given on the new store since."""
+    old, new = store(tmp_path / "old", template_db), store(tmp_path / "new", template_db)
+    live = old.start_run(experiment="fares", run_name="cycle 2024-01")
+    old.log_metric_steps(live, [{"epoch": 0, "loss": 1.0, "r2": float("nan")}])  # a NaN is the same NaN
+    old.log_params(live, {"lr": 0.1})
+    old._client.set_tag(live, "stage", "training")
+    old.log_dict(live, {"ok": True}, "validation.json")
+    first = copier(old, new, []).run()
+    copy = first.runs[live]
+    assert new.get_run(copy).status == "RUNNING"
+
+    new._client.set_tag(copy, "stage", "moved")  # work on the new store since the copy
+    old.log_metric_steps(live, [{"epoch": 1, "loss": 0.5}])
+    old.log_params(live, {"trees": 40})
+    old._client.set_tag(live, "stage", "scored")
+    old._client.set_tag(live, "modelcycle.decision", "promote")
+    old.log_dict(live, {"rows": 3}, "reports/rows.json")
+    old.end_run(live, "FINISHED")
+    later = copier(old, new, []).run()
+    assert later.copied == {"run updates": 1}
+    run = new.get_run(copy)
+    assert run.status == "FINISHED" and run.params == {"lr": "0.1", "trees": "40"}
+    assert (run.tags["modelcycle.decision"], run.tags["stage"]) == ("promote", "moved")
+    assert [(m.step, m.value) for m in new._client.get_metric_history(copy, "loss")] == [(0, 1.0), (1, 0.5)]
+    assert len(new._client.get_metric_history(copy, "r2")) == 1
+    assert [a.path for a in new._client.list_artifacts(copy, "reports")] == ["reports/rows.json"]
+    assert [a.path for a in new._client.list_artifacts(copy) if not a.is_dir] == ["validation.json"]
+    assert copier(old, new, []).run().total_copied() == 0

@@ -77,7 +77,8 @@ def migrate(
     done = migration.migrate(ws, to, dry_run=dry_run, write_config=write_config,
                              say=lambda line: console.print(escape(line), soft_wrap=True, highlight=False))
     tally = done.tally
-    kinds = ("experiments", "runs", "logged models", *lineage.KINDS, "registered models", "versions", "aliases")
+    kinds = ("experiments", "runs", "run updates", "logged models", *lineage.KINDS, "registered models", "versions",
+             "aliases")
     copied = ", ".join(f"{tally.copied[k]} {k}" for k in kinds if tally.copied.get(k)) or "nothing"
     present = ", ".join(f"{tally.present[k]} {k}" for k in kinds if tally.present.get(k))
     verb = "would copy" if dry_run else "copied"

@@ -6,6 +6,7 @@ What is copied, from a source client to a target client (both explicit ``MlflowC
   experiment gets no artifact location (the server's served artifacts);
 * every run: name, status, start and end times, params, tags, each metric's full history (steps
   and timestamps, in ``log_batch`` chunks), its artifacts; parent runs are pointed at the copies;
+  what a copied run received in the old store since is added by the next copy;
 * MLflow 3 logged models (``models:/m-...``): created again with their artifacts (``MLmodel``
   re-stamped with the new ids), params and tags, finalized with their status (one still PENDING
   stays PENDING, and a later copy finalizes it once it has ended in the source);
@@ -235,6 +236,8 @@ class StoreCopy:
         self.tally.runs.update({old: there.info.run_id for old, there in done.items()})
         for run in runs:  # dataset inputs a former copy lacks (made before they were copied)
             there = done.get(run.info.run_id)
+            if there is not None:
+                self._resync(run, there)
             datasets = missing_datasets(run, there)
             self._count("dataset inputs", False, len(dataset_inputs(run)) - len(datasets))
             self._count("dataset inputs", True, len(datasets))
@@ -295,6 +298,56 @@ class StoreCopy:
         self.target.log_batch(new, tags=[RunTag(MIGRATED_FROM, old)], synchronous=True)
         self.target.delete_tag(new, MIGRATING)
         self.tally.runs[old] = new
+
+    def _resync(self, run: Any, there: Any) -> None:
+        """What the old store's run received after a former copy (a run still RUNNING then, a
+        process that kept logging there): the params, tags and metric points the copy lacks, and,
+        while the copy has not ended, its end and new artifacts. What the copy has already is
+        never overwritten (work on the new store may have changed it). Counted as "run updates"."""
+        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
+
+        old, new = run.info.run_id, there.info.run_id
+        params = [Param(k, v) for k, v in run.data.params.items() if k not in there.data.params]
+        own = (PARENT_TAG, MIGRATED_FROM, MIGRATING)
+        tags = [RunTag(k, v) for k, v in run.data.tags.items() if k not in own and k not in there.data.tags]
+        points: list[Any] = []
+        for key, value in run.data.metrics.items():
+            if key in there.data.metrics and repr(there.data.metrics[key]) == repr(value):  # nan too
+                continue  # the same latest value: nothing logged since
+            have = {(m.step, m.timestamp, repr(m.value)) for m in self.target.get_metric_history(new, key)}
+            points += [Metric(m.key, m.value, m.timestamp, m.step) for m in self.source.get_metric_history(old, key)
+                       if (m.step, m.timestamp, repr(m.value)) not in have]
+        live = there.info.status == "RUNNING"
+        ended = live and run.info.status in ("FINISHED", "FAILED", "KILLED")
+        new_files = self._new_artifacts(old, new) if live else []
+        if not (params or tags or points or ended or new_files):
+            return
+        self.tally.add("run updates", True)
+        if self.dry_run:
+            return
+        for chunk in _chunks(params, MAX_PARAMS_TAGS_PER_BATCH):
+            self.target.log_batch(new, params=chunk, synchronous=True)
+        for chunk in _chunks(tags, MAX_PARAMS_TAGS_PER_BATCH):
+            self.target.log_batch(new, tags=chunk, synchronous=True)
+        for chunk in _chunks(points, MAX_METRICS_PER_BATCH):
+            self.target.log_batch(new, metrics=chunk, synchronous=True)
+        for path in new_files:
+            with tempfile.TemporaryDirectory(prefix="modelcycle-migrate-") as tmp:
+                local = self.source.download_artifacts(old, path, tmp)
+                self.target.log_artifact(new, local, str(Path(path).parent) if "/" in path else None)
+        if ended:
+            self.target.set_terminated(new, run.info.status, end_time=run.info.end_time)
+
+    def _new_artifacts(self, old: str, new: str) -> list[str]:
+        """The files of run ``old`` that run ``new`` does not have (paths in the run)."""
+        def files(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
+            found: set[str] = set()
+            for entry in client.list_artifacts(run_id, path):
+                found |= files(client, run_id, entry.path) if entry.is_dir else {entry.path}
+            return found
+
+        return sorted(files(self.source, old) - files(self.target, new))
 
     def _fix_parents(self) -> None:
         for new, parent in self._parents.items():
