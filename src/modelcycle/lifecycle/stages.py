@@ -193,7 +193,7 @@ def warm_up(ws: Workspace) -> None:
             with contextlib.suppress(ConfigError):  # the cycle reports it where it happens
                 resolve(path, what=what)
     if ws.config.model.trainer != "sklearn":
-        with contextlib.suppress(ConfigError):  # without PyTorch, say: the cycle says so where it trains
+        with contextlib.suppress(ConfigError):  # its package missing (PyTorch): the cycle says so where it trains
             trainer(ws)
     import mlflow.pyfunc  # noqa: F401
 

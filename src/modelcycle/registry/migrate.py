@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -49,6 +49,7 @@ MIGRATING = "modelcycle.migrating"
 #: the registered model's tag naming the store and model it was copied from
 MODEL_ORIGIN = "modelcycle.migrated_from_store"
 PARENT_TAG = "mlflow.parentRunId"
+ENDED = ("FINISHED", "FAILED", "KILLED")  # a run's statuses once it has ended
 PROGRESS_EVERY = 10  # runs between two progress lines of one experiment
 
 
@@ -272,20 +273,15 @@ class StoreCopy:
 
     def _run(self, run: Any, exp_id: str) -> None:
         from mlflow.entities import Metric, Param, RunTag
-        from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
         old = run.info.run_id
         tags = {k: v for k, v in run.data.tags.items() if k != PARENT_TAG}
         copy = self.target.create_run(exp_id, start_time=run.info.start_time, run_name=run.info.run_name,
                                       tags={**tags, MIGRATING: old})
         new = copy.info.run_id
-        params = [Param(k, v) for k, v in run.data.params.items()]
-        for chunk in _chunks(params, MAX_PARAMS_TAGS_PER_BATCH):
-            self.target.log_batch(new, params=chunk, synchronous=True)
-        points = [Metric(m.key, m.value, m.timestamp, m.step)
-                  for key in run.data.metrics for m in self.source.get_metric_history(old, key)]
-        for chunk in _chunks(points, MAX_METRICS_PER_BATCH):
-            self.target.log_batch(new, metrics=chunk, synchronous=True)
+        self._log(new, params=[Param(k, v) for k, v in run.data.params.items()],
+                  metrics=[Metric(m.key, m.value, m.timestamp, m.step)
+                           for key in run.data.metrics for m in self.source.get_metric_history(old, key)])
         log_datasets(self.target, new, missing_datasets(run, None))
         if self.source.list_artifacts(old):
             with tempfile.TemporaryDirectory(prefix="modelcycle-migrate-") as tmp:
@@ -293,7 +289,7 @@ class StoreCopy:
                 self.target.log_artifacts(new, local)
         if run.data.tags.get(PARENT_TAG):
             self._parents[new] = run.data.tags[PARENT_TAG]
-        if run.info.status in ("FINISHED", "FAILED", "KILLED"):
+        if run.info.status in ENDED:
             self.target.set_terminated(new, run.info.status, end_time=run.info.end_time)
         self.target.log_batch(new, tags=[RunTag(MIGRATED_FROM, old)], synchronous=True)
         self.target.delete_tag(new, MIGRATING)
@@ -305,7 +301,6 @@ class StoreCopy:
         while the copy has not ended, its end and new artifacts. What the copy has already is
         never overwritten (work on the new store may have changed it). Counted as "run updates"."""
         from mlflow.entities import Metric, Param, RunTag
-        from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
         old, new = run.info.run_id, there.info.run_id
         params = [Param(k, v) for k, v in run.data.params.items() if k not in there.data.params]
@@ -319,25 +314,31 @@ class StoreCopy:
             points += [Metric(m.key, m.value, m.timestamp, m.step) for m in self.source.get_metric_history(old, key)
                        if (m.step, m.timestamp, repr(m.value)) not in have]
         live = there.info.status == "RUNNING"
-        ended = live and run.info.status in ("FINISHED", "FAILED", "KILLED")
+        ended = live and run.info.status in ENDED
         new_files = self._new_artifacts(old, new) if live else []
         if not (params or tags or points or ended or new_files):
             return
         self.tally.add("run updates", True)
         if self.dry_run:
             return
-        for chunk in _chunks(params, MAX_PARAMS_TAGS_PER_BATCH):
-            self.target.log_batch(new, params=chunk, synchronous=True)
-        for chunk in _chunks(tags, MAX_PARAMS_TAGS_PER_BATCH):
-            self.target.log_batch(new, tags=chunk, synchronous=True)
-        for chunk in _chunks(points, MAX_METRICS_PER_BATCH):
-            self.target.log_batch(new, metrics=chunk, synchronous=True)
+        self._log(new, params=params, tags=tags, metrics=points)
         for path in new_files:
             with tempfile.TemporaryDirectory(prefix="modelcycle-migrate-") as tmp:
                 local = self.source.download_artifacts(old, path, tmp)
                 self.target.log_artifact(new, local, str(Path(path).parent) if "/" in path else None)
         if ended:
             self.target.set_terminated(new, run.info.status, end_time=run.info.end_time)
+
+    def _log(self, run_id: str, *, params: Sequence[Any] = (), tags: Sequence[Any] = (),
+             metrics: Sequence[Any] = ()) -> None:
+        """Params, tags and metric points to a target run, in batches of MLflow's limits."""
+        from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
+
+        batches = (("params", params, MAX_PARAMS_TAGS_PER_BATCH), ("tags", tags, MAX_PARAMS_TAGS_PER_BATCH),
+                   ("metrics", metrics, MAX_METRICS_PER_BATCH))
+        for kind, items, size in batches:
+            for chunk in _chunks(list(items), size):
+                self.target.log_batch(run_id, **{kind: chunk}, synchronous=True)
 
     def _new_artifacts(self, old: str, new: str) -> list[str]:
         """The files of run ``old`` that run ``new`` does not have (paths in the run)."""

@@ -85,4 +85,3 @@ def test_a_port_in_use_is_refused_before_anything_starts(ws):
     assert "--mlflow-port" in (err.value.hint or "")
     assert not (ws.state_dir / "servers.json").exists()
     assert not (ws.state_dir / "servers").exists()  # no log: nothing was started
-
