@@ -30,7 +30,11 @@ The interval is the percentile interval of the resampled relative improvement.
 
 from __future__ import annotations
 
+import os
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +45,7 @@ from modelcycle.steps.evaluate import METRICS, Scores
 
 METHODS = ("double-or-nothing", "multinomial")
 _CHUNK_BYTES = 8000000  # working memory of one chunk of resamples
+MOST_THREADS = 4  # the resamples' lookups run on up to this many cores
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,9 @@ def _double_or_nothing(X: np.ndarray, resamples: int, rng: np.random.Generator) 
 
     Rows are taken 4 at a time: a 4-bit nibble of random bits chooses which of the 4 rows count,
     and a table holds the 16 possible partial sums of each group, so a resample costs one lookup
-    per group and column."""
+    per group and column. The random bits are drawn in order, a chunk of resamples at a time; the
+    chunks' lookups run on the process's cores (NumPy's take and sum release the GIL), so the
+    result is the same on any number of cores."""
     n, k = X.shape
     nbytes = -(-n // 8)
     groups = nbytes * 2
@@ -126,19 +133,51 @@ def _double_or_nothing(X: np.ndarray, resamples: int, rng: np.random.Generator) 
     chunk = max(1, min(resamples, _CHUNK_BYTES // max(1, groups * 16)))
     sums = np.empty((resamples, k))
     counts = np.empty(resamples)
-    nib = np.empty((chunk, groups), dtype=np.intp)
-    gathered = np.empty((chunk, groups))
-    for start in range(0, resamples, chunk):   # a loop over chunks of resamples, not resamples
-        m = min(chunk, resamples - start)
-        raw = np.frombuffer(rng.bytes(m * nbytes), dtype=np.uint8).reshape(m, nbytes) & valid
-        nib[:m, 0::2] = raw & 15
-        nib[:m, 1::2] = raw >> 4
-        nib[:m] += base
+
+    buffers = threading.local()   # each thread's working arrays, allocated once
+
+    def lookups(start: int, raw: np.ndarray) -> None:
+        m = len(raw)
+        if not hasattr(buffers, "nib"):
+            buffers.nib, buffers.gathered = np.empty((chunk, groups), dtype=np.intp), np.empty((chunk, groups))
+        nib, gathered = buffers.nib[:m], buffers.gathered[:m]
+        nib[:, 0::2] = raw & 15
+        nib[:, 1::2] = raw >> 4
+        nib += base
         for c in range(k):                     # a handful of columns
-            np.take(tables[c], nib[:m], out=gathered[:m])
-            sums[start:start + m, c] = 2.0 * gathered[:m].sum(axis=1)
+            np.take(tables[c], nib, out=gathered)
+            sums[start:start + m, c] = 2.0 * gathered.sum(axis=1)
         counts[start:start + m] = 2.0 * np.bitwise_count(raw).sum(axis=1, dtype=np.int64)
+
+    def draws() -> Iterator[tuple[int, np.ndarray]]:   # chunks of resamples, not resamples
+        for start in range(0, resamples, chunk):
+            m = min(chunk, resamples - start)
+            yield start, np.frombuffer(rng.bytes(m * nbytes), dtype=np.uint8).reshape(m, nbytes) & valid
+
+    _on_cores(lookups, draws(), chunks=-(-resamples // chunk))
     return sums, counts
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _on_cores(work: Callable[[int, np.ndarray], None], items: Iterator[tuple[int, np.ndarray]], *, chunks: int) -> None:
+    """``work(*item)`` for every item, on up to :data:`MOST_THREADS` threads (one per usable core),
+    with at most two items per thread drawn ahead, so memory stays a few chunks'."""
+    threads = min(MOST_THREADS, _cores(), chunks)
+    if threads <= 1:
+        for item in items:
+            work(*item)
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="modelcycle-resample") as pool:
+        pending: deque[Future[None]] = deque()
+        for item in items:
+            if len(pending) >= 2 * threads:
+                pending.popleft().result()
+            pending.append(pool.submit(work, *item))
+        for done in pending:
+            done.result()
 
 
 def _weights(n: int, resamples: int, rng: np.random.Generator, method: str) -> Iterator[np.ndarray]:

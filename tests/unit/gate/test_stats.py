@@ -31,6 +31,23 @@ def test_resampled_weights_count_only_real_rows(n):
     assert weights.mean() == pytest.approx(n, rel=0.05)  # weight 0 or 2, mean 1 per row
 
 
+def test_resamples_on_several_cores_give_the_same_sums_as_on_one(monkeypatch):
+    """Chunks of resamples run on threads; the random bits are drawn in order, so the sums do not
+    depend on how many cores the process may use (a small chunk size makes many chunks)."""
+    from modelcycle.gate import stats
+
+    X = np.random.default_rng(3).gamma(2.0, 5.0, (50_001, 2))
+    monkeypatch.setattr(stats, "_CHUNK_BYTES", 50_001 // 8 * 2 * 16 * 3)  # 3 resamples a chunk
+    results = {}
+    for cores in (1, 2, 4):
+        monkeypatch.setattr(stats, "_cores", lambda c=cores: c)
+        results[cores] = _double_or_nothing(X, 101, np.random.default_rng(7))
+    for cores in (2, 4):
+        assert np.array_equal(results[cores][0], results[1][0])
+        assert np.array_equal(results[cores][1], results[1][1])
+    assert np.all(results[1][1] > 0) and not np.allclose(results[1][0][:, 0], results[1][0][0, 0])
+
+
 def test_identical_models_give_an_interval_around_zero_and_no_promotion():
     y, a, _ = regression()
     champ, chall = scores("mae", y, a), scores("mae", y, a.copy())
