@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from modelcycle.atomic import write_atomic
 from modelcycle.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -252,16 +253,7 @@ def write_env_values(path: str | os.PathLike[str], values: Mapping[str, str]) ->
         else:
             out.append(line)
     out.extend(f"{key}={_quote(value)}" for key, value in pending.items())
-    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("\n".join(out) + "\n")
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(p, "\n".join(out) + "\n", mode=0o600)
 
 
 # ---------------------------------------------------------------------------------------------

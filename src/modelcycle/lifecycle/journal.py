@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelcycle.atomic import write_atomic
 from modelcycle.config import Workspace
 from modelcycle.errors import WorkspaceError
 from modelcycle.versioning.base import VersionState
@@ -141,12 +142,7 @@ class Journal:
 
     def _write(self) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(self.data, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(self.data), durable=True)
 
     # -- what the cycle records -----------------------------------------------------------
 

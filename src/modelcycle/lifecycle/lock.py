@@ -29,6 +29,7 @@ from datetime import datetime, UTC
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelcycle.atomic import write_atomic
 from modelcycle.config import STATE_DIR
 from modelcycle.errors import WorkspaceError
 
@@ -180,9 +181,7 @@ def _write_holder(info: Path, command: str) -> None:
     data = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
             "since": datetime.now(UTC).isoformat(timespec="seconds"),
             "written": time.time()}
-    tmp = info.with_name(info.name + ".tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(tmp, info)
+    write_atomic(info, json.dumps(data))
 
 
 def process_alive(pid: int, host: str | None = None, started: float | None = None) -> bool:

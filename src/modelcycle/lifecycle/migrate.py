@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sqlite3
 import tempfile
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from modelcycle.atomic import write_atomic
 from modelcycle.config import CONFIG_FILE, Workspace, redact
 from modelcycle.config.models import EMBEDDED_ARTIFACTS
 from modelcycle.errors import RegistryError, WorkspaceError
@@ -205,7 +205,4 @@ def write_tracking_uri(config: Path, uri: str) -> None:
                              + ("is not there" if not found else "is there more than once"),
                              f"edit it by hand: backends: {KEY}: {uri}")
     new = pattern.sub(lambda m: f"{m.group(1)} {uri}{m.group(2) or ''}", text)
-    tmp = config.with_name(config.name + ".tmp")
-    tmp.write_text(new, encoding="utf-8")
-    shutil.copymode(config, tmp)
-    tmp.replace(config)
+    write_atomic(config, new, keep_mode=True)

@@ -22,11 +22,11 @@ does. ``modelcycle run --window`` of a recorded window runs it again.
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from modelcycle.atomic import write_atomic
 from modelcycle.config import Window, Workspace
 from modelcycle.errors import WorkspaceError
 
@@ -58,13 +58,7 @@ def read(ws: Workspace) -> dict[str, dict[str, Any]]:
 def _write(ws: Workspace, windows: dict[str, dict[str, Any]]) -> None:
     path = path_of(ws)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump({"windows": windows}, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps({"windows": windows}, indent=2, sort_keys=True) + "\n", durable=True)
 
 
 def record(ws: Workspace, label: str, *, run_id: str | None, reasons: list[str]) -> None:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from modelcycle import dbcache
+from modelcycle.atomic import write_atomic
 from modelcycle.config import Workspace
 from modelcycle.config.live import process_started, read_servers, servers_path
 from modelcycle.config.live import is_alive as _is_alive
@@ -254,9 +255,7 @@ def _write(state_dir: Path, servers: dict[str, dict[str, Any]]) -> None:
     if not servers:
         path.unlink(missing_ok=True)
         return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(servers, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(servers, indent=2) + "\n")
 
 
 def running(ws: Workspace) -> dict[str, dict[str, Any]]:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from modelcycle.atomic import write_atomic
 from modelcycle.config import Workspace
 from modelcycle.config.secrets import redact
 from modelcycle.errors import VersioningError
@@ -62,10 +62,7 @@ def _write(ws: Workspace, entries: list[Unpushed]) -> None:
     if not entries:
         path.unlink(missing_ok=True)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps([asdict(e) for e in entries], indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps([asdict(e) for e in entries], indent=2) + "\n")
 
 
 def add(ws: Workspace, window: str, snapshot: Snapshot) -> None:

@@ -47,6 +47,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from modelcycle.atomic import write_atomic
 from modelcycle.config import Window, Workspace
 from modelcycle.errors import ModelcycleError
 from modelcycle.lifecycle import automation, lock
@@ -92,9 +93,7 @@ class Announced:
 
     def note(self, kind: str, label: str, now: datetime) -> None:
         self.seen.setdefault(kind, {})[label] = now.isoformat(timespec="seconds")
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"announced": self.seen}, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps({"announced": self.seen}, indent=2) + "\n")
 
 
 def emit(ws: Workspace, event: str, window: Window, why: str, **payload: Any) -> None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from modelcycle.atomic import write_atomic
 from modelcycle.errors import ModelcycleError, ModelError, RegistryError
 from modelcycle.registry.base import CodePaths
 from modelcycle.registry.translate import exc_text, quiet_mlflow_loggers, translate
@@ -66,17 +67,10 @@ def _module_distributions() -> Mapping[str, list[str]]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     mapping = importlib.metadata.packages_distributions()
-    tmp: str | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as out:
-            json.dump({"folders": key, "modules": mapping}, out)
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps({"folders": key, "modules": mapping}))
     except OSError:
         log.debug("could not keep the module distributions in %s", path, exc_info=True)
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
     return mapping
 
 

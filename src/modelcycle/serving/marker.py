@@ -13,14 +13,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from modelcycle.atomic import write_atomic
+
 MARKER = "serving.json"
 
 
 def write_marker(path: Path, info: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(info, indent=1) + "\n")
 
 
 def remove_marker(path: Path) -> None:

@@ -3,15 +3,14 @@ small file operations the versioning adapter needs (atomic writes, reads of poss
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from modelcycle.atomic import write_atomic
 from modelcycle.errors import VersioningError
 
 log = logging.getLogger(__name__)
@@ -100,22 +99,9 @@ def _read(root: str, rel: str) -> bytes | None:
 
 
 def _write_atomic(path: str, data: bytes) -> None:
-    folder = os.path.dirname(path)
+    """Replace ``path`` with ``data`` in one step, keeping the permissions of the file it replaces."""
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".modelcycle-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            if os.path.exists(path):
-                shutil.copymode(path, tmp)
-            else:
-                os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(tmp)
-            raise
+        write_atomic(path, data, keep_mode=True)
     except OSError as exc:
         raise VersioningError(f"cannot write {path}: {exc}",
                               "check the folder's permissions") from exc

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modelcycle.atomic import leftovers, write_atomic
 from modelcycle.errors import VersioningError
 from modelcycle.steps import frames
 from modelcycle.steps.repeats import in_ties
@@ -265,10 +266,7 @@ class Memo:
             return
         inside = str(folder) + os.sep
         kept = {k: v for k, v in self.entries.items() if not k.startswith(inside) or Path(k).is_file()}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(json.dumps(kept, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps(kept, indent=1, sort_keys=True))
 
 
 def write(folder: Path, frame: pd.DataFrame, spans: Sequence[tuple[str, int, int]],
@@ -294,15 +292,14 @@ def write(folder: Path, frame: pd.DataFrame, spans: Sequence[tuple[str, int, int
         md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
         same = path.is_file() and path.stat().st_size == len(data) and _md5_of(path) == md5
         if not same:
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            write_atomic(path, data)
         _remember(path, md5, stop - start)
         found.append(Partition(path.name, md5, stop - start))
         if memo is not None:
             memory.note(path, mark, found[-1])
     names = {p.name for p in found}
-    for other in [*folder.glob("*.parquet"), *folder.glob(".*.parquet.tmp")]:  # and a killed write's leftovers
+    # and what a killed write left (named as modelcycle names its temporary files now, and did before)
+    for other in [*folder.glob("*.parquet"), *leftovers(folder, "*.parquet"), *folder.glob(".*.parquet.tmp")]:
         if other.name not in names:
             other.unlink()
     memory.save(folder)
