@@ -85,7 +85,7 @@ def test_writers_at_once_never_leave_part_of_a_file_nor_fail(tmp_path):
         try:
             for _ in range(150):
                 write_atomic(path, data)
-        except BaseException as exc:  # noqa: BLE001 - the test reports it
+        except BaseException as exc:  # the test reports it
             errors.append(exc)
 
     def read() -> None:
