@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from modelcycle.errors import RegistryError
 from modelcycle.registry.history import MOVE_PREFIX
 from modelcycle.registry.lineage import LineageCopy, dataset_inputs, log_datasets, missing_datasets
-from modelcycle.registry.stores import experiment_folder, redact_uri
+from modelcycle.registry.stores import artifact_files, experiment_folder, log_batches, redact_uri
 from modelcycle.registry.translate import is_missing, translate
 
 if TYPE_CHECKING:
@@ -279,9 +279,9 @@ class StoreCopy:
         copy = self.target.create_run(exp_id, start_time=run.info.start_time, run_name=run.info.run_name,
                                       tags={**tags, MIGRATING: old})
         new = copy.info.run_id
-        self._log(new, params=[Param(k, v) for k, v in run.data.params.items()],
-                  metrics=[Metric(m.key, m.value, m.timestamp, m.step)
-                           for key in run.data.metrics for m in self.source.get_metric_history(old, key)])
+        log_batches(self.target, new, params=[Param(k, v) for k, v in run.data.params.items()],
+                    metrics=[Metric(m.key, m.value, m.timestamp, m.step)
+                             for key in run.data.metrics for m in self.source.get_metric_history(old, key)])
         log_datasets(self.target, new, missing_datasets(run, None))
         if self.source.list_artifacts(old):
             with tempfile.TemporaryDirectory(prefix="modelcycle-migrate-") as tmp:
@@ -321,7 +321,7 @@ class StoreCopy:
         self.tally.add("run updates", True)
         if self.dry_run:
             return
-        self._log(new, params=params, tags=tags, metrics=points)
+        log_batches(self.target, new, params=params, tags=tags, metrics=points)
         for path in new_files:
             with tempfile.TemporaryDirectory(prefix="modelcycle-migrate-") as tmp:
                 local = self.source.download_artifacts(old, path, tmp)
@@ -329,26 +329,9 @@ class StoreCopy:
         if ended:
             self.target.set_terminated(new, run.info.status, end_time=run.info.end_time)
 
-    def _log(self, run_id: str, *, params: Sequence[Any] = (), tags: Sequence[Any] = (),
-             metrics: Sequence[Any] = ()) -> None:
-        """Params, tags and metric points to a target run, in batches of MLflow's limits."""
-        from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
-
-        batches = (("params", params, MAX_PARAMS_TAGS_PER_BATCH), ("tags", tags, MAX_PARAMS_TAGS_PER_BATCH),
-                   ("metrics", metrics, MAX_METRICS_PER_BATCH))
-        for kind, items, size in batches:
-            for chunk in _chunks(list(items), size):
-                self.target.log_batch(run_id, **{kind: chunk}, synchronous=True)
-
     def _new_artifacts(self, old: str, new: str) -> list[str]:
         """The files of run ``old`` that run ``new`` does not have (paths in the run)."""
-        def files(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
-            found: set[str] = set()
-            for entry in client.list_artifacts(run_id, path):
-                found |= files(client, run_id, entry.path) if entry.is_dir else {entry.path}
-            return found
-
-        return sorted(files(self.source, old) - files(self.target, new))
+        return sorted(artifact_files(self.source, old).keys() - artifact_files(self.target, new).keys())
 
     def _fix_parents(self) -> None:
         for new, parent in self._parents.items():
@@ -493,8 +476,3 @@ def _final(model: Any) -> Literal["READY", "FAILED"] | None:
     PENDING (still being logged, or its process died before it finalized it)."""
     status = str(getattr(model.status, "name", model.status) or "").split(".")[-1].upper()
     return None if status == "PENDING" else "FAILED" if status == "FAILED" else "READY"
-
-
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]

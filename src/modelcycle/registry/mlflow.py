@@ -34,7 +34,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,11 +53,13 @@ from modelcycle.registry.base import truncate as _truncate
 from modelcycle.registry.loaded import LoadedModel, load_location
 from modelcycle.registry.packaging import save_pyfunc_model
 from modelcycle.registry.stores import (
+    artifact_files,
     artifact_root,
     check_answers,
     experiment_folder,
     has_scheme,
     experiment_locations,
+    log_batches,
     open_client,
     redact_uri,
 )
@@ -81,11 +83,6 @@ def _key(key: Any) -> str:
     from mlflow.utils.validation import MAX_ENTITY_KEY_LENGTH
 
     return _KEY_BAD_CHARS.sub("_", str(key))[:MAX_ENTITY_KEY_LENGTH]
-
-
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def _model_version(mv: Any) -> ModelVersion:
@@ -187,47 +184,40 @@ class MlflowRegistry:
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
-        from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
+        from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
         flat: dict[str, str] = {}
         for key, value in _flatten(params):
             flat[_key(key)] = _truncate(_text(value), MAX_PARAM_VAL_LENGTH)
-        entries = [Param(k, v) for k, v in flat.items()]
         with translate(f"cannot log params to run {run_id}",
                         "MLflow params cannot change once logged: log a changed value under a new key"):
-            for chunk in _chunks(entries, MAX_PARAMS_TAGS_PER_BATCH):
-                self._client.log_batch(run_id, params=chunk, synchronous=True)
+            log_batches(self._client, run_id, params=[Param(k, v) for k, v in flat.items()])
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
         from mlflow.entities import Metric
-        from mlflow.utils.validation import MAX_METRICS_PER_BATCH
 
         now = int(time.time() * 1000)
         entries = [Metric(_key(k), float(v), now, int(step or 0)) for k, v in metrics.items() if v is not None]
         with translate(f"cannot log metrics to run {run_id}"):
-            for chunk in _chunks(entries, MAX_METRICS_PER_BATCH):
-                self._client.log_batch(run_id, metrics=chunk, synchronous=True)
+            log_batches(self._client, run_id, metrics=entries)
 
     def log_metric_steps(self, run_id: str, steps: Sequence[Mapping[str, float]], step_key: str = "epoch") -> None:
         """One ``log_batch`` (per MLflow's batch limit) of every metric at every step."""
         from mlflow.entities import Metric
-        from mlflow.utils.validation import MAX_METRICS_PER_BATCH
 
         now = int(time.time() * 1000)
         entries = [Metric(_key(k), float(v), now, int(entry[step_key]))
                    for entry in steps for k, v in entry.items() if k != step_key and v is not None]
         with translate(f"cannot log the learning curve to run {run_id}"):
-            for chunk in _chunks(entries, MAX_METRICS_PER_BATCH):
-                self._client.log_batch(run_id, metrics=chunk, synchronous=True)
+            log_batches(self._client, run_id, metrics=entries)
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
-        from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH
+        from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
         entries = [RunTag(_key(k), _truncate(_text(v), MAX_TAG_VAL_LENGTH)) for k, v in tags.items()]
         with translate(f"cannot set tags on run {run_id}"):
-            for chunk in _chunks(entries, MAX_PARAMS_TAGS_PER_BATCH):
-                self._client.log_batch(run_id, tags=chunk, synchronous=True)
+            log_batches(self._client, run_id, tags=entries)
 
     def log_dict(self, run_id: str, data: dict[str, Any], artifact_file: str) -> None:
         with translate(f"cannot write {artifact_file} to run {run_id}"):
@@ -266,14 +256,7 @@ class MlflowRegistry:
         with translate(f"cannot read run {run_id}"):
             run = self._client.get_run(run_id)
             experiment = self._client.get_experiment(run.info.experiment_id).name
-            artifacts: dict[str, Any] = {}
-            pending: list[str | None] = [None]
-            while pending:
-                for info in self._client.list_artifacts(run_id, pending.pop()):
-                    if info.is_dir:
-                        pending.append(info.path)
-                    else:
-                        artifacts[info.path] = info.file_size
+            artifacts = artifact_files(self._client, run_id)
             outputs = run.outputs.model_outputs if run.outputs else []
         tags = dict(run.data.tags)
         return RunRecord(

@@ -6,6 +6,8 @@ folders or URIs) are normalised here, and :func:`open_client` opens the one expl
 SQLite store's folder exists, starts a new SQLite store from the cached empty schema
 (:mod:`modelcycle.dbcache`; MLflow's migrations take seconds) and says what to check when the
 store does not open. :func:`check_answers` asks an open store (or server) to answer once.
+:func:`log_batches` and :func:`artifact_files` write a run's values and read its files through a
+client, for the adapter and for migration alike.
 Importing this module does not import MLflow.
 """
 
@@ -13,8 +15,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from modelcycle import dbcache
@@ -148,3 +151,30 @@ def experiment_locations(client: MlflowClient, tracking_uri: str, names: list[st
             if exp is not None and exp.artifact_location:
                 found[name] = str(exp.artifact_location)
     return found
+
+
+def log_batches(client: MlflowClient, run_id: str, *, params: Sequence[Any] = (), tags: Sequence[Any] = (),
+                metrics: Sequence[Any] = ()) -> None:
+    """Params, tags and metric points (MLflow's entities) to run ``run_id`` with ``log_batch``, in
+    batches of MLflow's limits: the params first, then the tags, then the metrics."""
+    from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
+
+    for kind, items, size in (("params", params, MAX_PARAMS_TAGS_PER_BATCH), ("tags", tags, MAX_PARAMS_TAGS_PER_BATCH),
+                              ("metrics", metrics, MAX_METRICS_PER_BATCH)):
+        entries = list(items)
+        for start in range(0, len(entries), size):
+            client.log_batch(run_id, **{kind: entries[start:start + size]}, synchronous=True)
+
+
+def artifact_files(client: MlflowClient, run_id: str) -> dict[str, int | None]:
+    """Every file among run ``run_id``'s artifacts (its path in the run) with its size; folders
+    are walked, not listed."""
+    files: dict[str, int | None] = {}
+    pending: list[str | None] = [None]
+    while pending:
+        for info in client.list_artifacts(run_id, pending.pop()):
+            if info.is_dir:
+                pending.append(info.path)
+            else:
+                files[info.path] = info.file_size
+    return files
