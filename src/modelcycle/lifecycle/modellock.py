@@ -211,9 +211,9 @@ class _Lease(contextlib.AbstractContextManager[None]):
     the slot: a cycle then says so rather than stopping midway). Taking and releasing the slot
     are Prefect events, as with Prefect's own ``concurrency()``."""
 
-    def __init__(self, lease: str, limits: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, lease: str, limits: list[dict[str, Any]]) -> None:
         self.lease = lease
-        self._limits = list(limits or [])
+        self._limits = list(limits)
         self._acquired = [_slot_event("acquired", limit) for limit in self._limits]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._renew,),
