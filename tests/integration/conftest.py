@@ -164,29 +164,33 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "mlflow.db"
 
 
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A real `mlflow server` with served artifacts on a free loopback port: its URL and the folder
-    where it keeps artifacts."""
-    from modelcycle import dbcache
+@contextlib.contextmanager
+def running_mlflow_server(home: Path, **env: str) -> Iterator[tuple[str, Path]]:
+    """A real `mlflow server` with served artifacts on a free loopback port, its store and log in
+    ``home``: its URL and the folder where it keeps artifacts. ``env`` adds to its environment.
 
-    home = tmp_path_factory.mktemp("team-mlflow")
+    Its database starts from modelcycle's migrated empty one (MLflow's migrations take seconds),
+    and its job runner is off, as `modelcycle up` runs it: GenAI jobs play no part in a model's
+    cycle, and the runner's seven processes would each import MLflow (some 30 s of CPU) beside
+    the tests."""
+    from modelcycle import dbcache
+    from tests.team.servers import Proc, wait_http
+
     artifacts = home / "served-artifacts"
     db = home / "mlflow.db"
     dbcache.seed("mlflow", db)  # migrated already when the cache has it (the server starts sooner)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    from tests.team.servers import Proc, wait_http
-
+    environ = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
+               **env}
+    environ.pop("MLFLOW_TRACKING_URI", None)
     with (home / "server.log").open("wb") as log:
         server = Proc("mlflow", subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
              "--backend-store-uri", f"sqlite:///{db}", "--artifacts-destination", str(artifacts),
              "--serve-artifacts", "--workers", "1"],
-            cwd=home, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True),
+            cwd=home, env=environ, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True),
             home / "server.log")
     url = f"http://127.0.0.1:{port}"
     try:
@@ -194,3 +198,10 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         yield url, artifacts
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A real `mlflow server` (:func:`running_mlflow_server`) shared by a module's tests."""
+    with running_mlflow_server(tmp_path_factory.mktemp("team-mlflow")) as server:
+        yield server

@@ -4,13 +4,7 @@ delivery MLflow signed, and the webhook is gone once the server stopped."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,46 +13,18 @@ import pytest
 
 from modelcycle.registry.mlflow import MlflowRegistry
 from modelcycle.serving import runner
+from tests.integration.conftest import running_mlflow_server
 
 pytestmark = pytest.mark.slow
 NAME = "wh"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def tracking_server(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true", "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
-           "MLFLOW_DISABLE_TELEMETRY": "true"}
-    mlflow_bin = Path(sys.executable).with_name("mlflow")
-    proc = subprocess.Popen([str(mlflow_bin), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-                             "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1",
-                             "--port", str(port), "--workers", "1"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "wb"))  # noqa: SIM115
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("the MLflow server did not start: " + (tmp_path / "server.log").read_text()[-2000:])
-                time.sleep(0.5)
+    """A real tracking server that may deliver webhooks to this machine's loopback."""
+    with running_mlflow_server(tmp_path, MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS="true",
+                               MLFLOW_WEBHOOK_ALLOWED_SCHEMES="http,https") as (url, _artifacts):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_an_alias_move_on_the_tracking_server_is_followed_at_once(tracking_server: str, tmp_path: Path) -> None:

@@ -311,7 +311,10 @@ class TeamServers:
             _venv_bin("mlflow"), "server", "--host", HOST, "--port", str(self.mlflow_port), "--workers", "1",
             "--backend-store-uri", self.pg_url("mlflow"), "--serve-artifacts",
             "--artifacts-destination", f"s3://{BUCKET}/mlartifacts"],
-            env={**self.client_env(), "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"})
+            # its job runner off, as `modelcycle up` runs it: GenAI jobs play no part in a model's
+            # cycle, and the runner's seven processes would each import MLflow beside the test
+            env={**self.client_env(), "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
+                 "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
 
     def _start_prefect(self) -> Proc:
         self.prefect_port = free_port()
