@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 from modelcycle.errors import VersioningError
 from modelcycle.versioning.base import VersionState
 from modelcycle.versioning.dvcgit import DvcGitVersioning
-from modelcycle.versioning.setup import init_workspace_repo, prewarm
+from modelcycle.versioning.setup import init_workspace_repo
 from modelcycle.versioning.memory import MemoryVersioning
 
 from tests.pipeline_fixture import CACHED, DVC_YAML, OWNED_COMMIT, REPORTS, STAGES, TAG
@@ -534,9 +535,20 @@ def test_restore_reports_what_it_could_not_do_but_does_the_rest(cycled: Path) ->
 # ---------------------------------------------------------------------------------- the fake agrees
 
 def test_prewarm_imports_dvc_in_the_background() -> None:
-    thread = prewarm()
-    thread.join(timeout=60)
-    assert not thread.is_alive() and "dvc.repo" in sys.modules
+    """In a fresh process: what a cycle's first state, commit and partition write import is
+    absent before the prewarm and present after it."""
+    wanted = ["dvc.repo", "dvc.scm", "dvc.lock", "ruamel.yaml", "pyarrow.parquet"]
+    code = ("import json, sys\n"
+            "from modelcycle.versioning.setup import prewarm\n"
+            f"wanted = {wanted!r}\n"
+            "before = [m for m in wanted if m in sys.modules]\n"
+            "thread = prewarm()\n"
+            "thread.join(timeout=120)\n"
+            "print(json.dumps([before, thread.is_alive(), [m for m in wanted if m in sys.modules]]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    before, alive, after = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert before == [] and not alive and after == wanted
 
 
 def test_fake_computes_the_same_hashes_as_dvc(cycled: Path) -> None:

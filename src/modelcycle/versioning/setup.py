@@ -4,6 +4,7 @@ of a cycle that will need them (:func:`prewarm`)."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -20,20 +21,27 @@ from modelcycle.versioning.gitcmd import _git, _out
 log = logging.getLogger(__name__)
 
 
+#: What the first versioning calls of a cycle import (:func:`prewarm`).
+_FIRST_USE = ("dvc.repo", "dvc.repo.stage", "dvc.dependency.param", "dvc.scm", "dvc.lock", "dulwich.index",
+              "ruamel.yaml", "dvc_data.hashfile.build", "dvc_data.hashfile.checkout", "dvc_data.hashfile.transfer",
+              "pyarrow.parquet")
+
+
 def prewarm() -> threading.Thread:
     """Import DVC in a daemon thread, so the first versioning call does not wait for it.
 
     Importing ``dvc.repo`` and the ``dvc_data`` modules the adapter uses costs 1.2-2 s in a cold
-    process; start this when a cycle starts and it is done before ``act`` needs it.
+    process; start this when a cycle starts and it is done before ``act`` needs it. The modules
+    DVC imports only on its first use are here too: its git backend (``dvc.scm``, dulwich), the
+    YAML parser of ``dvc.yaml`` and ``dvc.lock``, its repository lock, and the Parquet writer of
+    the month partitions (about 0.3 s, which the command pays while Prefect's server starts
+    instead of in the cycle's first step).
     """
 
     def _import() -> None:
         try:
-            import dvc.dependency.param
-            import dvc.repo  # noqa: F401
-            import dvc_data.hashfile.build
-            import dvc_data.hashfile.checkout
-            import dvc_data.hashfile.transfer  # noqa: F401
+            for module in _FIRST_USE:
+                importlib.import_module(module)
         except Exception:
             log.debug("prewarming DVC failed", exc_info=True)
 
