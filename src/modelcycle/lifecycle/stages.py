@@ -24,6 +24,7 @@ import yaml
 from modelcycle.config import PARAMS_FILE, Window, Workspace
 from modelcycle.errors import ConfigError, EmptyWindowError, disk_cause
 from modelcycle.lifecycle import datasets, runtime
+from modelcycle import sources
 from modelcycle.sources import Source
 from modelcycle.steps import evaluate as ev
 from modelcycle.steps import split as sp
@@ -177,10 +178,10 @@ def workspace_code(ws: Workspace) -> list[Path]:
 
 
 def warm_up(ws: Workspace) -> None:
-    """Import the estimator's and the feature builder's modules, the trainer and MLflow's model
-    code now, in this thread: a cycle would import them inside its first fit or save (seconds of
-    one core), and there the challenger's fit and the champion's scoring run in two threads at
-    once. Two threads importing one library at once can each find the other's modules half
+    """Import the estimator's and the feature builder's modules, the trainer, MLflow's model code
+    and the source's query engine now, in this thread: a cycle would import them inside its first
+    read, fit or save (seconds of one core), and there the challenger's fit and the champion's
+    scoring run in two threads at once. Two threads importing one library at once can each find the other's modules half
     initialised (LightGBM's ``cannot import name 'CVBooster' from partially initialized
     module``). Once imported, calling this again costs nothing."""
     from modelcycle.errors import ConfigError
@@ -196,6 +197,8 @@ def warm_up(ws: Workspace) -> None:
         with contextlib.suppress(ConfigError):  # its package missing (PyTorch): the cycle says so where it trains
             trainer(ws)
     import mlflow.pyfunc  # noqa: F401
+
+    sources.warm_up(ws.config.source.kind)
 
 
 def train_spec(ws: Workspace) -> tr.TrainSpec:

@@ -228,3 +228,24 @@ def test_a_failed_fetch_leaves_no_duckdb_objects_alive(tmp_path, call):
                           capture_output=True, text=True, timeout=120, env=os.environ.copy())
     assert "failed: SourceError" in proc.stdout, proc.stdout + proc.stderr
     assert "leaked" not in proc.stderr, proc.stderr[:2000]
+
+
+def test_warm_up_imports_the_query_engine_of_the_kinds_that_use_one():
+    """In a fresh process: DuckDB for a DuckDB or files source, nothing for an image folder."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys\n"
+            "from modelcycle import sources\n"
+            "seen = ['duckdb' in sys.modules]\n"
+            "sources.warm_up('images')\n"
+            "seen.append('duckdb' in sys.modules)\n"
+            "sources.warm_up(sys.argv[1])\n"
+            "seen.append('duckdb' in sys.modules)\n"
+            "print(json.dumps(seen))\n")
+    for kind in ("duckdb", "files"):
+        proc = subprocess.run([sys.executable, "-c", code, kind], capture_output=True, text=True, timeout=120,
+                              check=False)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert json.loads(proc.stdout.strip().splitlines()[-1]) == [False, False, True], kind
