@@ -76,6 +76,10 @@ def configure(*, prefect_home: Path | None, api_url: str | None, verbose: bool =
     global _team_server
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    # Prefect's server imports py-key-value (through docket), which wraps each of its functions in
+    # runtime type checks as it is imported unless told not to: about 7% of the 5 s a Prefect
+    # server takes to import (every local server, `modelcycle up`'s). The checks change no behaviour.
+    os.environ.setdefault("PY_KEY_VALUE_DISABLE_BEARTYPE", "true")
     if not verbose:
         # Prefect's own log lines (tracebacks of failed tasks included) still reach its API and
         # UI; the terminal shows modelcycle's view, where an error is one paragraph.

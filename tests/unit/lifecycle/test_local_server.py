@@ -3,6 +3,7 @@ not at every start (each check imports every installed Prefect collection: ~2 s 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from importlib import metadata
 from pathlib import Path
@@ -78,3 +79,25 @@ class _Recorder:
 
     def poll(self) -> int:
         return 0
+
+
+def test_prefects_servers_skip_py_key_value_s_type_checks_unless_the_user_wants_them() -> None:
+    """In a fresh process: after ``configure``, the package imports without wrapping its
+    functions in type checks; a user who set the variable keeps theirs."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys, tempfile\n"
+            "from pathlib import Path\n"
+            "from modelcycle.lifecycle import runtime\n"
+            "runtime.configure(prefect_home=Path(tempfile.mkdtemp()), api_url=None)\n"
+            "import key_value.aio\n"
+            "print(os.environ['PY_KEY_VALUE_DISABLE_BEARTYPE'], key_value.aio.disable_beartype)\n")
+    for preset, expected in ((None, "true True"), ("false", "false False")):
+        env = {k: v for k, v in os.environ.items() if k != "PY_KEY_VALUE_DISABLE_BEARTYPE"}
+        if preset is not None:
+            env["PY_KEY_VALUE_DISABLE_BEARTYPE"] = preset
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                              check=False)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.strip().splitlines()[-1] == expected
