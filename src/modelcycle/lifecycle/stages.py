@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import yaml
 
+from modelcycle import sources
 from modelcycle.config import PARAMS_FILE, Window, Workspace
 from modelcycle.errors import ConfigError, EmptyWindowError, disk_cause
 from modelcycle.lifecycle import datasets, runtime
-from modelcycle import sources
 from modelcycle.sources import Source
 from modelcycle.steps import evaluate as ev
 from modelcycle.steps import split as sp
@@ -181,9 +181,9 @@ def warm_up(ws: Workspace) -> None:
     """Import the estimator's and the feature builder's modules, the trainer, MLflow's model code
     and the source's query engine now, in this thread: a cycle would import them inside its first
     read, fit or save (seconds of one core), and there the challenger's fit and the champion's
-    scoring run in two threads at once. Two threads importing one library at once can each find the other's modules half
-    initialised (LightGBM's ``cannot import name 'CVBooster' from partially initialized
-    module``). Once imported, calling this again costs nothing."""
+    scoring run in two threads at once. Two threads importing one library at once can each find
+    the other's modules half initialised (LightGBM's ``cannot import name 'CVBooster' from
+    partially initialized module``). Once imported, calling this again costs nothing."""
     from modelcycle.errors import ConfigError
     from modelcycle.steps.imports import resolve
 
